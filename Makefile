@@ -1,0 +1,57 @@
+# sambatch: `make test` sets up and runs every test; `make run` runs the main job.
+SWIFT ?= swift
+APT_PACKAGES := libopenblas-dev libjpeg-dev libpng-dev libsqlite3-dev pkg-config
+WEIGHTS_URL := https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt
+WEIGHTS_BLOB := 7ef2d090979fd9853adf17b7a99c8b94a1c5a6a7
+RELEASE := .build/release/sambatch
+
+.PHONY: test deps build release lint format run weights bench
+
+test: deps lint
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+# Installs the system libraries with apt-get when any is missing (needs root, as on CI).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+
+# The main job, with the real weights: SAMBATCH_MODEL if set, else weights/mobile_sam.pt.
+run: release
+	@model="$${SAMBATCH_MODEL:-weights/mobile_sam.pt}"; \
+	if [ ! -f "$$model" ]; then \
+	  echo "No model: $$model does not exist. Run 'make weights' (downloads the official mobile_sam.pt)" \
+	       "or set SAMBATCH_MODEL=/path/to/mobile_sam.pt."; exit 1; fi; \
+	SAMBATCH_MODEL="$$model" $(RELEASE) predict --image Tests/Fixtures/images/picture3.jpg \
+	  --box 1375,550,1650,800 --box 250,500,1100,1120
+
+weights:
+	@mkdir -p weights
+	@if [ -f weights/mobile_sam.pt ] && [ "$$(git hash-object weights/mobile_sam.pt)" = "$(WEIGHTS_BLOB)" ]; then \
+	  echo "weights/mobile_sam.pt is already here and checks out."; exit 0; fi; \
+	if ! curl -fL --retry 2 -o weights/mobile_sam.pt.part "$(WEIGHTS_URL)"; then \
+	  rm -f weights/mobile_sam.pt.part; \
+	  echo "Could not download $(WEIGHTS_URL): no internet access from this machine?" \
+	       "Copy mobile_sam.pt into weights/ by hand, or set SAMBATCH_MODEL."; exit 1; fi; \
+	blob=$$(git hash-object weights/mobile_sam.pt.part); \
+	if [ "$$blob" != "$(WEIGHTS_BLOB)" ]; then \
+	  rm -f weights/mobile_sam.pt.part; \
+	  echo "Downloaded file has git blob id $$blob, expected $(WEIGHTS_BLOB): not the official mobile_sam.pt."; exit 1; fi; \
+	mv weights/mobile_sam.pt.part weights/mobile_sam.pt; echo "weights/mobile_sam.pt: OK ($$blob)"

@@ -1,0 +1,1 @@
+// Placeholder: the torch.save reader lands in TorchCheckpoint.swift.

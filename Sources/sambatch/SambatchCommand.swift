@@ -1,0 +1,9 @@
+import ArgumentParser
+import SAMBatch
+
+@main
+struct Sambatch: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "sambatch",
+    abstract: "Runs MobileSAM over whole datasets: prompts in, masks out.")
+}
