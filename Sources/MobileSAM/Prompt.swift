@@ -78,3 +78,29 @@ public struct Prediction: Sendable {
     self.lowResLogits = lowResLogits
   }
 }
+
+extension Prompt {
+  /// Why this prompt cannot be decoded, or nil when it can. Checked before any work is done.
+  public var validationError: String? {
+    if points.isEmpty && box == nil { return "the prompt has no point and no box" }
+    for (i, p) in points.enumerated() {
+      if !p.x.isFinite || !p.y.isFinite { return "point \(i) has a non-finite coordinate (\(p.x), \(p.y))" }
+      if p.label != 0 && p.label != 1 {
+        return "point \(i) has label \(p.label); labels are 1 (foreground) or 0 (background)"
+      }
+    }
+    if let b = box {
+      if ![b.x0, b.y0, b.x1, b.y1].allSatisfy(\.isFinite) {
+        return "the box (\(b.x0), \(b.y0), \(b.x1), \(b.y1)) has a non-finite coordinate"
+      }
+      if b.x1 < b.x0 || b.y1 < b.y0 {
+        return "the box (\(b.x0), \(b.y0), \(b.x1), \(b.y1)) has x1 < x0 or y1 < y0"
+      }
+    }
+    if let m = maskInput {
+      if m.count != 256 * 256 { return "the mask input has \(m.count) values; it must be 256x256" }
+      if !m.allSatisfy(\.isFinite) { return "the mask input holds a non-finite value" }
+    }
+    return nil
+  }
+}
