@@ -73,6 +73,7 @@ let package = Package(
     .testTarget(
       name: "MobileSAMTests", dependencies: ["MobileSAM", "TestSupport"], swiftSettings: fastSwift),
     .testTarget(name: "SAMBatchTests", dependencies: ["SAMBatch", "TestSupport"]),
-    .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+    .testTarget(
+      name: "CLITests", dependencies: ["TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
   ]
 )
