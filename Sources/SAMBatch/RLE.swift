@@ -104,20 +104,21 @@ public enum MaskRLE {
   /// The mask a run list describes; the runs must add up to `width * height`.
   public static func mask(fromRuns runs: [Int], width: Int, height: Int) throws -> BinaryMask {
     guard width >= 0, height >= 0 else {
-      throw InputError.invalidSize(width: width, height: height)
+      throw InputError.rleInvalidSize(width: width, height: height)
     }
     let (pixelCount, overflow) = width.multipliedReportingOverflow(by: height)
-    guard !overflow else { throw InputError.invalidSize(width: width, height: height) }
+    guard !overflow else { throw InputError.rleInvalidSize(width: width, height: height) }
     var total = 0
     for run in runs {
-      guard run >= 0 else { throw InputError.negativeRun(run) }
-      total += run
-      guard total <= pixelCount else {
-        throw InputError.sizeMismatch(runTotal: total, width: width, height: height)
+      guard run >= 0 else { throw InputError.rleNegativeRun(run) }
+      let (sum, overflow) = total.addingReportingOverflow(run)
+      guard !overflow else {
+        throw InputError.rleSizeMismatch(runTotal: Int.max, width: width, height: height)
       }
+      total = sum
     }
     guard total == pixelCount else {
-      throw InputError.sizeMismatch(runTotal: total, width: width, height: height)
+      throw InputError.rleSizeMismatch(runTotal: total, width: width, height: height)
     }
     var pixels = [UInt8](repeating: 0, count: pixelCount)
     pixels.withUnsafeMutableBufferPointer { buffer in
@@ -156,13 +157,13 @@ public enum MaskRLE {
         var more = true
         let valueStart = position
         while more {
-          guard position < n else { throw InputError.truncated(offset: valueStart) }
+          guard position < n else { throw InputError.rleTruncated(offset: valueStart) }
           let code = Int(buffer[position])
           guard code >= 48 && code <= 111 else {
-            throw InputError.invalidCharacter(offset: position, code: code)
+            throw InputError.rleInvalidCharacter(offset: position, code: code)
           }
           // A value needs at most 7 chunks (33 bits); more would only encode the same sign bits.
-          guard chunkIndex < 12 else { throw InputError.valueTooLong(offset: valueStart) }
+          guard chunkIndex < 12 else { throw InputError.rleValueTooLong(offset: valueStart) }
           let chunk = code - 48
           value |= (chunk & 0x1f) << (5 * chunkIndex)
           more = chunk & 0x20 != 0
@@ -171,8 +172,8 @@ public enum MaskRLE {
           if !more && chunk & 0x10 != 0 { value |= -1 << (5 * chunkIndex) }
         }
         if runs.count > 2 { value += runs[runs.count - 2] }
-        guard value >= 0 else { throw InputError.negativeRun(value) }
-        guard value <= Int(UInt32.max) else { throw InputError.runTooLong(value) }
+        guard value >= 0 else { throw InputError.rleNegativeRun(value) }
+        guard value <= Int(UInt32.max) else { throw InputError.rleRunTooLong(value) }
         runs.append(value)
       }
     }
@@ -196,34 +197,6 @@ public struct EncodedMask: Sendable, Equatable {
     self.counts = counts
     self.area = area
     self.bbox = bbox
-  }
-}
-
-/// Why a COCO RLE string or run list could not be decoded.
-public enum InputError: Error, LocalizedError, Equatable {
-  case invalidCharacter(offset: Int, code: Int)
-  case truncated(offset: Int)
-  case valueTooLong(offset: Int)
-  case negativeRun(Int)
-  case runTooLong(Int)
-  case sizeMismatch(runTotal: Int, width: Int, height: Int)
-  case invalidSize(width: Int, height: Int)
-
-  public var errorDescription: String? {
-    switch self {
-    case .invalidCharacter(let offset, let code):
-      return "RLE counts: character \(code) at offset \(offset) is outside '0'...'o' (48...111)"
-    case .truncated(let offset):
-      return "RLE counts: the value starting at offset \(offset) is cut off at the end of the string"
-    case .valueTooLong(let offset):
-      return "RLE counts: the value starting at offset \(offset) has more than 12 characters"
-    case .negativeRun(let value): return "RLE counts: a run has negative length \(value)"
-    case .runTooLong(let value): return "RLE counts: a run of \(value) pixels exceeds 2^32 - 1"
-    case .sizeMismatch(let total, let width, let height):
-      return
-        "RLE counts: the runs cover \(total)+ pixels but the mask is \(width)x\(height) = \(width * height)"
-    case .invalidSize(let width, let height): return "RLE: invalid mask size \(width)x\(height)"
-    }
   }
 }
 
