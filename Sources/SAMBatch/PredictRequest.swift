@@ -81,6 +81,14 @@ public struct PredictRequest: Sendable, Equatable {
     } catch {
       throw InputError.promptsFile(file: name, reason: "cannot be read (\(readableCause(error)))")
     }
+    do {
+      // JSONSerialization says where the syntax breaks; JSONDecoder (below) only that it does.
+      _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+    } catch {
+      let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+      throw InputError.promptsFile(
+        file: name, reason: "is not valid JSON (\(detail ?? error.localizedDescription))")
+    }
     let entries: [PromptEntry]
     do {
       entries = try JSONDecoder().decode([PromptEntry].self, from: data)
@@ -141,11 +149,17 @@ public struct PredictRequest: Sendable, Equatable {
   /// A 256x256 mask input: float32 .npy of shape (1, 256, 256) or (256, 256), the low-res logits
   /// of an earlier prediction.
   public static func readMaskInput(_ url: URL, source: String) throws -> [Float] {
-    let array = try Npy.read(contentsOf: url)
+    let array: NpyArray
+    do {
+      array = try Npy.read(contentsOf: url)
+    } catch InputError.npy(let file, let reason) {
+      throw InputError.prompt(source: source, reason: "\(file): \(reason)")
+    }
     guard array.shape == [1, 256, 256] || array.shape == [256, 256] else {
-      throw InputError.npy(
-        file: url.path,
-        reason: "\(source) must have shape (1, 256, 256) or (256, 256), not \(pythonTuple(array.shape))")
+      throw InputError.prompt(
+        source: source,
+        reason:
+          "\(url.path) has shape \(pythonTuple(array.shape)); a mask input is (1, 256, 256) or (256, 256)")
     }
     return array.values
   }
