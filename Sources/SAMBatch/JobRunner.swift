@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import MobileSAM
 import SAMImage
+import SAMTensor
 
 public enum SAMBatchVersion {
   public static let current = "0.1.0"
@@ -221,6 +222,9 @@ func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
   digest.map { String(format: "%02x", $0) }.joined()
 }
 
-/// Sets the threads the model's kernels may use. TODO(kernels branch): call
-/// `ComputeThreads.set(workers)` once SAMTensor provides it; until then the kernels use their default.
-func configureComputeThreads(_ workers: Int) {}
+/// The job's workers are the compute threads in all: the model's kernels (GEMM and our parallel
+/// loops) get them, since one image is encoded at a time while the other stages (reading,
+/// post-processing, writing) are mostly waiting or light.
+func configureComputeThreads(_ workers: Int) {
+  ComputeThreads.set(workers)
+}

@@ -194,11 +194,11 @@ struct Pipeline<S: Segmenter>: Sendable {
     // mask_index is the position in the reference's output (SamPredictor.predict): 0 with one
     // mask, 0-2 with multimask; keep: best keeps the index of the mask it keeps.
     return keep.map { i in
-      let mask = prediction.masks[i]
+      let encoded = MaskRLE.summarize(prediction.masks[i])
       return ImageRows.MaskRow(
         promptIndex: promptIndex, maskIndex: i, score: Double(prediction.scores[i]),
-        stabilityScore: prediction.stabilityScores[i].map(Double.init), area: MaskRLE.area(mask),
-        bbox: MaskRLE.bbox(mask), rle: MaskRLE.encode(mask))
+        stabilityScore: prediction.stabilityScores[i].map(Double.init), area: encoded.area,
+        bbox: encoded.bbox, rle: encoded.counts)
     }
   }
 }

@@ -218,7 +218,7 @@ public final class ResultStore: Sendable {
             o.points.isEmpty
             ? nil
             : "["
-              + o.points.map { "[\(jsonNumber($0.x)), \(jsonNumber($0.y)), \($0.label)]" }.joined(
+              + o.points.map { "[\(pointText($0.x)), \(pointText($0.y)), \($0.label)]" }.joined(
                 separator: ", ") + "]"
           try prompt.execute(arguments: [
             rows.imageId, p.index, o.sourceId, o.categoryId, o.category, o.detectorScore, box?[0], box?[1],
@@ -302,6 +302,6 @@ func timestamp() -> String {
 }
 
 /// Shortest text that reads back as the same Float.
-func jsonNumber(_ v: Float) -> String {
+func pointText(_ v: Float) -> String {
   v == v.rounded() && abs(v) < 1e7 ? String(Int(v)) : "\(v)"
 }
