@@ -33,10 +33,11 @@ CREATE TABLE runs (
 );
 
 -- One row per image of the job (of this shard). id is the image's position in the whole job, so
--- shard databases merge without renumbering.
+-- shard databases merge without renumbering; source_image_id is its id in a COCO manifest.
 CREATE TABLE images (
   id INTEGER PRIMARY KEY,
   path TEXT NOT NULL UNIQUE,
+  source_image_id INTEGER,
   status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
   error TEXT,
   prompt_count INTEGER NOT NULL,

@@ -103,7 +103,10 @@ public struct JobRunner: Sendable {
       if !changes.isEmpty { throw SAMBatchError.jobChanged(database: databaseURL.path, changes: changes) }
     } else {
       try store.initialize(
-        job: record, images: shardImages.map { ($0.offset, $0.element.path, $0.element.objects.count) },
+        job: record,
+        images: shardImages.map {
+          ($0.offset, $0.element.path, $0.element.sourceImageId, $0.element.objects.count)
+        },
         problems: options.shard.index == 0 ? manifests.problems : [])
       if manifests.belowMinScore > 0 {
         log(

@@ -37,6 +37,14 @@ public struct ManifestImage: Sendable, Equatable {
   /// The path as written in the manifest (relative to the job's image root unless absolute).
   public var path: String
   public var objects: [ManifestObject]
+  /// The image's id in a COCO manifest (kept for exports), nil for JSON Lines.
+  public var sourceImageId: Int? = nil
+
+  public init(path: String, objects: [ManifestObject], sourceImageId: Int? = nil) {
+    self.path = path
+    self.objects = objects
+    self.sourceImageId = sourceImageId
+  }
 }
 
 /// A manifest entry that could not be read (a malformed JSON Lines line, a COCO annotation for an
@@ -60,6 +68,7 @@ public struct LoadedManifests: Sendable {
   public static func load(_ job: JobFile) throws -> LoadedManifests {
     var order: [String] = []
     var byPath: [String: [ManifestObject]] = [:]
+    var sourceIds: [String: Int] = [:]
     var problems: [ManifestProblem] = []
     var hasher = SHA256()
     var below = 0
@@ -91,6 +100,7 @@ public struct LoadedManifests: Sendable {
           order.append(image.path)
           byPath[image.path] = []
         }
+        if sourceIds[image.path] == nil { sourceIds[image.path] = image.sourceImageId }
         for object in image.objects {
           if let minScore = job.prompts.minScore, let score = object.detectorScore, score < minScore {
             below += 1
@@ -102,7 +112,8 @@ public struct LoadedManifests: Sendable {
     }
     let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
     return LoadedManifests(
-      images: order.map { ManifestImage(path: $0, objects: byPath[$0] ?? []) }, problems: problems,
+      images: order.map { ManifestImage(path: $0, objects: byPath[$0] ?? [], sourceImageId: sourceIds[$0]) },
+      problems: problems,
       belowMinScore: below, sha256: digest)
   }
 
@@ -324,7 +335,7 @@ public enum ManifestReader {
           file: file, line: nil, message: "images[\(i)]: image id \(id) appears twice")
       }
       idToIndex[id] = result.count
-      result.append(ManifestImage(path: name, objects: []))
+      result.append(ManifestImage(path: name, objects: [], sourceImageId: id))
     }
     return (result, idToIndex)
   }

@@ -141,7 +141,8 @@ public final class ResultStore: Sendable {
   /// Writes the job row, every image of the shard as pending, and the manifest problems: all in
   /// one transaction, so a killed first run leaves either nothing or a complete plan.
   func initialize(
-    job: JobRecord, images: [(id: Int, path: String, promptCount: Int)], problems: [ManifestProblem]
+    job: JobRecord, images: [(id: Int, path: String, sourceImageId: Int?, promptCount: Int)],
+    problems: [ManifestProblem]
   )
     throws
   {
@@ -157,8 +158,12 @@ public final class ResultStore: Sendable {
             job.shard.count, job.imageCount, timestamp(),
           ])
         let insert = try db.makeStatement(
-          sql: "INSERT INTO images (id, path, status, prompt_count) VALUES (?, ?, 'pending', ?)")
-        for image in images { try insert.execute(arguments: [image.id, image.path, image.promptCount]) }
+          sql:
+            "INSERT INTO images (id, path, source_image_id, status, prompt_count) VALUES (?, ?, ?, 'pending', ?)"
+        )
+        for image in images {
+          try insert.execute(arguments: [image.id, image.path, image.sourceImageId, image.promptCount])
+        }
         let problem = try db.makeStatement(
           sql: "INSERT INTO manifest_problems (file, line, message) VALUES (?, ?, ?)")
         for p in problems { try problem.execute(arguments: [p.file, p.line, p.message]) }

@@ -44,6 +44,7 @@ enum StoreSchema {
     CREATE TABLE images (
       id INTEGER PRIMARY KEY,
       path TEXT NOT NULL UNIQUE,
+      source_image_id INTEGER,
       status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
       error TEXT,
       prompt_count INTEGER NOT NULL,
