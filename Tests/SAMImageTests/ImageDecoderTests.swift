@@ -35,7 +35,8 @@ final class ImageDecoderTests: XCTestCase {
     let expected = try ExpectedFixtures.load()
     let names = Set(expected.formats.map { ($0.file as NSString).lastPathComponent })
     for required in [
-      "gray.jpg", "cmyk.jpg", "progressive.jpg", "palette.png", "rgba.png", "gray.png", "gray_alpha.png",
+      "gray.jpg", "cmyk.jpg", "ycck.jpg", "cmyk_no_adobe.jpg", "progressive.jpg", "palette.png", "rgba.png",
+      "gray.png", "gray_alpha.png",
       "rgb16.png", "gray16.png", "interlaced.png", "bilevel.png", "orientation_6.png", "exif_bad_offset.jpg",
       "exif_cut_ifd.jpg", "png_named.jpg",
     ] {
