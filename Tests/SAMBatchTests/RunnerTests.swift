@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SAMImage
 import TestSupport
 import XCTest
 
@@ -243,5 +244,30 @@ final class RunnerTests: XCTestCase {
     XCTAssertNotEqual(pa.scores, pb.scores, "scores follow the pixels")
     XCTAssertEqual(try s.predict(a, prompts: prompt, multimask: false)[0].scores, pa.scores)
     XCTAssertEqual(pa.masks[0].pixels.reduce(0) { $0 + Int($1) }, 30 * 20)
+  }
+}
+
+final class ExportTests: XCTestCase {
+  func testPNGMasksDecodeToTheStoredMasks() throws {
+    let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)])
+    _ = try job.run()
+    let out = job.dir.appendingPathComponent("png")
+    XCTAssertEqual(try Exporter.png(from: job.database, to: out), 3)
+    let rows = try DatabaseQueue(path: job.database.path).read {
+      try Row.fetchAll(
+        $0, sql: "SELECT image_id, prompt_index, mask_index, image, rle, width, height FROM results")
+    }
+    for row in rows {
+      let stem = ((row["image"] as String) as NSString).deletingPathExtension
+      let file = out.appendingPathComponent(
+        "\(row["image_id"] as Int)-\(stem)/prompt\(row["prompt_index"] as Int)-mask\(row["mask_index"] as Int).png"
+      )
+      let image = try ImageDecoder.decode(contentsOf: file)
+      let mask = try MaskRLE.decode(row["rle"], width: row["width"], height: row["height"])
+      XCTAssertEqual([image.width, image.height], [mask.width, mask.height])
+      // Gray decodes to RGB by replication: every third byte is the mask as 0 / 255.
+      let gray = stride(from: 0, to: image.pixels.count, by: 3).map { image.pixels[$0] }
+      XCTAssertEqual(gray, mask.pixels.map { $0 == 0 ? 0 : 255 })
+    }
   }
 }
