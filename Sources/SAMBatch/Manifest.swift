@@ -129,77 +129,6 @@ public struct LoadedManifests: Sendable {
 
 /// Parsers for the manifest formats documented in Schemas/manifests.md.
 public enum ManifestReader {
-  /// A COCO instances file: `images` (id, file_name), `annotations` (id, image_id, bbox,
-  /// category_id, optional score), `categories` (id, name).
-  public static func coco(data: Data, file: String, box: BoxConvention, problems: inout [ManifestProblem])
-    throws
-    -> [ManifestImage]
-  {
-    let root = try jsonObject(data, file: file)
-    let (images, idToIndex) = try cocoImages(root, file: file)
-    var result = images
-    let categories = cocoCategories(root)
-    guard let annotations = root["annotations"] as? [Any] else {
-      throw SAMBatchError.manifest(
-        file: file, line: nil, message: "a COCO instances file needs an 'annotations' list")
-    }
-    for (i, item) in annotations.enumerated() {
-      guard let a = item as? [String: Any], let imageId = integer(a["image_id"]) else {
-        problems.append(
-          ManifestProblem(file: file, line: nil, message: "annotations[\(i)]: no integer 'image_id'"))
-        continue
-      }
-      guard let index = idToIndex[imageId] else {
-        problems.append(
-          ManifestProblem(
-            file: file, line: nil, message: "annotations[\(i)]: image_id \(imageId) is not in 'images'"))
-        continue
-      }
-      let sourceId = a["id"].flatMap(integer).map(String.init)
-      result[index].objects.append(cocoObject(a, sourceId: sourceId, categories: categories, box: box))
-    }
-    return result
-  }
-
-  /// A COCO detection results list (`image_id`, `bbox`, `score`, `category_id`) with the
-  /// instances file that lists the images (and names the categories). A result's source id is its
-  /// `id` when it has one, else its 0-based position in the list.
-  public static func cocoResults(
-    data: Data, file: String, imagesData: Data, imagesFile: String, box: BoxConvention,
-    problems: inout [ManifestProblem]
-  ) throws -> [ManifestImage] {
-    let imagesRoot = try jsonObject(imagesData, file: imagesFile)
-    let (images, idToIndex) = try cocoImages(imagesRoot, file: imagesFile)
-    let categories = cocoCategories(imagesRoot)
-    var result = images
-    let parsed: Any
-    do {
-      parsed = try parseJSON(data)
-    } catch {
-      throw SAMBatchError.manifest(
-        file: file, line: nil, message: "not valid JSON (\(error.localizedDescription))")
-    }
-    guard let list = parsed as? [Any] else {
-      throw SAMBatchError.manifest(
-        file: file, line: nil, message: "a COCO results file is a JSON list of detections")
-    }
-    for (i, item) in list.enumerated() {
-      guard let a = item as? [String: Any], let imageId = integer(a["image_id"]) else {
-        problems.append(ManifestProblem(file: file, line: nil, message: "[\(i)]: no integer 'image_id'"))
-        continue
-      }
-      guard let index = idToIndex[imageId] else {
-        problems.append(
-          ManifestProblem(
-            file: file, line: nil, message: "[\(i)]: image_id \(imageId) is not in \(imagesFile)"))
-        continue
-      }
-      let sourceId = a["id"].flatMap(integer).map(String.init) ?? String(i)
-      result[index].objects.append(cocoObject(a, sourceId: sourceId, categories: categories, box: box))
-    }
-    return result
-  }
-
   /// JSON Lines: one image per line, `{"image": "a.jpg", "objects": [{"box": [...], "points":
   /// [[x, y, label], ...], "label": "car", "score": 0.9, "id": "7"}]}`. Blank lines are skipped;
   /// a malformed line is recorded as a problem and the rest is read.
@@ -286,72 +215,8 @@ public enum ManifestReader {
     return object
   }
 
-  private static func cocoObject(
-    _ a: [String: Any], sourceId: String?, categories: [Int: String], box: BoxConvention
-  ) -> ManifestObject {
-    var object = ManifestObject(sourceId: sourceId, boxConvention: box)
-    object.categoryId = a["category_id"].flatMap(integer)
-    object.category = object.categoryId.flatMap { categories[$0] }
-    object.detectorScore = a["score"].flatMap(number)
-    guard let values = a["bbox"].flatMap(numbers), values.count == 4 else {
-      object.error = "annotation \(sourceId ?? "?"): 'bbox' must be a list of 4 numbers"
-      return object
-    }
-    object.box = values
-    return object
-  }
-
-  private static func jsonObject(_ data: Data, file: String) throws -> [String: Any] {
-    do {
-      guard let root = try parseJSON(data) as? [String: Any] else {
-        throw SAMBatchError.manifest(file: file, line: nil, message: "a COCO instances file is a JSON object")
-      }
-      return root
-    } catch let error as SAMBatchError {
-      throw error
-    } catch {
-      throw SAMBatchError.manifest(
-        file: file, line: nil, message: "not valid JSON (\(error.localizedDescription))")
-    }
-  }
-
-  private static func cocoImages(_ root: [String: Any], file: String) throws -> ([ManifestImage], [Int: Int])
-  {
-    guard let images = root["images"] as? [Any] else {
-      throw SAMBatchError.manifest(
-        file: file, line: nil, message: "a COCO instances file needs an 'images' list")
-    }
-    var result: [ManifestImage] = []
-    var idToIndex: [Int: Int] = [:]
-    for (i, item) in images.enumerated() {
-      guard let image = item as? [String: Any], let id = integer(image["id"]),
-        let name = image["file_name"] as? String, !name.isEmpty
-      else {
-        throw SAMBatchError.manifest(
-          file: file, line: nil, message: "images[\(i)] needs an integer 'id' and a 'file_name'")
-      }
-      guard idToIndex[id] == nil else {
-        throw SAMBatchError.manifest(
-          file: file, line: nil, message: "images[\(i)]: image id \(id) appears twice")
-      }
-      idToIndex[id] = result.count
-      result.append(ManifestImage(path: name, objects: [], sourceImageId: id))
-    }
-    return (result, idToIndex)
-  }
-
-  private static func cocoCategories(_ root: [String: Any]) -> [Int: String] {
-    var names: [Int: String] = [:]
-    for item in root["categories"] as? [Any] ?? [] {
-      if let c = item as? [String: Any], let id = integer(c["id"]), let name = c["name"] as? String {
-        names[id] = name
-      }
-    }
-    return names
-  }
-
   /// Placeholders `parseJSON` puts where the text had Python's non-standard NaN / Infinity.
-  private static let nonFinite: [String: Double] = [
+  static let nonFinite: [String: Double] = [
     "\u{1}NaN": .nan, "\u{1}Infinity": .infinity, "\u{1}-Infinity": -.infinity,
   ]
 
@@ -408,12 +273,12 @@ public enum ManifestReader {
     return Data(out)
   }
 
-  private static func integer(_ value: Any?) -> Int? {
+  static func integer(_ value: Any?) -> Int? {
     guard let value, let d = number(value), d == d.rounded(), abs(d) < 1e15 else { return nil }
     return Int(d)
   }
 
-  private static func numbers(_ value: Any) -> [Double]? {
+  static func numbers(_ value: Any) -> [Double]? {
     guard let list = value as? [Any] else { return nil }
     var result: [Double] = []
     for v in list {
