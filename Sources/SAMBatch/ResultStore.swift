@@ -300,10 +300,9 @@ public final class ResultStore: Sendable {
   }
 }
 
+/// UTC time as ISO 8601 with milliseconds ("2026-11-29T14:40:00.123Z").
 func timestamp() -> String {
-  let f = ISO8601DateFormatter()
-  f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-  return f.string(from: Date())
+  Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
 }
 
 /// Shortest text that reads back as the same Float.
