@@ -21,10 +21,12 @@ struct ProcessResult {
   var killed: Bool
 }
 
-/// Runs the binary; with `killAfter`, sends SIGKILL after that many seconds if it still runs.
-func runSambatch(_ arguments: [String], environment: [String: String] = [:], killAfter: TimeInterval? = nil)
-  throws -> ProcessResult
-{
+/// Runs the binary; with `killAfter`, sends SIGKILL after that many seconds if it still runs;
+/// with `killWhen`, sends it as soon as the condition (polled every 10 ms) holds.
+func runSambatch(
+  _ arguments: [String], environment: [String: String] = [:], killAfter: TimeInterval? = nil,
+  killWhen: (() -> Bool)? = nil
+) throws -> ProcessResult {
   let process = Process()
   process.executableURL = try sambatchBinary()
   process.arguments = arguments
@@ -50,6 +52,12 @@ func runSambatch(_ arguments: [String], environment: [String: String] = [:], kil
   if let killAfter {
     let deadline = Date().addingTimeInterval(killAfter)
     while process.isRunning && Date() < deadline { usleep(5_000) }
+    if process.isRunning {
+      kill(process.processIdentifier, SIGKILL)
+      killed = true
+    }
+  } else if let killWhen {
+    while process.isRunning && !killWhen() { usleep(10_000) }
     if process.isRunning {
       kill(process.processIdentifier, SIGKILL)
       killed = true

@@ -19,13 +19,15 @@ final class ResumeCLITests: XCTestCase {
     XCTAssertEqual(expected.filter { $0.hasPrefix("image ") }.count, count + 1)
 
     let database = dir.appendingPathComponent("results.db")
-    // 150 ms per image in the fake encoder: the whole job takes ~2 s, so these kills land before
-    // the plan is written, early, in the middle and near the end.
+    // 150 ms per image in the fake encoder, so that the kills land mid-job: one right at the
+    // start (before or while the plan is written), then each time a few more images are written.
     var env = fake
     env["SAMBATCH_FAKE_DELAY_MS"] = "150"
     var killsMidJob = 0
-    for killAfter in [0.02, 0.4, 0.7, 0.55, 0.9, 0.3, 1.2] {
-      let result = try runSambatch(["run", job.path], environment: env, killAfter: killAfter)
+    for target in [-1, 1, 3, 4, 7, 9, 12] {
+      let condition: (() -> Bool)? = target < 0 ? nil : { processedImages(database) >= target }
+      let result = try runSambatch(
+        ["run", job.path], environment: env, killAfter: target < 0 ? 0.02 : nil, killWhen: condition)
       if !result.killed { break }
       // A kill can land before the database exists, or before its schema is committed.
       let planned: Int =
@@ -63,4 +65,12 @@ final class ResumeCLITests: XCTestCase {
     XCTAssertTrue(again.stdout.contains("Nothing to do"), again.stdout)
     assertSameRows(try resultDump(database), expected)
   }
+}
+
+/// Images the run has finished (done or failed), or 0 while the database is not there yet.
+func processedImages(_ database: URL) -> Int {
+  guard FileManager.default.fileExists(atPath: database.path) else { return 0 }
+  let planned: Int? = try? query(database, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'images'")
+  guard planned == 1 else { return 0 }
+  return (try? query(database, "SELECT COUNT(*) FROM images WHERE status != 'pending'")) ?? 0
 }
