@@ -124,6 +124,22 @@ def make_format_fixtures(base: Image.Image) -> list:
     with Image.open(OUT / "cmyk.jpg") as im:
         assert im.mode == "CMYK", im.mode
     expect_pillow("cmyk.jpg")
+    # The same scan data read as YCCK (Adobe transform 2) and as CMYK without an Adobe marker:
+    # odd colours, but libjpeg's YCCK path and Pillow's "always Adobe polarity" must match ours.
+    cmyk = (OUT / "cmyk.jpg").read_bytes()
+    adobe = cmyk.index(b"\xff\xee")
+    length = struct.unpack(">H", cmyk[adobe + 2:adobe + 4])[0]
+    assert cmyk[adobe + 4:adobe + 9] == b"Adobe" and cmyk[adobe + 4 + 11] == 0
+    ycck = bytearray(cmyk)
+    ycck[adobe + 4 + 11] = 2
+    (OUT / "ycck.jpg").write_bytes(bytes(ycck))
+    with Image.open(OUT / "ycck.jpg") as im:
+        assert im.mode == "CMYK" and im.info.get("adobe_transform") == 2
+    expect_pillow("ycck.jpg")
+    (OUT / "cmyk_no_adobe.jpg").write_bytes(cmyk[:adobe] + cmyk[adobe + 2 + length:])
+    with Image.open(OUT / "cmyk_no_adobe.jpg") as im:
+        assert im.mode == "CMYK" and "adobe" not in im.info
+    expect_pillow("cmyk_no_adobe.jpg")
 
     # PNG variants.
     palette = base.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)

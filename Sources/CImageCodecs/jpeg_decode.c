@@ -58,12 +58,11 @@ static void sb_cmyk_row_to_rgb(const uint8_t *cmyk, uint8_t *rgb, int width) {
   }
 }
 
-sb_codec_status sb_decode_jpeg(
-    const uint8_t *data, size_t size, int64_t max_pixels, sb_decoded_image *out) {
+sb_codec_status sb_decode_jpeg(const uint8_t *data, size_t size, int64_t max_pixels,
+                               uint8_t *pixels, size_t capacity, sb_decoded_image *out) {
   struct jpeg_decompress_struct cinfo;
   sb_jpeg_errors errors;
   // Assigned after setjmp and read by the error path, hence volatile.
-  uint8_t *volatile pixels = NULL;
   uint8_t *volatile cmyk_row = NULL;
 
   memset(out, 0, sizeof *out);
@@ -77,7 +76,6 @@ sb_codec_status sb_decode_jpeg(
 
   if (setjmp(errors.escape)) {
     jpeg_destroy_decompress(&cinfo);
-    free(pixels);
     free(cmyk_row);
     return SB_CODEC_CORRUPT;
   }
@@ -93,6 +91,10 @@ sb_codec_status sb_decode_jpeg(
     jpeg_destroy_decompress(&cinfo);
     return SB_CODEC_TOO_MANY_PIXELS;
   }
+  if (pixels == NULL) {
+    jpeg_destroy_decompress(&cinfo);
+    return SB_CODEC_OK;
+  }
 
   int is_cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   // Gray is replicated to RGB by libjpeg-turbo itself; YCCK is turned into CMYK by libjpeg.
@@ -101,23 +103,21 @@ sb_codec_status sb_decode_jpeg(
 
   int width = (int)cinfo.output_width;
   int height = (int)cinfo.output_height;
-  if (cinfo.output_components != (is_cmyk ? 4 : 3)) {
-    snprintf(out->message, sizeof out->message, "unexpected %d output components",
-             cinfo.output_components);
+  size_t stride = (size_t)width * 3;
+  if (cinfo.output_components != (is_cmyk ? 4 : 3) || stride * (size_t)height > capacity) {
+    snprintf(out->message, sizeof out->message,
+             "unexpected output: %d components, %dx%d pixels for a buffer of %zu bytes",
+             cinfo.output_components, width, height, capacity);
     jpeg_destroy_decompress(&cinfo);
     return SB_CODEC_UNSUPPORTED;
   }
-  size_t stride = (size_t)width * 3;
-  pixels = malloc(stride * (size_t)height);
   if (is_cmyk) {
     cmyk_row = malloc((size_t)width * 4);
-  }
-  if (pixels == NULL || (is_cmyk && cmyk_row == NULL)) {
-    snprintf(out->message, sizeof out->message, "cannot allocate %dx%d RGB pixels", width, height);
-    jpeg_destroy_decompress(&cinfo);
-    free(pixels);
-    free(cmyk_row);
-    return SB_CODEC_OUT_OF_MEMORY;
+    if (cmyk_row == NULL) {
+      snprintf(out->message, sizeof out->message, "cannot allocate a CMYK row of %d pixels", width);
+      jpeg_destroy_decompress(&cinfo);
+      return SB_CODEC_OUT_OF_MEMORY;
+    }
   }
 
   while (cinfo.output_scanline < cinfo.output_height) {
@@ -127,7 +127,6 @@ sb_codec_status sb_decode_jpeg(
       // Cannot happen with a memory source (it never suspends); guard against a busy loop.
       snprintf(out->message, sizeof out->message, "libjpeg returned no scanline");
       jpeg_destroy_decompress(&cinfo);
-      free(pixels);
       free(cmyk_row);
       return SB_CODEC_CORRUPT;
     }
@@ -139,7 +138,6 @@ sb_codec_status sb_decode_jpeg(
   // not matter (Pillow and OpenCV accept such files too).
   jpeg_destroy_decompress(&cinfo);
   free(cmyk_row);
-  out->pixels = pixels;
   out->width = width;
   out->height = height;
   return SB_CODEC_OK;

@@ -42,8 +42,8 @@ static void sb_png_read(png_structp png, png_bytep destination, size_t length) {
   source->position += length;
 }
 
-sb_codec_status sb_decode_png(
-    const uint8_t *data, size_t size, int64_t max_pixels, sb_decoded_image *out) {
+sb_codec_status sb_decode_png(const uint8_t *data, size_t size, int64_t max_pixels,
+                              uint8_t *pixels, size_t capacity, sb_decoded_image *out) {
   memset(out, 0, sizeof *out);
   if (size < 8 || png_sig_cmp(data, 0, 8) != 0) {
     snprintf(out->message, sizeof out->message, "no PNG signature");
@@ -79,11 +79,9 @@ sb_codec_status sb_decode_png(
     return SB_CODEC_OUT_OF_MEMORY;
   }
   // Assigned after setjmp and read by the error path, hence volatile.
-  uint8_t *volatile pixels = NULL;
   png_bytep *volatile rows = NULL;
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_read_struct(&png, &info, NULL);
-    free(pixels);
     free(rows);
     return SB_CODEC_CORRUPT;
   }
@@ -101,6 +99,10 @@ sb_codec_status sb_decode_png(
     snprintf(out->message, sizeof out->message, "the header claims %ux%u pixels", width, height);
     png_destroy_read_struct(&png, &info, NULL);
     return SB_CODEC_TOO_MANY_PIXELS;
+  }
+  if (pixels == NULL) {
+    png_destroy_read_struct(&png, &info, NULL);
+    return SB_CODEC_OK;
   }
 
   // Explicit transforms, to get what Pillow's convert("RGB") gives for 8-bit files and what
@@ -123,20 +125,17 @@ sb_codec_status sb_decode_png(
 
   size_t stride = (size_t)width * 3;
   if (png_get_channels(png, info) != 3 || png_get_bit_depth(png, info) != 8 ||
-      png_get_rowbytes(png, info) != stride) {
+      png_get_rowbytes(png, info) != stride || stride * (size_t)height > capacity) {
     snprintf(out->message, sizeof out->message,
-             "libpng did not produce 8-bit RGB (color type %d, bit depth %d)", color_type,
-             bit_depth);
+             "libpng did not produce 8-bit RGB (color type %d, bit depth %d) for a buffer of %zu bytes",
+             color_type, bit_depth, capacity);
     png_destroy_read_struct(&png, &info, NULL);
     return SB_CODEC_UNSUPPORTED;
   }
-  pixels = malloc(stride * (size_t)height);
   rows = malloc(sizeof(png_bytep) * (size_t)height);
-  if (pixels == NULL || rows == NULL) {
-    snprintf(out->message, sizeof out->message, "cannot allocate %ux%u RGB pixels", width, height);
+  if (rows == NULL) {
+    snprintf(out->message, sizeof out->message, "cannot allocate %u row pointers", height);
     png_destroy_read_struct(&png, &info, NULL);
-    free(pixels);
-    free(rows);
     return SB_CODEC_OUT_OF_MEMORY;
   }
   for (png_uint_32 y = 0; y < height; y++) {
@@ -146,7 +145,6 @@ sb_codec_status sb_decode_png(
   // No png_read_end: chunks after the image data (even a missing IEND) do not change pixels.
   png_destroy_read_struct(&png, &info, NULL);
   free(rows);
-  out->pixels = pixels;
   return SB_CODEC_OK;
 }
 

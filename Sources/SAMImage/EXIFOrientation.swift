@@ -29,22 +29,22 @@ public enum EXIFOrientation: Int, Sendable, CaseIterable {
   /// Whether width and height trade places.
   public var swapsAxes: Bool { rawValue >= 5 }
 
-  /// Copies `width x height` interleaved RGB pixels into an upright image.
-  func apply(to source: UnsafePointer<UInt8>, width: Int, height: Int) -> RGBImage {
+  /// The image turned upright (the same image for `.up`).
+  public func apply(to image: RGBImage) -> RGBImage {
+    if self == .up { return image }
+    let width = image.width
+    let height = image.height
     let outWidth = swapsAxes ? height : width
     let outHeight = swapsAxes ? width : height
-    if self == .up {
-      let pixels = [UInt8](UnsafeBufferPointer(start: source, count: width * height * 3))
-      return RGBImage(width: width, height: height, pixels: pixels)
-    }
     let pixels = [UInt8](unsafeUninitializedCapacity: width * height * 3) { buffer, count in
-      guard let destination = buffer.baseAddress else { return }
-      for row in 0..<outHeight {
-        // The source pixel of output (0, row) and the source step for each output column.
-        let (start, step) = sourceWalk(row: row, width: width, height: height)
-        copyWalk(
-          from: source, start: start, step: step, to: destination + row * outWidth * 3,
-          count: outWidth)
+      image.pixels.withUnsafeBufferPointer { source in
+        guard let source = source.baseAddress, let destination = buffer.baseAddress else { return }
+        for row in 0..<outHeight {
+          // The source pixel of output (0, row) and the source step for each output column.
+          let (start, step) = sourceWalk(row: row, width: width, height: height)
+          copyWalk(
+            from: source, start: start, step: step, to: destination + row * outWidth * 3, count: outWidth)
+        }
       }
       count = width * height * 3
     }

@@ -42,21 +42,52 @@ public enum ImageDecoder {
     guard let format = detectFormat(data) else {
       throw ImageError.unsupportedFormat(name: name, detail: describeUnknownFormat(data))
     }
-    var decoded = sb_decoded_image()
-    let status = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> sb_codec_status in
-      guard let bytes = raw.bindMemory(to: UInt8.self).baseAddress else { return SB_CODEC_CORRUPT }
-      let limit = Int64(max(0, maxPixels))
-      switch format {
-      case .jpeg: return sb_decode_jpeg(bytes, raw.count, limit, &decoded)
-      case .png: return sb_decode_png(bytes, raw.count, limit, &decoded)
+    let limit = Int64(max(0, maxPixels))
+    let stored = try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> RGBImage in
+      let bytes = raw.bindMemory(to: UInt8.self)
+      // First the header alone (size and pixel limit), then the pixels straight into the
+      // array's storage.
+      var header = sb_decoded_image()
+      let status = decodeCall(format, bytes, limit, nil, 0, &header)
+      try check(status, &header, format: format, name: name, maxPixels: maxPixels)
+      let width = Int(header.width)
+      let height = Int(header.height)
+      guard width > 0, height > 0 else {
+        throw ImageError.corrupt(name: name, format: format.rawValue, detail: "empty image")
       }
+      let byteCount = width * height * 3
+      var decoded = sb_decoded_image()
+      var decodeStatus = SB_CODEC_CORRUPT
+      let pixels = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
+        decodeStatus = decodeCall(format, bytes, limit, buffer.baseAddress, byteCount, &decoded)
+        initialized = decodeStatus == SB_CODEC_OK ? byteCount : 0
+      }
+      try check(decodeStatus, &decoded, format: format, name: name, maxPixels: maxPixels)
+      return RGBImage(width: width, height: height, pixels: pixels)
     }
-    defer { sb_codec_free(decoded.pixels) }
+    guard applyEXIFOrientation else { return stored }
+    return EXIFOrientation.read(from: data, format: format).apply(to: stored)
+  }
+
+  private static func decodeCall(
+    _ format: Format, _ bytes: UnsafeBufferPointer<UInt8>, _ limit: Int64,
+    _ pixels: UnsafeMutablePointer<UInt8>?, _ capacity: Int, _ out: inout sb_decoded_image
+  ) -> sb_codec_status {
+    switch format {
+    case .jpeg: return sb_decode_jpeg(bytes.baseAddress, bytes.count, limit, pixels, capacity, &out)
+    case .png: return sb_decode_png(bytes.baseAddress, bytes.count, limit, pixels, capacity, &out)
+    }
+  }
+
+  private static func check(
+    _ status: sb_codec_status, _ decoded: inout sb_decoded_image, format: Format, name: String,
+    maxPixels: Int
+  ) throws {
     let width = Int(decoded.width)
     let height = Int(decoded.height)
     switch status {
     case SB_CODEC_OK:
-      break
+      return
     case SB_CODEC_TOO_MANY_PIXELS:
       throw ImageError.tooManyPixels(name: name, width: width, height: height, limit: maxPixels)
     case SB_CODEC_OUT_OF_MEMORY:
@@ -64,12 +95,6 @@ public enum ImageDecoder {
     default:
       throw ImageError.corrupt(name: name, format: format.rawValue, detail: message(of: &decoded))
     }
-    guard let pixels = decoded.pixels else {
-      throw ImageError.corrupt(name: name, format: format.rawValue, detail: "no pixels decoded")
-    }
-    let orientation =
-      applyEXIFOrientation ? EXIFOrientation.read(from: data, format: format) : .up
-    return orientation.apply(to: pixels, width: width, height: height)
   }
 
   /// The format from the file's first bytes; the name's extension is never consulted.

@@ -32,7 +32,7 @@ final class PillowResizeTests: XCTestCase {
       XCTAssertEqual(output.height, testCase.height, testCase.name)
       if let text = testCase.rgb_base64, let data = Data(base64Encoded: text) {
         let reference = RGBImage(width: testCase.width, height: testCase.height, pixels: [UInt8](data))
-        XCTAssertEqual(output, reference, "\(testCase.name): \(describeDifference(output, reference))")
+        XCTAssertTrue(output == reference, "\(testCase.name): \(describeDifference(output, reference))")
       }
       XCTAssertEqual(fnv1a64(output.pixels), testCase.fnv1a64, testCase.name)
     }
@@ -44,7 +44,7 @@ final class PillowResizeTests: XCTestCase {
     let reference = try ImageDecoder.decode(contentsOf: Fixtures.url(full.file))
     let input = try ImageDecoder.decode(contentsOf: Fixtures.url(full.source))
     let output = resizeBilinearLikePillow(input, width: full.width, height: full.height)
-    XCTAssertEqual(output, reference, describeDifference(output, reference))
+    XCTAssertTrue(output == reference, describeDifference(output, reference))
   }
 
   func testSameSizeIsACopy() {
@@ -73,27 +73,42 @@ final class PillowResizeTests: XCTestCase {
   }
 
   /// Decode + resize of picture3.jpg (2241 x 1500 -> 1024 x 685), the preprocessing cost of one
-  /// photo. The bound is loose (shared, noisy 2-core machine); it catches an unoptimized build.
+  /// photo, as wall time and as this thread's CPU time (the machine is shared and noisy, so the
+  /// CPU time is the steadier number). The bound is loose; it catches an unoptimized build.
   func testDecodeAndResizeTime() throws {
     let url = Fixtures.url("images/picture3.jpg")
-    var decodeTimes: [Double] = []
-    var resizeTimes: [Double] = []
+    var best = (
+      decodeWall: Double.infinity, decodeCPU: Double.infinity, resizeWall: Double.infinity,
+      resizeCPU: Double.infinity
+    )
     for _ in 0..<5 {
-      let start = DispatchTime.now().uptimeNanoseconds
+      let start = Clock.now()
       let image = try ImageDecoder.decode(contentsOf: url)
-      let decoded = DispatchTime.now().uptimeNanoseconds
+      let decoded = Clock.now()
       let size = longestSideSize(width: image.width, height: image.height)
       let resized = resizeBilinearLikePillow(image, width: size.width, height: size.height)
-      let end = DispatchTime.now().uptimeNanoseconds
+      let end = Clock.now()
       XCTAssertEqual(resized.width, 1024)
-      decodeTimes.append(Double(decoded - start) / 1e6)
-      resizeTimes.append(Double(end - decoded) / 1e6)
+      best.decodeWall = min(best.decodeWall, decoded.wall - start.wall)
+      best.decodeCPU = min(best.decodeCPU, decoded.cpu - start.cpu)
+      best.resizeWall = min(best.resizeWall, end.wall - decoded.wall)
+      best.resizeCPU = min(best.resizeCPU, end.cpu - decoded.cpu)
     }
-    let decodeMs = decodeTimes.min() ?? 0
-    let resizeMs = resizeTimes.min() ?? 0
     print(
       String(
-        format: "picture3.jpg: decode %.1f ms, resize to 1024x685 %.1f ms (best of 5)", decodeMs, resizeMs))
-    XCTAssertLessThan(decodeMs + resizeMs, 1000)
+        format:
+          "picture3.jpg (best of 5): decode %.1f ms wall / %.1f ms CPU, resize to 1024x685 %.1f ms wall / %.1f ms CPU",
+        best.decodeWall, best.decodeCPU, best.resizeWall, best.resizeCPU))
+    XCTAssertLessThan(best.decodeCPU + best.resizeCPU, 500)
+  }
+}
+
+/// Milliseconds of wall time and of this thread's CPU time.
+private enum Clock {
+  static func now() -> (wall: Double, cpu: Double) {
+    var cpu = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu)
+    let wall = Double(DispatchTime.now().uptimeNanoseconds) / 1e6
+    return (wall, Double(cpu.tv_sec) * 1e3 + Double(cpu.tv_nsec) / 1e6)
   }
 }

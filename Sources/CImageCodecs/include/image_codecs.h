@@ -27,22 +27,26 @@ typedef enum {
 typedef struct {
   int width;
   int height;
-  /// `width * height * 3` bytes, allocated with malloc; release with `sb_codec_free`.
-  uint8_t *pixels;
   /// NUL-terminated description of the failure when the status is not SB_CODEC_OK.
   char message[200];
 } sb_decoded_image;
 
+// Both decoders work in two calls, so that the caller owns the pixel memory:
+// - `pixels == NULL`: read the header only; on success `out` holds the size. The pixel limit is
+//   checked here too, before anything is allocated.
+// - `pixels != NULL`: decode `width * height * 3` bytes of interleaved RGB into `pixels`;
+//   `capacity` must be at least that (else SB_CODEC_UNSUPPORTED).
+
 /// Decodes a JPEG (baseline, progressive, arithmetic; grayscale, YCbCr, RGB, CMYK, YCCK).
 /// Grayscale is replicated to RGB; CMYK/YCCK is converted as Pillow's `convert("RGB")` does
 /// (Adobe polarity). libjpeg's "premature end of JPEG file" warning is an error.
-sb_codec_status sb_decode_jpeg(
-    const uint8_t *data, size_t size, int64_t max_pixels, sb_decoded_image *out);
+sb_codec_status sb_decode_jpeg(const uint8_t *data, size_t size, int64_t max_pixels,
+                               uint8_t *pixels, size_t capacity, sb_decoded_image *out);
 
 /// Decodes a PNG: palette and gray expanded to RGB, tRNS ignored, alpha dropped without
 /// compositing, 16-bit samples reduced to their high byte, interlacing undone.
-sb_codec_status sb_decode_png(
-    const uint8_t *data, size_t size, int64_t max_pixels, sb_decoded_image *out);
+sb_codec_status sb_decode_png(const uint8_t *data, size_t size, int64_t max_pixels,
+                              uint8_t *pixels, size_t capacity, sb_decoded_image *out);
 
 typedef struct {
   /// The encoded file, allocated with malloc; release with `sb_codec_free`.
