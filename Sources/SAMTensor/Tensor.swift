@@ -21,3 +21,20 @@ public struct Tensor: Sendable, Equatable {
 
   public var count: Int { data.count }
 }
+
+extension Tensor {
+  /// Builds a tensor whose storage `fill` initializes completely (no zero-filling first).
+  init(shape: [Int], filling fill: (UnsafeMutablePointer<Float>) -> Void) {
+    let count = shape.reduce(1, *)
+    let data = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+      if count > 0 { fill(buffer.baseAddress!) }
+      initialized = count
+    }
+    self.init(shape: shape, data: data)
+  }
+
+  /// The same values under another shape with the same element count (torch's `reshape`).
+  public func reshaped(_ newShape: [Int]) -> Tensor {
+    Tensor(shape: newShape, data: data)
+  }
+}

@@ -1,0 +1,103 @@
+// Scaled dot-product attention over independent groups (windows x heads, or heads).
+
+/// softmax(q k^T * scale + bias) v for G independent groups:
+/// q [G, Nq, d], k [G, Nk, d], v [G, Nk, dv] -> [G, Nq, dv]. bias, when given, is [H, Nq, Nk]
+/// with G % H == 0, and group g uses bias[g % H] (groups ordered (window, head), heads fastest).
+/// Parallel over groups, two GEMMs per group with per-thread scratch scores.
+public func attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor?, scale: Float) -> Tensor {
+  precondition(
+    q.shape.count == 3 && k.shape.count == 3 && v.shape.count == 3,
+    "attention: q \(q.shape), k \(k.shape), v \(v.shape) must be [G, N, d]")
+  let (groups, queries, depth) = (q.shape[0], q.shape[1], q.shape[2])
+  let (keys, valueDepth) = (k.shape[1], v.shape[2])
+  precondition(
+    k.shape[0] == groups && v.shape[0] == groups && k.shape[2] == depth && v.shape[1] == keys,
+    "attention: q \(q.shape), k \(k.shape), v \(v.shape) do not agree")
+  var biasHeads = 0
+  if let bias {
+    biasHeads = bias.shape.first ?? 0
+    precondition(
+      bias.shape.count == 3 && biasHeads > 0 && groups % biasHeads == 0 && bias.shape[1] == queries
+        && bias.shape[2] == keys,
+      "attention: bias \(bias.shape) does not fit \(groups) groups of [\(queries), \(keys)]")
+  }
+  let shape = AttentionShape(
+    queries: queries, keys: keys, depth: depth, valueDepth: valueDepth, scale: scale)
+  let outShape = [groups, queries, valueDepth]
+  guard groups > 0, queries > 0, valueDepth > 0 else { return Tensor(zeros: outShape) }
+  let biasData = bias?.data ?? []
+  return Tensor(shape: outShape) { out in
+    q.data.withUnsafeBufferPointer { qp in
+      k.data.withUnsafeBufferPointer { kp in
+        v.data.withUnsafeBufferPointer { vp in
+          biasData.withUnsafeBufferPointer { bp in
+            let bias = bp.baseAddress
+            let (pq, pk, pv) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!)
+            if groups >= ComputeThreads.count {
+              parallelForChunks(groups) { range in
+                var scores = [Float](repeating: 0, count: queries * keys)
+                scores.withUnsafeMutableBufferPointer { sp in
+                  for g in range {
+                    attentionGroup(
+                      out + g * queries * valueDepth, q: pq + g * queries * depth,
+                      k: pk + g * keys * depth, v: pv + g * keys * valueDepth,
+                      bias: bias.map { $0 + (g % biasHeads) * queries * keys },
+                      scores: sp.baseAddress!, shape: shape, parallelRows: false)
+                  }
+                }
+              }
+            } else {
+              // Few large groups (the mask decoder's heads): parallel inside each group instead.
+              var scores = [Float](repeating: 0, count: queries * keys)
+              scores.withUnsafeMutableBufferPointer { sp in
+                for g in 0..<groups {
+                  attentionGroup(
+                    out + g * queries * valueDepth, q: pq + g * queries * depth,
+                    k: pk + g * keys * depth, v: pv + g * keys * valueDepth,
+                    bias: bias.map { $0 + (g % biasHeads) * queries * keys },
+                    scores: sp.baseAddress!, shape: shape, parallelRows: true)
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+struct AttentionShape {
+  var queries: Int
+  var keys: Int
+  var depth: Int
+  var valueDepth: Int
+  var scale: Float
+}
+
+/// One group: scores = q k^T * scale (+ bias), softmax by rows, out = scores v.
+private func attentionGroup(
+  _ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+  v: UnsafePointer<Float>, bias: UnsafePointer<Float>?, scores: UnsafeMutablePointer<Float>,
+  shape s: AttentionShape, parallelRows: Bool
+) {
+  let beta: Float
+  if let bias {
+    scores.update(from: bias, count: s.queries * s.keys)
+    beta = 1
+  } else {
+    beta = 0
+  }
+  sgemm(
+    m: s.queries, n: s.keys, k: s.depth, a: q, lda: s.depth, transposeA: false, b: k, ldb: s.depth,
+    transposeB: true, c: scores, ldc: s.keys, alpha: s.scale, beta: beta)
+  if parallelRows && s.queries * s.keys >= parallelElementThreshold {
+    parallelForChunks(s.queries) { range in
+      for row in range { softmaxRow(scores + row * s.keys, count: s.keys) }
+    }
+  } else {
+    for row in 0..<s.queries { softmaxRow(scores + row * s.keys, count: s.keys) }
+  }
+  sgemm(
+    m: s.queries, n: s.valueDepth, k: s.keys, a: scores, lda: s.keys, transposeA: false, b: v,
+    ldb: s.valueDepth, transposeB: false, c: out, ldc: s.valueDepth)
+}

@@ -1,0 +1,267 @@
+// Elementwise kernels, LayerNorm and softmax. Each runs one pass over memory, in parallel chunks
+// of rows or elements; the per-chunk work is a small named function over pointers.
+
+/// Elementwise work below this many values runs on the calling thread: waking threads costs more.
+let parallelElementThreshold = 1 << 15
+
+/// Runs `body` over chunks of `0..<count` in parallel when `count` is large enough to pay for it.
+func parallelForElements(_ count: Int, _ body: (Range<Int>) -> Void) {
+  if count < parallelElementThreshold {
+    if count > 0 { body(0..<count) }
+  } else {
+    parallelForChunks(count, body)
+  }
+}
+
+/// Runs `body(out, x, count)` over parallel chunks of a unary elementwise map.
+private func mapElements(
+  _ x: Tensor,
+  _ kernel: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) -> Void
+) -> Tensor {
+  Tensor(shape: x.shape) { out in
+    x.data.withUnsafeBufferPointer { xp in
+      let input = xp.baseAddress!
+      parallelForElements(x.count) { range in
+        kernel(out + range.lowerBound, input + range.lowerBound, range.count)
+      }
+    }
+  }
+}
+
+/// Exact GELU as torch.nn.GELU(): x * 0.5 * (1 + erf(x / sqrt(2))), with our own erf
+/// approximation (relative error below 1e-8 in double; see `geluVector`).
+public func gelu(_ x: Tensor) -> Tensor {
+  mapElements(x, geluKernel)
+}
+
+/// max(x, 0).
+public func relu(_ x: Tensor) -> Tensor {
+  mapElements(x, reluKernel)
+}
+
+/// x * s.
+public func scale(_ x: Tensor, by s: Float) -> Tensor {
+  Tensor(shape: x.shape) { out in
+    x.data.withUnsafeBufferPointer { xp in
+      let input = xp.baseAddress!
+      parallelForElements(x.count) { range in
+        scaleVector(out + range.lowerBound, input + range.lowerBound, by: s, count: range.count)
+      }
+    }
+  }
+}
+
+/// a + b, same shapes.
+public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+  precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
+  return Tensor(shape: a.shape) { out in
+    a.data.withUnsafeBufferPointer { ap in
+      b.data.withUnsafeBufferPointer { bp in
+        let (pa, pb) = (ap.baseAddress!, bp.baseAddress!)
+        parallelForElements(a.count) { range in
+          let i = range.lowerBound
+          addVectors(out + i, pa + i, pb + i, count: range.count)
+        }
+      }
+    }
+  }
+}
+
+/// a += b, same shapes.
+public func addInPlace(_ a: inout Tensor, _ b: Tensor) {
+  precondition(a.shape == b.shape, "addInPlace: shapes \(a.shape) and \(b.shape) differ")
+  let count = a.count
+  a.data.withUnsafeMutableBufferPointer { ap in
+    b.data.withUnsafeBufferPointer { bp in
+      guard let pa = ap.baseAddress, let pb = bp.baseAddress else { return }
+      parallelForElements(count) { range in
+        let i = range.lowerBound
+        addVectors(pa + i, pa + i, pb + i, count: range.count)
+      }
+    }
+  }
+}
+
+/// Adds the vector v [C] to every row of x [..., C].
+public func addRowVector(_ x: inout Tensor, _ v: Tensor) {
+  let columns = v.count
+  precondition(
+    x.shape.last == columns, "addRowVector: rows of \(x.shape) do not have \(columns) values")
+  guard columns > 0 else { return }
+  let rows = x.count / columns
+  x.data.withUnsafeMutableBufferPointer { xp in
+    v.data.withUnsafeBufferPointer { vp in
+      let (px, pv) = (xp.baseAddress!, vp.baseAddress!)
+      if rows * columns < parallelElementThreshold {
+        for row in 0..<rows { addVectors(px + row * columns, px + row * columns, pv, count: columns) }
+      } else {
+        parallelForChunks(rows) { range in
+          for row in range { addVectors(px + row * columns, px + row * columns, pv, count: columns) }
+        }
+      }
+    }
+  }
+}
+
+/// LayerNorm over the last dimension (also LayerNorm2d in channels-last):
+/// (x - mean) / sqrt(var + eps) * weight + bias, with the biased variance mean((x - mean)^2).
+public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> Tensor {
+  guard let columns = x.shape.last else {
+    preconditionFailure("layerNorm: scalar input")
+  }
+  precondition(
+    weight.count == columns && bias.count == columns,
+    "layerNorm: weight \(weight.shape) and bias \(bias.shape) for rows of \(columns)")
+  guard columns > 0 else { return x }
+  let rows = x.count / columns
+  return Tensor(shape: x.shape) { out in
+    x.data.withUnsafeBufferPointer { xp in
+      weight.data.withUnsafeBufferPointer { wp in
+        bias.data.withUnsafeBufferPointer { bp in
+          let (px, pw, pb) = (xp.baseAddress!, wp.baseAddress!, bp.baseAddress!)
+          let body = { (range: Range<Int>) in
+            for row in range {
+              layerNormRow(
+                out + row * columns, px + row * columns, weight: pw, bias: pb, count: columns, eps: eps)
+            }
+          }
+          if x.count < parallelElementThreshold { body(0..<rows) } else { parallelForChunks(rows, body) }
+        }
+      }
+    }
+  }
+}
+
+private func layerNormRow(
+  _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+  bias: UnsafePointer<Float>, count: Int, eps: Float
+) {
+  let mean = sumVector(x, count: count) / Float(count)
+  // Second pass for the variance, as torch's two-pass definition (no E[x^2] - mean^2 cancellation).
+  let meanVector = SIMD8<Float>(repeating: mean)
+  var squares = SIMD8<Float>.zero
+  var i = 0
+  while i + 8 <= count {
+    let d = loadVector(x + i) - meanVector
+    squares.addProduct(d, d)
+    i += 8
+  }
+  var tail: Float = 0
+  while i < count {
+    let d = x[i] - mean
+    tail += d * d
+    i += 1
+  }
+  let variance = (squares.sum() + tail) / Float(count)
+  let inverse = 1 / (variance + eps).squareRoot()
+  let inverseVector = SIMD8<Float>(repeating: inverse)
+  i = 0
+  while i + 8 <= count {
+    let normalized = (loadVector(x + i) - meanVector) * inverseVector
+    storeVector(loadVector(bias + i).addingProduct(normalized, loadVector(weight + i)), out + i)
+    i += 8
+  }
+  while i < count {
+    out[i] = (x[i] - mean) * inverse * weight[i] + bias[i]
+    i += 1
+  }
+}
+
+/// Softmax over the last dimension, in place: exp(x - max) / sum.
+public func softmaxLastDimension(_ x: inout Tensor) {
+  guard let columns = x.shape.last, columns > 0 else { return }
+  let rows = x.count / columns
+  let total = x.count
+  x.data.withUnsafeMutableBufferPointer { xp in
+    let px = xp.baseAddress!
+    let body = { (range: Range<Int>) in
+      for row in range { softmaxRow(px + row * columns, count: columns) }
+    }
+    if total < parallelElementThreshold { body(0..<rows) } else { parallelForChunks(rows, body) }
+  }
+}
+
+/// Softmax of one row in place.
+func softmaxRow(_ x: UnsafeMutablePointer<Float>, count: Int) {
+  let maximum = maxVector(x, count: count)
+  let shift = SIMD8<Float>(repeating: maximum)
+  var sums = SIMD8<Float>.zero
+  var i = 0
+  while i + 8 <= count {
+    let e = vectorExp(loadVector(x + i) - shift)
+    sums += e
+    storeVector(e, x + i)
+    i += 8
+  }
+  var total = sums.sum()
+  if i < count {
+    // The tail goes through the same vector exp, padded with -inf (exp = 0).
+    var lanes = SIMD8<Float>(repeating: -.infinity)
+    for j in i..<count { lanes[j - i] = x[j] - maximum }
+    let e = vectorExp(lanes)
+    for j in i..<count {
+      x[j] = e[j - i]
+      total += e[j - i]
+    }
+  }
+  scaleVector(x, x, by: 1 / total, count: count)
+}
+
+func sumVector(_ x: UnsafePointer<Float>, count: Int) -> Float {
+  var sums = SIMD8<Float>.zero
+  var i = 0
+  while i + 8 <= count {
+    sums += loadVector(x + i)
+    i += 8
+  }
+  var total = sums.sum()
+  while i < count {
+    total += x[i]
+    i += 1
+  }
+  return total
+}
+
+func maxVector(_ x: UnsafePointer<Float>, count: Int) -> Float {
+  var maxima = SIMD8<Float>(repeating: -.infinity)
+  var i = 0
+  while i + 8 <= count {
+    maxima = pointwiseMax(maxima, loadVector(x + i))
+    i += 8
+  }
+  var result = maxima.max()
+  while i < count {
+    result = max(result, x[i])
+    i += 1
+  }
+  return result
+}
+
+private func reluKernel(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int) {
+  let zero = SIMD8<Float>.zero
+  var i = 0
+  while i + 8 <= count {
+    var v = loadVector(x + i)
+    v.replace(with: zero, where: v .< zero)
+    storeVector(v, out + i)
+    i += 8
+  }
+  while i < count {
+    out[i] = x[i] < 0 ? 0 : x[i]
+    i += 1
+  }
+}
+
+private func geluKernel(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int) {
+  var i = 0
+  while i + 8 <= count {
+    storeVector(geluVector(loadVector(x + i)), out + i)
+    i += 8
+  }
+  if i < count {
+    var lanes = SIMD8<Float>.zero
+    for j in i..<count { lanes[j - i] = x[j] }
+    let y = geluVector(lanes)
+    for j in i..<count { out[j] = y[j - i] }
+  }
+}
