@@ -104,13 +104,20 @@ def save_with_stem(obj, stem, name):
         shutil.copyfile(path, os.path.join(OUT, name))
 
 
+def entry(name, compression=zipfile.ZIP_STORED):
+    """A zip entry with a fixed date, so regenerating gives the same bytes."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = compression
+    return info
+
+
 def rezip(data, compression):
     """The same archive with every entry rewritten with `compression`."""
     source = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression) as target:
         for info in source.infolist():
-            target.writestr(info.filename, source.read(info.filename))
+            target.writestr(entry(info.filename, compression), source.read(info.filename))
     return out.getvalue()
 
 
@@ -151,12 +158,12 @@ def archive(pickle_bytes, storages, prefix="archive", byteorder=b"little"):
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
         if pickle_bytes is not None:
-            z.writestr(f"{prefix}/data.pkl", pickle_bytes)
+            z.writestr(entry(f"{prefix}/data.pkl"), pickle_bytes)
         if byteorder is not None:
-            z.writestr(f"{prefix}/byteorder", byteorder)
+            z.writestr(entry(f"{prefix}/byteorder"), byteorder)
         for key, data in storages.items():
-            z.writestr(f"{prefix}/data/{key}", data)
-        z.writestr(f"{prefix}/version", b"3\n")
+            z.writestr(entry(f"{prefix}/data/{key}"), data)
+        z.writestr(entry(f"{prefix}/version"), b"3\n")
     return out.getvalue()
 
 
@@ -231,6 +238,10 @@ def main():
     write("unknown_opcode.pt", archive(b"\x80\x02}I42\n.", {}))
     valid_pickle = torch_like_pickle(collections.OrderedDict(
         [("weight", FakeTensor(FakeStorage(torch.FloatStorage, "0", 6), 0, (2, 3), (3, 1)))]))
+    # 300,000 nested tuples / dicts in a few KB (deflated): freeing them must not recurse per level.
+    write("deep_tuples.pt", rezip(archive(b"\x80\x02)" + b"\x85" * 300_000 + b".", {}), zipfile.ZIP_DEFLATED))
+    deep_dicts = b"\x80\x02" + b"}X\x01\x00\x00\x00a" * 300_000 + b"}" + b"s" * 300_000 + b"."
+    write("deep_dicts.pt", rezip(archive(deep_dicts, {}), zipfile.ZIP_DEFLATED))
     write("truncated_pickle.pt", archive(valid_pickle[: len(valid_pickle) * 2 // 3], {"0": float_bytes([0.0] * 6)}))
 
     # Refused: tensor layouts that do not fit their storage.

@@ -19,6 +19,12 @@ final class CheckpointRejectionTests: XCTestCase {
     assertRefused("unknown_opcode.pt", mentioning: ["unsupported pickle opcode 0x49", "byte 3"])
   }
 
+  /// Without care, releasing 300,000 nested values recurses once per level and overflows the stack.
+  func testDeeplyNestedValuesAreFreedWithoutCrashing() {
+    assertRefused("deep_tuples.pt", mentioning: ["the pickle holds a tuple, not a dict"])
+    assertRefused("deep_dicts.pt", mentioning: ["key a holds a dict, not a tensor"])
+  }
+
   func testTruncatedPickle() {
     assertRefused("truncated_pickle.pt", mentioning: ["truncated pickle"])
   }
