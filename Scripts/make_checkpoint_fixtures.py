@@ -217,6 +217,13 @@ def main():
     write("dtypes_deflated.pt", rezip(dtypes, zipfile.ZIP_DEFLATED))
     write("views.pt", save_to_bytes(views_state_dict()))
     save_with_stem(module_state_dict(), "mobile_sam", "module_other_prefix.pt")  # prefix "mobile_sam/"
+    # 300 tensors: the memo outgrows one byte (LONG_BINPUT / LONG_BINGET); "t{i}" holds [i, -i],
+    # "alias" views t299's storage from offset 1.
+    many = collections.OrderedDict((f"t{i}", torch.tensor([float(i), -float(i)])) for i in range(300))
+    many["alias"] = many["t299"][1:]  # refers back to a late memo entry: LONG_BINGET
+    write("many_tensors.pt", save_to_bytes(many))
+    # Protocol 4 (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL), as torch.save(pickle_protocol=4) writes.
+    write("protocol4.pt", save_to_bytes(views_state_dict(), pickle_protocol=4))
     # Every float16 bit pattern once: element i has bits i (the test compares with Swift's Float16).
     every_half = torch.from_numpy(numpy.arange(65536, dtype=numpy.uint16).view(numpy.float16).copy())
     write("every_float16.pt", save_to_bytes({"bits": every_half}))

@@ -141,3 +141,21 @@ private func grid(_ shape: [Int], _ value: ([Int]) -> Float) -> [Float] {
   }
   return result
 }
+
+/// Pickle variants torch.save can write besides the common case.
+final class CheckpointPickleVariantTests: XCTestCase {
+  func testMemoBeyondOneByte() throws {
+    let t = try loadFixture("many_tensors.pt").tensors
+    XCTAssertEqual(t.count, 301)
+    for index in 0..<300 { XCTAssertEqual(t["t\(index)"]?.data, [Float(index), -Float(index)], "t\(index)") }
+    XCTAssertEqual(t["alias"]?.data, [-299])
+  }
+
+  func testPickleProtocol4() throws {
+    // The views fixture again, saved with pickle_protocol=4: FRAME, MEMOIZE, STACK_GLOBAL, SHORT_BINUNICODE.
+    let expected = try loadFixture("views.pt").tensors
+    let actual = try loadFixture("protocol4.pt").tensors
+    XCTAssertEqual(actual, expected)
+    XCTAssertEqual(actual.count, 7)
+  }
+}
