@@ -298,7 +298,9 @@ private struct CheckpointReader {
     }
     let wanted = byteCount ?? Int(declared)
     var bytes: [UInt8] = []
-    bytes.reserveCapacity(wanted)
+    // A compressed entry's declared size may be a lie: reserve only what its compressed bytes
+    // plausibly give and let the array grow with the data that really arrives.
+    bytes.reserveCapacity(entry.isCompressed ? min(wanted, Int(entry.compressedSize) * 8) : wanted)
     var checksum = CRC32Accumulator()
     var seen: UInt64 = 0
     do {

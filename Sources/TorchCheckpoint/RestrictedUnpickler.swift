@@ -384,7 +384,10 @@ struct RestrictedUnpickler {
 
   private mutating func pushGlobal(module: String, name: String) throws {
     guard let global = AllowedGlobal(module: module, name: name) else {
-      throw TorchCheckpointError.foreignGlobal(file: file, offset: opcodeOffset, global: "\(module).\(name)")
+      // STACK_GLOBAL names come from strings of any length: keep messages short.
+      let global = "\(module).\(name)"
+      throw TorchCheckpointError.foreignGlobal(
+        file: file, offset: opcodeOffset, global: global.count > 200 ? global.prefix(200) + "..." : global)
     }
     stack.append(.global(global))
   }
