@@ -179,6 +179,13 @@ def one_tensor(size, stride, offset=0, numel=6, storage_bytes=None, key="0", sto
     return archive(torch_like_pickle(sd), {"0": data})
 
 
+class BadRebuild:
+    """_rebuild_tensor_v2 called with three arguments instead of six."""
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2, (1, 2, 3))
+
+
 class CallsOsSystem:
     """What a real attack looks like: pickle writes GLOBAL 'posix system' on Linux."""
 
@@ -251,6 +258,15 @@ def main():
     write("deep_dicts.pt", rezip(archive(deep_dicts, {}), zipfile.ZIP_DEFLATED))
     write("truncated_pickle.pt", archive(valid_pickle[: len(valid_pickle) * 2 // 3], {"0": float_bytes([0.0] * 6)}))
 
+    # Refused: malformed pickles (stack and memo misuse, wrong argument types).
+    write("malformed_stack_underflow.pt", archive(b"\x80\x02R.", {}))  # REDUCE on an empty stack
+    write("malformed_memo.pt", archive(b"\x80\x02h\x05.", {}))  # BINGET 5, never stored
+    # SETITEM into a tuple
+    write("malformed_setitem_target.pt", archive(b"\x80\x02)X\x01\x00\x00\x00aX\x01\x00\x00\x00bs.", {}))
+    write("malformed_rebuild_arguments.pt", archive(torch_like_pickle(
+        collections.OrderedDict([("weight", BadRebuild())])), {}))
+    write("non_tensor_value.pt", archive(torch_like_pickle(collections.OrderedDict([("step", 3)])), {}))
+
     # Refused: tensor layouts that do not fit their storage.
     write("tensor_larger_than_storage.pt", one_tensor(size=(10,), stride=(1,), numel=4))
     write("stride_outside_storage.pt", one_tensor(size=(2, 3), stride=(4, 1), numel=6))
@@ -258,6 +274,13 @@ def main():
     write("negative_size.pt", one_tensor(size=(-1, 3), stride=(3, 1), numel=6))
     write("overflowing_size.pt", one_tensor(size=(2**40, 2**40), stride=(0, 0), numel=6))
     write("huge_broadcast.pt", one_tensor(size=(2**31, 2**10), stride=(0, 0), numel=6))
+    write("negative_stride.pt", one_tensor(size=(2, 3), stride=(-3, 1), numel=6))
+    write("rank_mismatch.pt", one_tensor(size=(2, 3), stride=(1,), numel=6))
+    shared = FakeStorage(torch.FloatStorage, "0", 6)
+    twice = collections.OrderedDict([
+        ("first", FakeTensor(shared, 0, (6,), (1,))),
+        ("second", FakeTensor(FakeStorage(torch.FloatStorage, "0", 4), 0, (4,), (1,)))])
+    write("storage_declared_twice.pt", archive(torch_like_pickle(twice), {"0": float_bytes([0.0] * 6)}))
     write("storage_shorter_than_declared.pt",
           one_tensor(size=(100,), stride=(1,), numel=100, storage_bytes=float_bytes([0.0] * 10)))
     write("missing_storage.pt", one_tensor(size=(6,), stride=(1,), numel=6, key="7"))

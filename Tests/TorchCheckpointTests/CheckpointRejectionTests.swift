@@ -57,6 +57,33 @@ final class CheckpointRejectionTests: XCTestCase {
     assertRefused("not_a_state_dict.pt", mentioning: ["does not hold a state dict", "list"])
   }
 
+  func testMalformedPickles() {
+    assertRefused(
+      "malformed_stack_underflow.pt", mentioning: ["malformed pickle", "byte 2", "REDUCE: stack underflow"])
+    assertRefused("malformed_memo.pt", mentioning: ["BINGET: memo entry 5 was never stored"])
+    assertRefused("malformed_setitem_target.pt", mentioning: ["SETITEM target is not a dict"])
+    assertRefused(
+      "malformed_rebuild_arguments.pt", mentioning: ["_rebuild_tensor_v2 expects 6 or 7 arguments, got 3"])
+  }
+
+  func testStateDictValuesMustBeTensors() {
+    assertRefused("non_tensor_value.pt", mentioning: ["key step holds a int, not a tensor"])
+  }
+
+  func testNegativeStride() {
+    assertRefused("negative_stride.pt", mentioning: ["tensor weight", "negative stride in [-3, 1]"])
+  }
+
+  func testSizesAndStridesOfDifferentRank() {
+    assertRefused("rank_mismatch.pt", mentioning: ["tensor weight", "2 sizes [2, 3] but 1 strides [1]"])
+  }
+
+  func testOneStorageDeclaredWithTwoSizes() {
+    assertRefused(
+      "storage_declared_twice.pt",
+      mentioning: ["tensor second", "storage 0 is declared as 4 float32 here but as 6 float32"])
+  }
+
   func testTensorLargerThanItsStorage() {
     assertRefused(
       "tensor_larger_than_storage.pt",
