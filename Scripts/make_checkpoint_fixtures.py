@@ -231,6 +231,18 @@ def main():
     write("many_tensors.pt", save_to_bytes(many))
     # Protocol 4 (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL), as torch.save(pickle_protocol=4) writes.
     write("protocol4.pt", save_to_bytes(views_state_dict(), pickle_protocol=4))
+    # state_dict(keep_vars=True): Parameters pickle through _rebuild_parameter, requires_grad True.
+    linear = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.5, -2.0]]))
+        linear.bias.fill_(0.25)
+    write("parameters.pt", save_to_bytes(linear.state_dict(keep_vars=True)))
+    # A key written twice: as in Python, the later value wins ("w1" ends up holding [3, 4]).
+    twice = save_to_bytes(collections.OrderedDict([("w1", torch.tensor([1.0, 2.0])), ("w2", torch.tensor([3.0, 4.0]))]))
+    pickled = zipfile.ZipFile(io.BytesIO(twice)).read("archive/data.pkl")
+    assert pickled.count(b"X\x02\x00\x00\x00w2") == 1
+    write("repeated_key.pt", archive(pickled.replace(b"X\x02\x00\x00\x00w2", b"X\x02\x00\x00\x00w1"), {
+        "0": float_bytes([1.0, 2.0]), "1": float_bytes([3.0, 4.0])}))
     # Every float16 bit pattern once: element i has bits i (the test compares with Swift's Float16).
     every_half = torch.from_numpy(numpy.arange(65536, dtype=numpy.uint16).view(numpy.float16).copy())
     write("every_float16.pt", save_to_bytes({"bits": every_half}))

@@ -159,3 +159,18 @@ final class CheckpointPickleVariantTests: XCTestCase {
     XCTAssertEqual(actual.count, 7)
   }
 }
+
+extension CheckpointPickleVariantTests {
+  func testParametersSavedWithKeepVars() throws {
+    // Linear(2, 1) with weight [[1.5, -2]] and bias [0.25], pickled through _rebuild_parameter.
+    let t = try loadFixture("parameters.pt").tensors
+    XCTAssertEqual(t["weight"], Tensor(shape: [1, 2], data: [1.5, -2]))
+    XCTAssertEqual(t["bias"], Tensor(shape: [1], data: [0.25]))
+  }
+
+  func testRepeatedKeyKeepsTheLaterValue() throws {
+    let t = try loadFixture("repeated_key.pt").tensors
+    XCTAssertEqual(Array(t.keys), ["w1"])
+    XCTAssertEqual(t["w1"]?.data, [3, 4])
+  }
+}
