@@ -231,6 +231,11 @@ def main():
     write("many_tensors.pt", save_to_bytes(many))
     # Protocol 4 (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL), as torch.save(pickle_protocol=4) writes.
     write("protocol4.pt", save_to_bytes(views_state_dict(), pickle_protocol=4))
+    # The layout of torch 1.6-1.x files: only data.pkl, data/<key> and version (no byteorder,
+    # .format_version, .storage_alignment or .data/serialization_id), here under "mobile_sam/".
+    old = collections.OrderedDict([("weight", FakeTensor(FakeStorage(torch.FloatStorage, "0", 6), 0, (2, 3), (3, 1)))])
+    write("old_layout.pt", archive(torch_like_pickle(old), {"0": float_bytes([float(i) for i in range(6)])},
+                                   prefix="mobile_sam", byteorder=None))
     # state_dict(keep_vars=True): Parameters pickle through _rebuild_parameter, requires_grad True.
     linear = torch.nn.Linear(2, 1)
     with torch.no_grad():

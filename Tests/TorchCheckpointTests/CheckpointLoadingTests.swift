@@ -174,3 +174,11 @@ extension CheckpointPickleVariantTests {
     XCTAssertEqual(t["w1"]?.data, [3, 4])
   }
 }
+
+extension CheckpointPickleVariantTests {
+  func testOlderTorchLayoutWithoutByteOrderOrFormatEntries() throws {
+    // Only mobile_sam/data.pkl, mobile_sam/data/0 and mobile_sam/version; weight = arange(6).reshape(2, 3).
+    let t = try loadFixture("old_layout.pt").tensors
+    XCTAssertEqual(t["weight"], Tensor(shape: [2, 3], data: [0, 1, 2, 3, 4, 5]))
+  }
+}
