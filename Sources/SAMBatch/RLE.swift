@@ -203,27 +203,86 @@ public struct EncodedMask: Sendable, Equatable {
 // MARK: - Hot loops
 
 /// Run lengths in column-major order over a row-major mask, starting with a run of 0s.
+///
+/// Walking the mask column by column would read it with a stride of `width` bytes. Instead the
+/// rows are compared with the row above, 8 bytes at a time, in memory order: every vertical change
+/// is recorded as (column, row), those events are bucketed by column (a counting sort, which keeps
+/// rows ascending), and the runs are read off column by column, together with the change between
+/// the bottom of one column and the top of the next.
 private func columnMajorRuns(_ pixels: UnsafePointer<UInt8>, width: Int, height: Int) -> [Int] {
+  var eventColumns: [Int32] = []
+  var eventRows: [Int32] = []
+  collectVerticalChanges(pixels, width: width, height: height, columns: &eventColumns, rows: &eventRows)
+  // Bucket the events by column; rows stay ascending within a column.
+  var columnStart = [Int](repeating: 0, count: width + 1)
+  for x in eventColumns { columnStart[Int(x) + 1] += 1 }
+  for x in 0..<width { columnStart[x + 1] += columnStart[x] }
+  var next = columnStart
+  var sortedRows = [Int32](repeating: 0, count: eventRows.count)
+  for k in eventColumns.indices {
+    let x = Int(eventColumns[k])
+    sortedRows[next[x]] = eventRows[k]
+    next[x] += 1
+  }
   var runs: [Int] = []
-  runs.reserveCapacity(64)
+  runs.reserveCapacity(2 * width + eventRows.count + 2)
   var current = false
   var runStart = 0
-  var index = 0
   for x in 0..<width {
-    var p = pixels + x
-    for _ in 0..<height {
-      let set = p.pointee != 0
-      if set != current {
-        runs.append(index - runStart)
-        runStart = index
-        current = set
-      }
-      index += 1
-      p += width
+    let base = x * height
+    let top = pixels[x] != 0
+    if top != current {
+      runs.append(base - runStart)
+      runStart = base
+      current = top
+    }
+    for k in columnStart[x]..<columnStart[x + 1] {
+      let index = base + Int(sortedRows[k])
+      runs.append(index - runStart)
+      runStart = index
+      current.toggle()
     }
   }
-  runs.append(index - runStart)
+  runs.append(width * height - runStart)
   return runs
+}
+
+/// Appends (x, y) for every pixel whose foreground state differs from the pixel above it.
+private func collectVerticalChanges(
+  _ pixels: UnsafePointer<UInt8>, width: Int, height: Int, columns: inout [Int32], rows: inout [Int32]
+) {
+  guard height > 1 else { return }
+  let raw = UnsafeRawPointer(pixels)
+  let wordCount = width / 8
+  for y in 1..<height {
+    let above = raw + (y - 1) * width
+    let here = raw + y * width
+    // Identical words (the common case, inside or outside an object) are skipped 8 pixels at once.
+    for word in 0..<wordCount {
+      let a = above.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self)
+      let b = here.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self)
+      if a != b {
+        appendChanges(above, here, from: word * 8, to: word * 8 + 8, y: y, columns: &columns, rows: &rows)
+      }
+    }
+    appendChanges(above, here, from: wordCount * 8, to: width, y: y, columns: &columns, rows: &rows)
+  }
+}
+
+/// Byte-level check of one stretch of two rows; any non-zero byte is foreground.
+@inline(__always)
+private func appendChanges(
+  _ above: UnsafeRawPointer, _ here: UnsafeRawPointer, from start: Int, to end: Int, y: Int,
+  columns: inout [Int32], rows: inout [Int32]
+) {
+  for x in start..<end {
+    if (above.load(fromByteOffset: x, as: UInt8.self) != 0)
+      != (here.load(fromByteOffset: x, as: UInt8.self) != 0)
+    {
+      columns.append(Int32(x))
+      rows.append(Int32(y))
+    }
+  }
 }
 
 /// Sets the pixels of the runs of 1s (odd positions) of a column-major run list in a row-major

@@ -17,6 +17,7 @@
 /// The size `ResizeLongestSide.get_preprocess_shape` gives: the longest side becomes `target`,
 /// the other is scaled by the same factor and rounded as `int(x * scale + 0.5)` in Double.
 public func longestSideSize(width: Int, height: Int, target: Int = 1024) -> (width: Int, height: Int) {
+  precondition(width > 0 && height > 0 && target > 0, "longestSideSize of \(width)x\(height) to \(target)")
   let scale = Double(target) / Double(max(width, height))
   let newWidth = Int(Double(width) * scale + 0.5)
   let newHeight = Int(Double(height) * scale + 0.5)

@@ -31,7 +31,7 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor?, scale: Flo
       k.data.withUnsafeBufferPointer { kp in
         v.data.withUnsafeBufferPointer { vp in
           biasData.withUnsafeBufferPointer { bp in
-            let bias = bp.baseAddress
+            let bias = biasHeads > 0 ? bp.baseAddress : nil  // an empty array may still have an address
             let (pq, pk, pv) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!)
             if groups >= ComputeThreads.count {
               parallelForChunks(groups) { range in

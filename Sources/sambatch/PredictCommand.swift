@@ -102,6 +102,14 @@ struct PredictCommand: ParsableCommand {
       defer { timer = now }
       return Double(now.uptimeNanoseconds - timer.uptimeNanoseconds) / 1e6
     }
+    // The image is decoded first: a corrupt file is reported without loading the model.
+    let rgb: RGBImage
+    do {
+      rgb = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: image), applyEXIFOrientation: !noEXIF)
+    } catch {
+      throw fail("image \(error.localizedDescription)", status: .failure)
+    }
+    let decodeImage = lap()
     let samModel: MobileSAMModel
     do {
       samModel = try MobileSAMModel(checkpoint: URL(fileURLWithPath: modelPath))
@@ -109,13 +117,6 @@ struct PredictCommand: ParsableCommand {
       throw fail("model \(modelPath): \(error.localizedDescription)", status: .failure)
     }
     let loadModel = lap()
-    let rgb: RGBImage
-    do {
-      rgb = try decodeImage(URL(fileURLWithPath: image), applyEXIFOrientation: !noEXIF)
-    } catch {
-      throw fail(error.localizedDescription, status: .failure)
-    }
-    let decodeImage = lap()
     let embedding = samModel.embed(rgb)
     let embed = lap()
     let predictions: [Prediction]
@@ -138,17 +139,6 @@ struct PredictCommand: ParsableCommand {
     print(
       PredictOutput.json(width: rgb.width, height: rgb.height, predictions: predictions, timings: timings))
   }
-}
-
-/// The one place where `sambatch predict` decodes its image.
-///
-/// TEMPORARY: `ImageDecoder` (SAMImage, branch `image`) is not in this tree yet. When it lands,
-/// the body becomes `try ImageDecoder.decode(contentsOf: url, applyEXIFOrientation:
-/// applyEXIFOrientation)`.
-private func decodeImage(_ url: URL, applyEXIFOrientation: Bool) throws -> RGBImage {
-  throw CommandFailure(
-    message: "image \(url.path): image decoding is not in this build yet (ImageDecoder arrives with SAMImage)"
-  )
 }
 
 private func requireFile(_ path: String, what: String) throws {

@@ -43,6 +43,46 @@ final class RLETests: XCTestCase {
     XCTAssertTrue(cases.contains { $0.height == 1 && $0.width > 1 })
   }
 
+  func testRunsMatchANaiveColumnWalk() {
+    // The encoder compares rows 8 bytes at a time; widths around multiples of 8, blocky and noisy
+    // content, and foreground bytes other than 1 exercise every path of it.
+    var rng = SplitMix64(seed: 7)
+    for trial in 0..<300 {
+      let width = 1 + Int(rng.next() % 45)
+      let height = 1 + Int(rng.next() % 45)
+      var pixels = [UInt8](repeating: 0, count: width * height)
+      let noisy = trial % 3 == 0
+      let x0 = Int(rng.next() % UInt64(width))
+      let y0 = Int(rng.next() % UInt64(height))
+      let x1 = x0 + Int(rng.next() % UInt64(width - x0 + 1))
+      let y1 = y0 + Int(rng.next() % UInt64(height - y0 + 1))
+      for y in 0..<height {
+        for x in 0..<width {
+          let inside = x >= x0 && x < x1 && y >= y0 && y < y1
+          let set = noisy ? rng.next() % 3 == 0 : inside
+          if set { pixels[y * width + x] = trial % 5 == 0 ? UInt8(1 + rng.next() % 255) : 1 }
+        }
+      }
+      let mask = BinaryMask(width: width, height: height, pixels: pixels)
+      var naive: [Int] = []
+      var current = false
+      var length = 0
+      for x in 0..<width {
+        for y in 0..<height {
+          let set = pixels[y * width + x] != 0
+          if set != current {
+            naive.append(length)
+            length = 0
+            current = set
+          }
+          length += 1
+        }
+      }
+      naive.append(length)
+      XCTAssertEqual(MaskRLE.runs(of: mask), naive, "trial \(trial): \(width)x\(height)")
+    }
+  }
+
   func testEmptyMaskBboxIsZero() {
     let mask = BinaryMask(width: 4, height: 3, pixels: [UInt8](repeating: 0, count: 12))
     XCTAssertEqual(MaskRLE.bbox(mask), [0, 0, 0, 0])
