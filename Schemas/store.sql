@@ -34,6 +34,9 @@ CREATE TABLE runs (
 
 -- One row per image of the job (of this shard). id is the image's position in the whole job, so
 -- shard databases merge without renumbering; source_image_id is its id in a COCO manifest.
+-- width/height are the decoded size after EXIF orientation (exif_applied). Timings in ms:
+-- read_ms (read + decode + prompt preparation), embed_ms (image encoder), predict_ms (mask
+-- decoder, post-processing, RLE), total_ms (start of reading to end of predict, queue waits included).
 CREATE TABLE images (
   id INTEGER PRIMARY KEY,
   path TEXT NOT NULL UNIQUE,

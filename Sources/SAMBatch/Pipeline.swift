@@ -149,9 +149,15 @@ struct Pipeline<S: Segmenter>: Sendable {
     return work
   }
 
+  /// Decode + post-process; total_ms runs from the start of reading to here (queue waits included).
   private func decode(_ input: ImageWork<S.Embedding>) -> ImageRows {
+    var rows = decodePrompts(input)
+    rows.totalMs = milliseconds(since: input.started)
+    return rows
+  }
+
+  private func decodePrompts(_ input: ImageWork<S.Embedding>) -> ImageRows {
     var rows = input.rows
-    defer { rows.totalMs = milliseconds(since: input.started) }
     guard rows.failed == nil else { return rows }
     let t = DispatchTime.now()
     rows.prompts = input.prepared.enumerated().map {

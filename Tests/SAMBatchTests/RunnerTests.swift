@@ -99,6 +99,17 @@ final class RunnerTests: XCTestCase {
       XCTAssertEqual(row["mask_index"] as Int, 0)
       XCTAssertNotNil(row["score"] as Double?)
     }
+    let timings = try db.read {
+      try Row.fetchAll($0, sql: "SELECT read_ms, embed_ms, predict_ms, total_ms FROM images ORDER BY id")
+    }
+    for row in timings {
+      let (read, embed, predict, total) =
+        (
+          row["read_ms"] as Double, row["embed_ms"] as Double, row["predict_ms"] as Double,
+          row["total_ms"] as Double
+        )
+      XCTAssertGreaterThanOrEqual(total, read + embed + predict - 1e-6, "total covers the stages")
+    }
     // The fake segmenter fills the box: the car's mask covers exactly its box.
     XCTAssertEqual(rows[1]["bbox_x"] as Double, 265)
     XCTAssertEqual(rows[1]["bbox_w"] as Double, 1235)
