@@ -31,7 +31,8 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor?, scale: Flo
       k.data.withUnsafeBufferPointer { kp in
         v.data.withUnsafeBufferPointer { vp in
           biasData.withUnsafeBufferPointer { bp in
-            let bias = bp.baseAddress
+            // An empty array may still have a base address: only a real bias counts.
+            let bias = biasHeads > 0 ? bp.baseAddress : nil
             let (pq, pk, pv) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!)
             if groups >= ComputeThreads.count {
               parallelForChunks(groups) { range in

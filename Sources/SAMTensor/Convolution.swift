@@ -157,11 +157,11 @@ private func depthwiseRow(
   // Valid kernel rows for this output row.
   let y0 = oy * g.stride - g.padding
   let kyStart = max(0, -y0)
-  let kyEnd = min(g.kernelH, g.height - y0)
+  let kyEnd = max(kyStart, min(g.kernelH, g.height - y0))
   for ox in 0..<g.outW {
     let x0 = ox * g.stride - g.padding
     let kxStart = max(0, -x0)
-    let kxEnd = min(g.kernelW, g.width - x0)
+    let kxEnd = max(kxStart, min(g.kernelW, g.width - x0))
     depthwisePixel(
       out + ox * c, input: input + (y0 * g.width + x0) * c, taps: taps, bias: bias,
       channels: c, rowStride: g.width * c, kernelW: g.kernelW,

@@ -136,24 +136,33 @@ private func layerNormRow(
   _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
   bias: UnsafePointer<Float>, count: Int, eps: Float
 ) {
-  let mean = sumVector(x, count: count) / Float(count)
-  // Second pass for the variance, as torch's two-pass definition (no E[x^2] - mean^2 cancellation).
-  let meanVector = SIMD8<Float>(repeating: mean)
+  let roughMean = sumVector(x, count: count) / Float(count)
+  // Second pass around the rough mean (torch's two-pass definition, no E[x^2] - mean^2
+  // cancellation); the sum of the deviations also corrects the mean's own rounding error.
+  let roughVector = SIMD8<Float>(repeating: roughMean)
+  var deviations = SIMD8<Float>.zero
   var squares = SIMD8<Float>.zero
   var i = 0
   while i + 8 <= count {
-    let d = loadVector(x + i) - meanVector
+    let d = loadVector(x + i) - roughVector
+    deviations += d
     squares.addProduct(d, d)
     i += 8
   }
-  var tail: Float = 0
+  var deviationTail: Float = 0
+  var squareTail: Float = 0
   while i < count {
-    let d = x[i] - mean
-    tail += d * d
+    let d = x[i] - roughMean
+    deviationTail += d
+    squareTail += d * d
     i += 1
   }
-  let variance = (squares.sum() + tail) / Float(count)
+  let n = Float(count)
+  let correction = (deviations.sum() + deviationTail) / n
+  let mean = roughMean + correction
+  let variance = max(0, (squares.sum() + squareTail) / n - correction * correction)
   let inverse = 1 / (variance + eps).squareRoot()
+  let meanVector = SIMD8<Float>(repeating: mean)
   let inverseVector = SIMD8<Float>(repeating: inverse)
   i = 0
   while i + 8 <= count {

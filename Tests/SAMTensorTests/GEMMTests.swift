@@ -1,0 +1,112 @@
+import SAMTensor
+import XCTest
+
+// Tolerance for GEMM-based results: 1e-6 of the sum of |terms|. The rounding error of a float32
+// dot product is at most k * 2^-24 * sum|terms| and in practice about sqrt(k) * 2^-24 (k <= 600
+// here gives ~1.5e-6 worst case, ~1.5e-7 typical); OpenBLAS also reorders the summation.
+private let gemmTolerance = 1e-6
+
+final class GEMMTests: XCTestCase {
+  func testSgemmAllTranspositionsWithStridesAlphaBeta() {
+    var random = SeededRandom(seed: 1)
+    let (m, n, k) = (37, 29, 53)
+    for transposeA in [false, true] {
+      for transposeB in [false, true] {
+        // Row strides larger than the logical width, to exercise lda/ldb/ldc.
+        let lda = (transposeA ? m : k) + 3
+        let ldb = (transposeB ? k : n) + 5
+        let ldc = n + 2
+        let a = random.tensor([(transposeA ? k : m) * lda]).data
+        let b = random.tensor([(transposeB ? n : k) * ldb]).data
+        var c = random.tensor([m * ldc]).data
+        let c0 = c
+        let (alpha, beta): (Float, Float) = (0.75, -0.5)
+        a.withUnsafeBufferPointer { ap in
+          b.withUnsafeBufferPointer { bp in
+            c.withUnsafeMutableBufferPointer { cp in
+              sgemm(
+                m: m, n: n, k: k, a: ap.baseAddress!, lda: lda, transposeA: transposeA,
+                b: bp.baseAddress!, ldb: ldb, transposeB: transposeB, c: cp.baseAddress!, ldc: ldc,
+                alpha: alpha, beta: beta)
+            }
+          }
+        }
+        let product = Reference.gemm(
+          m: m, n: n, k: k, a: a, lda: lda, transposeA: transposeA, b: b, ldb: ldb,
+          transposeB: transposeB)
+        var expected = Expected(shape: [m, n])
+        var actual = [Float](repeating: 0, count: m * n)
+        for i in 0..<m {
+          for j in 0..<n {
+            let old = Double(c0[i * ldc + j])
+            expected.values[i * n + j] = Double(alpha) * product.values[i * n + j] + Double(beta) * old
+            expected.magnitudes[i * n + j] =
+              abs(Double(alpha)) * product.magnitudes[i * n + j] + abs(Double(beta) * old)
+            actual[i * n + j] = c[i * ldc + j]
+          }
+          // Padding columns beyond n are untouched.
+          for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j]) }
+        }
+        assertClose(
+          Tensor(shape: [m, n], data: actual), expected, relative: gemmTolerance,
+          "sgemm transposeA=\(transposeA) transposeB=\(transposeB)")
+      }
+    }
+  }
+
+  func testSgemmBetaZeroIgnoresGarbageInC() {
+    // Outputs are allocated uninitialized and filled by beta = 0 GEMMs: NaN in C must not leak.
+    var random = SeededRandom(seed: 2)
+    let (m, n, k) = (5, 7, 3)
+    let a = random.tensor([m, k])
+    let b = random.tensor([k, n])
+    var c = [Float](repeating: .nan, count: m * n)
+    a.data.withUnsafeBufferPointer { ap in
+      b.data.withUnsafeBufferPointer { bp in
+        c.withUnsafeMutableBufferPointer { cp in
+          sgemm(
+            m: m, n: n, k: k, a: ap.baseAddress!, lda: k, transposeA: false, b: bp.baseAddress!,
+            ldb: n, transposeB: false, c: cp.baseAddress!, ldc: n)
+        }
+      }
+    }
+    XCTAssertFalse(c.contains { $0.isNaN })
+  }
+
+  func testSgemmWithEmptyInnerDimensionScalesC() {
+    var c: [Float] = [1, 2, 3, 4]
+    let empty: [Float] = [0]
+    empty.withUnsafeBufferPointer { ep in
+      c.withUnsafeMutableBufferPointer { cp in
+        sgemm(
+          m: 2, n: 2, k: 0, a: ep.baseAddress!, lda: 1, transposeA: false, b: ep.baseAddress!, ldb: 2,
+          transposeB: false, c: cp.baseAddress!, ldc: 2, beta: 0.5)
+      }
+    }
+    XCTAssertEqual(c, [0.5, 1, 1.5, 2])
+  }
+
+  func testLinearOnThreeDimensionalInputWithAndWithoutBias() {
+    var random = SeededRandom(seed: 3)
+    let x = random.tensor([3, 17, 45])
+    let weight = random.tensor([23, 45])
+    let bias = random.tensor([23])
+    assertClose(
+      linear(x, weight: weight, bias: bias), Reference.linear(x, weight: weight, bias: bias),
+      relative: gemmTolerance, "linear with bias")
+    assertClose(
+      linear(x, weight: weight, bias: nil), Reference.linear(x, weight: weight, bias: nil),
+      relative: gemmTolerance, "linear without bias")
+  }
+
+  func testLinearAtTheEncoderMLPShape() {
+    // TinyViT stage 3 MLP fc1 on the 64x64 grid: 4096 tokens, 320 -> 1280.
+    var random = SeededRandom(seed: 4)
+    let x = random.tensor([4096, 320])
+    let weight = random.tensor([1280, 320])
+    let bias = random.tensor([1280])
+    assertClose(
+      linear(x, weight: weight, bias: bias), Reference.linear(x, weight: weight, bias: bias),
+      relative: gemmTolerance, "linear 4096x320 -> 1280")
+  }
+}
