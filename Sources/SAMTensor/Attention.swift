@@ -35,15 +35,17 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor?, scale: Flo
             let bias = biasHeads > 0 ? bp.baseAddress : nil
             let (pq, pk, pv) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!)
             if groups >= ComputeThreads.count {
-              parallelForChunks(groups) { range in
-                var scores = [Float](repeating: 0, count: queries * keys)
-                scores.withUnsafeMutableBufferPointer { sp in
-                  for g in range {
-                    attentionGroup(
-                      out + g * queries * valueDepth, q: pq + g * queries * depth,
-                      k: pk + g * keys * depth, v: pv + g * keys * valueDepth,
-                      bias: bias.map { $0 + (g % biasHeads) * queries * keys },
-                      scores: sp.baseAddress!, shape: shape, parallelRows: false)
+              withSingleThreadedBLAS {
+                parallelForChunks(groups) { range in
+                  var scores = [Float](repeating: 0, count: queries * keys)
+                  scores.withUnsafeMutableBufferPointer { sp in
+                    for g in range {
+                      attentionGroup(
+                        out + g * queries * valueDepth, q: pq + g * queries * depth,
+                        k: pk + g * keys * depth, v: pv + g * keys * valueDepth,
+                        bias: bias.map { $0 + (g % biasHeads) * queries * keys },
+                        scores: sp.baseAddress!, shape: shape, parallelRows: false)
+                    }
                   }
                 }
               }

@@ -88,6 +88,17 @@ public func gelu(_ x: Tensor) -> Tensor {
   mapElements(x, geluKernel)
 }
 
+/// GELU in place (no new allocation): x = gelu(x).
+public func geluInPlace(_ x: inout Tensor) {
+  let count = x.count
+  x.data.withUnsafeMutableBufferPointer { xp in
+    guard let p = xp.baseAddress else { return }
+    parallelForElements(count) { range in
+      geluKernel(p + range.lowerBound, p + range.lowerBound, range.count)
+    }
+  }
+}
+
 /// Softmax over the last dimension, in place: exp(x - max) / sum.
 public func softmaxLastDimension(_ x: inout Tensor) {
   guard let columns = x.shape.last, columns > 0 else { return }
@@ -128,6 +139,8 @@ func softmaxRow(_ x: UnsafeMutablePointer<Float>, count: Int) {
   scaleVector(x, x, by: 1 / total, count: count)
 }
 
+/// out may alias x.
+/// out may alias x: each vector is read before it is written.
 private func geluKernel(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int) {
   var i = 0
   while i + 8 <= count {

@@ -72,3 +72,14 @@ func chunkRange(_ chunk: Int, of chunks: Int, count: Int) -> Range<Int> {
   let start = chunk * base + min(chunk, extra)
   return start..<(start + base + (chunk < extra ? 1 : 0))
 }
+
+/// Runs `body` with OpenBLAS limited to one thread, for GEMMs issued from inside our own parallel
+/// loops (several threads each calling a multi-threaded OpenBLAS oversubscribe the cores and
+/// serialize on OpenBLAS's lock). OpenBLAS's thread count is process-wide: do not run kernels
+/// from several threads at once while relying on BLAS threading.
+func withSingleThreadedBLAS<Result>(_ body: () -> Result) -> Result {
+  let threads = ComputeThreads.count
+  if threads > 1 { openblas_set_num_threads(1) }
+  defer { if threads > 1 { openblas_set_num_threads(Int32(threads)) } }
+  return body()
+}

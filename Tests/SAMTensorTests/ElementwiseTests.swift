@@ -29,6 +29,16 @@ final class ElementwiseTests: XCTestCase {
     }
   }
 
+  func testGELUInPlaceMatchesGELU() {
+    var random = SeededRandom(seed: 25)
+    for shape in [[5, 3], [301, 259]] {
+      var x = random.tensor(shape, -6, 6)
+      let expected = gelu(x)
+      geluInPlace(&x)
+      XCTAssertEqual(x, expected, "same kernel, so bit-identical")
+    }
+  }
+
   func testReluScaleAddAndRowVector() {
     var random = SeededRandom(seed: 22)
     for shape in [[7, 13], [301, 259]] {  // below and above the parallel threshold

@@ -43,4 +43,17 @@ final class ThreadsTests: XCTestCase {
     ComputeThreads.set(0)
     XCTAssertEqual(ComputeThreads.count, 1)
   }
+
+  func testReuseLargeAllocationsAppliesOnLinux() {
+    #if os(Linux)
+      XCTAssertTrue(TensorMemory.reuseLargeAllocations())
+      // Allocations still work and are independent after the change.
+      var a = Tensor(zeros: [1 << 24])
+      let b = Tensor(zeros: [1 << 24])
+      a.data[0] = 1
+      XCTAssertEqual(b.data[0], 0)
+    #else
+      XCTAssertFalse(TensorMemory.reuseLargeAllocations())
+    #endif
+  }
 }
