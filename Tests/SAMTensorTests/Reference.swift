@@ -308,12 +308,13 @@ enum Reference {
   }
 
   /// torch's bilinear interpolate (align_corners=False): source = max(0, (dst + 0.5) * in / out
-  /// - 0.5) in float32, neighbours floor(source) and the next one clamped to the edge.
+  /// - 0.5) in float32 (multiply-add fused, as torch's build computes it; TorchParityTests checks
+  /// this against torch), neighbours floor(source) and the next one clamped to the edge.
   static func resizeBilinear(_ x: Tensor, height: Int, width: Int) -> Expected {
     let (p, h, w) = (x.shape[0], x.shape[1], x.shape[2])
     func taps(_ dst: Int, _ inSize: Int, _ outSize: Int) -> (Int, Int, Double) {
       let scale = Float(inSize) / Float(outSize)
-      let source = max(0, scale * (Float(dst) + 0.5) - 0.5)
+      let source = max(0, Float(-0.5).addingProduct(scale, Float(dst) + 0.5))  // fused, as torch
       let low = min(Int(source.rounded(.down)), inSize - 1)
       let high = min(low + 1, inSize - 1)
       return (low, high, Double(source) - Double(low))
