@@ -1,3 +1,4 @@
+import Foundation
 import SAMTensor
 import XCTest
 
@@ -8,11 +9,37 @@ private let attentionRelative = 2e-6
 private let attentionAbsolute = 1e-7
 
 final class AttentionTests: XCTestCase {
+  override func tearDown() {
+    ComputeThreads.set(ProcessInfo.processInfo.activeProcessorCount)
+    super.tearDown()
+  }
+
+  func testFewerGroupsThanThreadsSplitsQueryRows() {
+    // 2 groups on 3 threads: rows are split in blocks of 4 across threads; 1001 rows leave a
+    // partial block.
+    ComputeThreads.set(3)
+    var random = SeededRandom(seed: 43)
+    let q = random.tensor([2, 1001, 16])
+    let k = random.tensor([2, 13, 16])
+    let v = random.tensor([2, 13, 16])
+    let bias = random.tensor([2, 1001, 13])
+    assertClose(
+      attention(q: q, k: k, v: v, bias: bias, scale: 0.25),
+      Reference.attention(q: q, k: k, v: v, bias: bias, scale: 0.25),
+      relative: attentionRelative, absolute: attentionAbsolute, "attention split rows")
+  }
+
   func testAwkwardShapesWithAndWithoutBias() {
     var random = SeededRandom(seed: 40)
     // (G, Nq, Nk, d, dv, bias heads)
     for (g, nq, nk, d, dv, heads) in [
+      // dv not a multiple of 8: the OpenBLAS path.
       (6, 5, 7, 3, 4, 3), (1, 9, 2, 5, 5, 1), (4, 1, 11, 8, 3, 2), (3, 13, 13, 9, 9, 1), (1, 3, 1, 2, 2, 1),
+      // dv a multiple of 8: the fused kernel, with row counts not multiples of 4, keys not
+      // multiples of 8 or 16, 8- and 16-wide value columns, and fewer groups than threads.
+      (6, 13, 11, 5, 8, 3), (4, 6, 17, 7, 24, 2), (3, 4, 16, 3, 16, 1), (1, 13, 9, 5, 40, 1),
+      (2, 1, 1, 1, 8, 2),
+      (1, 3, 25, 4, 16, 1),
     ] {
       let q = random.tensor([g, nq, d])
       let k = random.tensor([g, nk, d])
