@@ -68,7 +68,8 @@ let package = Package(
     .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "TestSupport"]),
     .testTarget(name: "SAMImageTests", dependencies: ["SAMImage", "TestSupport"]),
     .testTarget(
-      name: "MobileSAMTests", dependencies: ["MobileSAM", "TestSupport"], swiftSettings: fastSwift),
+      name: "MobileSAMTests", dependencies: ["MobileSAM", "SAMBatch", "TestSupport"], swiftSettings: fastSwift
+    ),
     .testTarget(name: "SAMBatchTests", dependencies: ["SAMBatch", "TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
   ]

@@ -1,45 +1,171 @@
+// Port of mobile_sam/modeling/sam.py (Sam) and mobile_sam/predictor.py (SamPredictor), for `vit_t`.
 import Foundation
 import SAMImage
-
-// TEMPORARY API declaration so the CLI and the runner can be written against it while the model
-// is ported; the bodies land with the encoder and decoder.
+import SAMTensor
+import TorchCheckpoint
 
 /// Errors a user can cause through the model API.
 public enum MobileSAMError: Error, LocalizedError, Equatable {
   case invalidPrompt(index: Int, reason: String)
-  case checkpoint(String)
-  case notImplemented
+  case checkpoint(file: String, reason: String)
 
   public var errorDescription: String? {
     switch self {
     case .invalidPrompt(let index, let reason): return "prompt \(index): \(reason)"
-    case .checkpoint(let message): return message
-    case .notImplemented: return "not implemented yet"
+    case .checkpoint(let file, let reason):
+      return "\(file): not a usable MobileSAM vit_t checkpoint: \(reason)"
     }
   }
 }
 
-/// The per-image result of the image encoder: opaque to callers.
+/// The per-image result of the image encoder. Opaque to callers: later versions may cache more in
+/// it without changing them.
 public struct ImageEmbedding: Sendable {
   public let originalWidth: Int
   public let originalHeight: Int
+  /// Size of the image after its longest side was resized to 1024 (before padding).
+  public let inputWidth: Int
+  public let inputHeight: Int
+  /// The encoder's output: [64 * 64, 256], channels-last.
+  let features: Tensor
+
+  /// The embedding as the reference lays it out, (1, 256, 64, 64) flattened.
+  public var channelsFirstFeatures: [Float] { permute(features, [1, 0]).data }
 }
 
-/// MobileSAM (vit_t) loaded from a checkpoint: `embed` once per image, then `predict` any number
+/// MobileSAM (`vit_t`) loaded from a checkpoint: `embed` once per image, then `predict` any number
 /// of prompts against the embedding.
 public final class MobileSAMModel: Sendable {
-  public init(checkpoint: URL) throws {
-    throw MobileSAMError.notImplemented
+  let imageEncoder: TinyViT
+  let promptEncoder: PromptEncoder
+  let maskDecoder: MaskDecoder
+  /// Prompts decoded together at most; bounds the decoder's memory (about 20 MB per prompt).
+  public static let maxBatch = 8
+
+  /// Loads the official `mobile_sam.pt` (or a file saved the same way). Strict: every key is used
+  /// or deliberately ignored; a missing key or a wrong shape is an error naming it.
+  public convenience init(checkpoint url: URL) throws {
+    let checkpoint: Checkpoint
+    do {
+      checkpoint = try Checkpoint.load(contentsOf: url)
+    } catch {
+      throw MobileSAMError.checkpoint(file: url.path, reason: error.localizedDescription)
+    }
+    try self.init(checkpoint: checkpoint, source: url.path)
   }
 
+  public init(checkpoint: Checkpoint, source: String) throws {
+    let weights = CheckpointWeights(checkpoint, source: source)
+    // The classification head of TinyViT is not used by SAM (its forward never calls it).
+    weights.ignore(prefix: "image_encoder.head.")
+    weights.ignore(prefix: "image_encoder.norm_head.")
+    // BatchNorm's training counter plays no part in inference.
+    weights.ignore(suffix: ".num_batches_tracked")
+    do {
+      imageEncoder = try TinyViT(weights, "image_encoder")
+      promptEncoder = try PromptEncoder(weights, "prompt_encoder")
+      maskDecoder = try MaskDecoder(weights, "mask_decoder")
+      try weights.finish()
+    } catch let error as MobileSAMError {
+      throw error
+    } catch {
+      throw MobileSAMError.checkpoint(file: source, reason: error.localizedDescription)
+    }
+  }
+
+  /// Runs the image encoder (`SamPredictor.set_image`): the expensive part, once per image.
   public func embed(_ image: RGBImage) -> ImageEmbedding {
-    ImageEmbedding(originalWidth: image.width, originalHeight: image.height)
+    let (input, resized) = Transforms.encoderInput(image)
+    var features = imageEncoder(input)
+    features.shape = [TinyViTConfig.gridSize * TinyViTConfig.gridSize, TinyViTConfig.neckChannels]
+    return ImageEmbedding(
+      originalWidth: image.width, originalHeight: image.height, inputWidth: resized.width,
+      inputHeight: resized.height, features: features)
   }
 
-  /// One prediction per prompt, in order. Throws `invalidPrompt` before doing any work when a
-  /// prompt is invalid.
+  /// One prediction per prompt, in order; each equals what `SamPredictor.predict` gives for that
+  /// prompt alone. Prompts with the same number of points and the same box presence are decoded
+  /// together (padding with not-a-point tokens would change the result). Throws `invalidPrompt`
+  /// before doing any work when a prompt is invalid.
   public func predict(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) throws -> [Prediction]
   {
-    throw MobileSAMError.notImplemented
+    for (index, prompt) in prompts.enumerated() {
+      if let reason = prompt.validationError {
+        throw MobileSAMError.invalidPrompt(index: index, reason: reason)
+      }
+    }
+    var batches: [[Int]] = []
+    var batchOf: [String: Int] = [:]
+    for (index, prompt) in prompts.enumerated() {
+      let key = "\(prompt.points.count)-\(prompt.box != nil)"
+      if let b = batchOf[key], batches[b].count < MobileSAMModel.maxBatch {
+        batches[b].append(index)
+      } else {
+        batchOf[key] = batches.count
+        batches.append([index])
+      }
+    }
+    var results = [Prediction?](repeating: nil, count: prompts.count)
+    for batch in batches {
+      let predictions = decode(embedding, prompts: batch.map { prompts[$0] }, multimask: multimask)
+      for (index, prediction) in zip(batch, predictions) { results[index] = prediction }
+    }
+    return results.compactMap { $0 }
   }
+
+  /// Decodes prompts that share one shape as one batch.
+  private func decode(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) -> [Prediction] {
+    let dim = MaskDecoder.transformerDim
+    let inputFrame = prompts.map { Transforms.toInputFrame($0, embedding: embedding) }
+    let sparseParts = inputFrame.map { promptEncoder.sparseEmbeddings(points: $0.points, box: $0.box) }
+    let tokens = sparseParts[0].shape[0]
+    let sparse = Tensor(shape: [prompts.count, tokens, dim], data: sparseParts.flatMap(\.data))
+    let dense = Tensor(
+      shape: [prompts.count, embedding.features.shape[0], dim],
+      data: prompts.flatMap { promptEncoder.denseEmbedding(maskInput: $0.maskInput).data })
+    var imagePE = promptEncoder.densePositionalEncoding
+    imagePE.shape = embedding.features.shape
+    let maskIndices = multimask ? [1, 2, 3] : [0]
+    let (logits, iou) = maskDecoder(
+      imageEmbedding: embedding.features, imagePE: imagePE, sparse: sparse, dense: dense,
+      maskIndices: maskIndices)
+
+    let masksPerPrompt = maskIndices.count
+    let planeSize = 256 * 256
+    return (0..<prompts.count).map { b in
+      let start = b * masksPerPrompt * planeSize
+      let lowRes = Tensor(
+        shape: [masksPerPrompt, 256, 256],
+        data: Array(logits.data[start..<(start + masksPerPrompt * planeSize)]))
+      let full = Transforms.logitsAtOriginalSize(lowRes, embedding: embedding)
+      let pixels = embedding.originalWidth * embedding.originalHeight
+      var masks: [BinaryMask] = []
+      var stability: [Float?] = []
+      for m in 0..<masksPerPrompt {
+        let plane = Tensor(
+          shape: [embedding.originalHeight, embedding.originalWidth],
+          data: Array(full.data[(m * pixels)..<((m + 1) * pixels)]))
+        masks.append(
+          BinaryMask(
+            width: embedding.originalWidth, height: embedding.originalHeight,
+            pixels: threshold(plane, above: 0)))
+        stability.append(stabilityScore(plane, threshold: 0, offset: 1))
+      }
+      return Prediction(
+        masks: masks, scores: Array(iou.data[(b * masksPerPrompt)..<((b + 1) * masksPerPrompt)]),
+        stabilityScores: stability,
+        lowResLogits: (0..<masksPerPrompt).map {
+          Array(lowRes.data[($0 * planeSize)..<(($0 + 1) * planeSize)])
+        })
+    }
+  }
+}
+
+/// `calculate_stability_score` of mobile_sam/utils/amg.py: the IoU of the masks thresholded at
+/// threshold + offset and threshold - offset; nil when the looser mask is empty (0 / 0).
+func stabilityScore(_ logits: Tensor, threshold: Float, offset: Float) -> Float? {
+  let intersections = countAbove(logits, threshold + offset)
+  let unions = countAbove(logits, threshold - offset)
+  guard unions > 0 else { return nil }
+  return Float(intersections) / Float(unions)
 }

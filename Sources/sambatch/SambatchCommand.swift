@@ -5,5 +5,6 @@ import SAMBatch
 struct Sambatch: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "sambatch",
-    abstract: "Runs MobileSAM over whole datasets: prompts in, masks out.")
+    abstract: "Runs MobileSAM over whole datasets: prompts in, masks out.",
+    subcommands: [PredictCommand.self])
 }

@@ -1,0 +1,5 @@
+#include <stdlib.h>
+
+#include "image_codecs.h"
+
+void sb_codec_free(void *pointer) { free(pointer); }

@@ -1,0 +1,337 @@
+import Foundation
+import SAMTensor
+import ZIPFoundation
+
+/// A `torch.save`d state dict read from PyTorch's zip format (torch 1.6 and later).
+///
+/// The zip holds `<prefix>/data.pkl` (the pickled dict, where each tensor names a storage by key)
+/// and `<prefix>/data/<key>` (raw little-endian storages). The prefix is the stem of the file
+/// name the checkpoint was first saved under (`archive`, `mobile_sam`, ...), so we look for the
+/// single entry ending in `/data.pkl` rather than for a fixed name.
+public struct Checkpoint: Sendable {
+  /// Every tensor of the state dict, converted to float32 (integers too; they are small here),
+  /// contiguous row-major whatever the stored strides were.
+  public let tensors: [String: Tensor]
+  /// The element type each tensor had in the file.
+  public let scalarTypes: [String: ScalarType]
+
+  /// A checkpoint built in memory (for tests of code that consumes checkpoints); every tensor
+  /// counts as float32 unless `scalarTypes` says otherwise.
+  public init(tensors: [String: Tensor], scalarTypes: [String: ScalarType] = [:]) {
+    self.tensors = tensors
+    var types = scalarTypes
+    for key in tensors.keys where types[key] == nil { types[key] = .float32 }
+    self.scalarTypes = types
+  }
+
+  /// Reads the checkpoint at `url`. Throws `TorchCheckpointError` naming the file and the cause
+  /// for anything that is not a plain state dict of tensors.
+  public static func load(contentsOf url: URL) throws -> Checkpoint {
+    return try CheckpointReader(url: url).read()
+  }
+}
+
+/// Limits that keep a hostile file from making us allocate without bound.
+enum CheckpointLimits {
+  /// data.pkl of a 400-tensor state dict is ~40 KB; a large language model's is a few MB.
+  static let maximumPickleBytes: UInt64 = 64 << 20
+  /// Deflate cannot expand data by more than ~1032:1, so a compressed entry declaring more is lying.
+  static let maximumDeflateRatio: UInt64 = 1032
+  /// Views may share storages, but all tensors together may not hold more elements than this
+  /// multiple of the storages they come from (plus a small allowance for tiny files).
+  static let maximumSharingFactor = 8
+  static let sharingAllowance = 1 << 20
+  static let maximumRank = 32
+  static let readChunkBytes = 1 << 20
+}
+
+private struct CheckpointReader {
+  let url: URL
+  let file: String
+  let fileSize: UInt64
+  let archive: Archive
+  /// Every file entry by its full path, read once from the central directory.
+  let entries: [String: Entry]
+  /// `<prefix>/` for data.pkl and the storages.
+  let prefix: String
+  let dataPickle: Entry
+
+  init(url: URL) throws {
+    self.url = url
+    file = url.path
+    let attributes: [FileAttributeKey: Any]
+    do {
+      attributes = try FileManager.default.attributesOfItem(atPath: url.path)
+    } catch {
+      throw TorchCheckpointError.unreadable(file: file, reason: error.localizedDescription)
+    }
+    guard (attributes[.type] as? FileAttributeType) == .typeRegular else {
+      throw TorchCheckpointError.unreadable(file: file, reason: "not a regular file")
+    }
+    fileSize = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
+    do {
+      archive = try Archive(url: url, accessMode: .read)
+    } catch {
+      if Self.startsLikeAPickle(url) { throw TorchCheckpointError.legacyFormat(file: file) }
+      throw TorchCheckpointError.notAZipArchive(
+        file: file, detail: "no readable zip central directory: \(error)")
+    }
+    var entries: [String: Entry] = [:]
+    for entry in archive where entry.type == .file { entries[entry.path] = entry }
+    self.entries = entries
+    let pickles = entries.keys.filter { $0 == "data.pkl" || $0.hasSuffix("/data.pkl") }.sorted()
+    guard let pickleName = pickles.first, let pickle = entries[pickleName] else {
+      throw TorchCheckpointError.missingDataPickle(file: file)
+    }
+    guard pickles.count == 1 else {
+      throw TorchCheckpointError.ambiguousDataPickle(file: file, entries: pickles)
+    }
+    prefix = String(pickleName.dropLast("data.pkl".count))
+    dataPickle = pickle
+  }
+
+  /// The pre-1.6 format is a bare pickle stream: it starts with PROTO 2.
+  private static func startsLikeAPickle(_ url: URL) -> Bool {
+    guard let handle = try? FileHandle(forReadingFrom: url) else { return false }
+    defer { try? handle.close() }
+    let head = (try? handle.read(upToCount: 2)) ?? Data()
+    return head.count == 2 && head[head.startIndex] == 0x80 && head[head.startIndex + 1] == 0x02
+  }
+
+  func read() throws -> Checkpoint {
+    try refuseBigEndian()
+    let pickleBytes = try readEntry(dataPickle, byteCount: nil, limit: CheckpointLimits.maximumPickleBytes)
+    let root = try RestrictedUnpickler.unpickle(pickleBytes, file: file)
+    let references = try stateDict(from: root)
+    return try materialize(references)
+  }
+
+  /// Newer torch writes `<prefix>/byteorder`; its absence means little-endian (older torch only
+  /// ran on little-endian hosts when saving to this format in practice).
+  private func refuseBigEndian() throws {
+    guard let entry = entries[prefix + "byteorder"] else { return }
+    let bytes = try readEntry(entry, byteCount: nil, limit: 64)
+    let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    if text == "big" { throw TorchCheckpointError.bigEndian(file: file) }
+  }
+
+  /// The top-level object must be a dict (or OrderedDict) from str to tensor.
+  private func stateDict(from root: PickleValue) throws -> [(String, TensorReference)] {
+    guard case .dict(let dict) = root else {
+      throw TorchCheckpointError.notAStateDict(
+        file: file, reason: "the pickle holds a \(root.kindName), not a dict")
+    }
+    var result: [(String, TensorReference)] = []
+    result.reserveCapacity(dict.entries.count)
+    for (key, value) in dict.entries {
+      guard case .string(let name) = key else {
+        throw TorchCheckpointError.notAStateDict(file: file, reason: "a key is a \(key.kindName), not a str")
+      }
+      guard case .tensor(let tensor) = value else {
+        throw TorchCheckpointError.notAStateDict(
+          file: file, reason: "key \(name) holds a \(value.kindName), not a tensor")
+      }
+      result.append((name, tensor))
+    }
+    return result
+  }
+
+  // MARK: - Tensors
+
+  private func materialize(_ references: [(String, TensorReference)]) throws -> Checkpoint {
+    var storages: [String: [Float]] = [:]
+    var storageReferences: [String: StorageReference] = [:]
+    var tensors: [String: Tensor] = [:]
+    var scalarTypes: [String: ScalarType] = [:]
+    var storageElements = 0
+    var tensorElements = 0
+    for (key, reference) in references {
+      let storage = reference.storage
+      let count = try checkLayout(reference, key: key)
+      if let known = storageReferences[storage.key] {
+        guard known == storage else {
+          throw TorchCheckpointError.invalidTensorLayout(
+            file: file, key: key,
+            reason:
+              "storage \(storage.key) is declared as \(storage.elementCount) \(storage.scalarType) here but as \(known.elementCount) \(known.scalarType) by another tensor"
+          )
+        }
+      } else {
+        let values = try readStorage(storage, key: key)
+        storageElements += values.count
+        storages[storage.key] = values
+        storageReferences[storage.key] = storage
+      }
+      // Bounds the output by what was read: views of one storage may repeat its elements
+      // (stride 0), but not without limit.
+      let budget = CheckpointLimits.maximumSharingFactor * storageElements + CheckpointLimits.sharingAllowance
+      guard count <= budget - tensorElements else {
+        throw TorchCheckpointError.invalidTensorLayout(
+          file: file, key: key,
+          reason:
+            "size \(reference.sizes) holds \(count) elements; with the tensors before it that is more than \(CheckpointLimits.maximumSharingFactor)x the \(storageElements) elements of the storages read"
+        )
+      }
+      tensorElements += count
+      let values = storages[storage.key] ?? []
+      tensors[key] = Tensor(shape: reference.sizes, data: gatherTensor(reference, from: values, count: count))
+      scalarTypes[key] = storage.scalarType
+    }
+    return Checkpoint(tensors: tensors, scalarTypes: scalarTypes)
+  }
+
+  /// Checks sizes, strides and offset against the storage's declared element count with
+  /// overflow-safe arithmetic; returns the tensor's element count.
+  private func checkLayout(_ reference: TensorReference, key: String) throws -> Int {
+    func invalid(_ reason: String) -> TorchCheckpointError {
+      .invalidTensorLayout(file: file, key: key, reason: reason)
+    }
+    let sizes = reference.sizes
+    let strides = reference.strides
+    guard sizes.count == strides.count else {
+      throw invalid("\(sizes.count) sizes \(sizes) but \(strides.count) strides \(strides)")
+    }
+    guard sizes.count <= CheckpointLimits.maximumRank else { throw invalid("rank \(sizes.count) is absurd") }
+    guard sizes.allSatisfy({ $0 >= 0 }) else { throw invalid("negative size in \(sizes)") }
+    guard strides.allSatisfy({ $0 >= 0 }) else { throw invalid("negative stride in \(strides)") }
+    guard reference.storageOffset >= 0 else {
+      throw invalid("negative storage offset \(reference.storageOffset)")
+    }
+    var count = 1
+    for size in sizes {
+      let (product, overflow) = count.multipliedReportingOverflow(by: size)
+      guard !overflow else { throw invalid("size \(sizes) overflows") }
+      count = product
+    }
+    let storageCount = reference.storage.elementCount
+    if count == 0 {
+      guard reference.storageOffset <= storageCount else {
+        throw invalid(
+          "storage offset \(reference.storageOffset) is past the storage's \(storageCount) elements")
+      }
+      return 0
+    }
+    // The last element a view touches: offset + sum((size - 1) * stride).
+    var last = reference.storageOffset
+    for (size, stride) in zip(sizes, strides) {
+      let (step, overflow) = (size - 1).multipliedReportingOverflow(by: stride)
+      let (sum, overflow2) = last.addingReportingOverflow(step)
+      guard !overflow, !overflow2 else { throw invalid("size \(sizes) with stride \(strides) overflows") }
+      last = sum
+    }
+    guard last < storageCount else {
+      throw invalid(
+        "offset \(reference.storageOffset), size \(sizes) and stride \(strides) reach element \(last), outside its storage of \(storageCount)"
+      )
+    }
+    return count
+  }
+
+  /// Reads `<prefix>/data/<key>` and converts all of it to float32.
+  private func readStorage(_ storage: StorageReference, key: String) throws -> [Float] {
+    let name = prefix + "data/" + storage.key
+    guard let entry = entries[name] else {
+      throw TorchCheckpointError.missingStorage(file: file, key: key, entry: name)
+    }
+    let (byteCount, overflow) = storage.elementCount.multipliedReportingOverflow(
+      by: storage.scalarType.itemSize)
+    guard !overflow else {
+      throw TorchCheckpointError.invalidTensorLayout(
+        file: file, key: key,
+        reason: "storage \(storage.key) declares an absurd \(storage.elementCount) elements")
+    }
+    let declared = entry.uncompressedSize
+    guard declared >= UInt64(byteCount) else {
+      throw TorchCheckpointError.storageTooShort(
+        file: file, key: key, entry: name, expectedBytes: UInt64(byteCount), actualBytes: declared)
+    }
+    let bytes = try readEntry(entry, byteCount: byteCount, limit: .max, storageOf: key)
+    var values = [Float](repeating: 0, count: storage.elementCount)
+    bytes.withUnsafeBytes { raw in
+      values.withUnsafeMutableBufferPointer { output in
+        guard let source = raw.baseAddress, let destination = output.baseAddress else { return }
+        convertToFloat(source, type: storage.scalarType, count: storage.elementCount, into: destination)
+      }
+    }
+    return values
+  }
+
+  private func gatherTensor(_ reference: TensorReference, from storage: [Float], count: Int) -> [Float] {
+    let offset = reference.storageOffset
+    if count == 0 { return [] }
+    if isRowMajor(sizes: reference.sizes, strides: reference.strides) {
+      if offset == 0 && count == storage.count { return storage }  // shares the buffer, no copy
+      return Array(storage[offset..<offset + count])
+    }
+    var output = [Float](repeating: 0, count: count)
+    storage.withUnsafeBufferPointer { source in
+      output.withUnsafeMutableBufferPointer { destination in
+        guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
+        gatherStrided(
+          source + offset, sizes: reference.sizes, strides: reference.strides, into: destination)
+      }
+    }
+    return output
+  }
+
+  // MARK: - Zip entries
+
+  /// Reads an entry whole (`byteCount == nil`) or its first `byteCount` bytes, refusing entries
+  /// whose declared size exceeds `limit` or the file itself (stored) or deflate's reach
+  /// (compressed), and checking the CRC-32 of everything read. `storageOf` names the tensor
+  /// whose storage this is, for messages.
+  private func readEntry(
+    _ entry: Entry, byteCount: Int?, limit: UInt64, storageOf key: String? = nil
+  ) throws -> [UInt8] {
+    let name = entry.path
+    let declared = entry.uncompressedSize
+    let reach =
+      entry.isCompressed
+      ? entry.compressedSize.multipliedReportingOverflow(by: CheckpointLimits.maximumDeflateRatio)
+      : (partialValue: entry.compressedSize, overflow: false)
+    guard declared <= limit else {
+      throw TorchCheckpointError.entryTooLarge(file: file, entry: name, bytes: declared, limit: limit)
+    }
+    guard entry.compressedSize <= fileSize, reach.overflow || declared <= reach.partialValue else {
+      throw TorchCheckpointError.unreadableEntry(
+        file: file, entry: name, reason: "its declared size (\(declared) bytes) does not fit in the file")
+    }
+    let wanted = byteCount ?? Int(declared)
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(wanted)
+    var checksum = CRC32Accumulator()
+    var seen: UInt64 = 0
+    do {
+      _ = try archive.extract(entry, bufferSize: CheckpointLimits.readChunkBytes, skipCRC32: true) { chunk in
+        seen += UInt64(chunk.count)
+        guard seen <= declared else { throw EntryOverrun() }
+        chunk.withUnsafeBytes { raw in
+          checksum.update(raw)
+          let keep = min(raw.count, wanted - bytes.count)
+          if keep > 0 { bytes.append(contentsOf: raw.prefix(keep)) }
+        }
+      }
+    } catch is EntryOverrun {
+      throw TorchCheckpointError.unreadableEntry(
+        file: file, entry: name, reason: "it holds more data than its declared \(declared) bytes")
+    } catch {
+      throw TorchCheckpointError.unreadableEntry(file: file, entry: name, reason: "\(error)")
+    }
+    guard seen == declared else {
+      if let key {
+        throw TorchCheckpointError.storageTooShort(
+          file: file, key: key, entry: name, expectedBytes: UInt64(wanted), actualBytes: seen)
+      }
+      throw TorchCheckpointError.unreadableEntry(
+        file: file, entry: name,
+        reason: "only \(seen) of its declared \(declared) bytes could be read (truncated?)")
+    }
+    guard checksum.value == entry.checksum else {
+      throw TorchCheckpointError.unreadableEntry(
+        file: file, entry: name, reason: "CRC-32 mismatch (corrupt data)")
+    }
+    return bytes
+  }
+}
+
+private struct EntryOverrun: Error {}

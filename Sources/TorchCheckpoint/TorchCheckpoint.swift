@@ -1,1 +1,0 @@
-// Placeholder: the torch.save reader lands in TorchCheckpoint.swift.

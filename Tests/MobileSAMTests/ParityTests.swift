@@ -1,0 +1,115 @@
+import Foundation
+import MobileSAM
+import SAMBatch
+import SAMImage
+import TestSupport
+import XCTest
+
+/// The model against the PyTorch reference's outputs (Tests/Fixtures/reference). When a test fails
+/// after a deliberate change to the fixtures, regenerate them with Scripts/make_fixtures.py.
+final class ParityTests: XCTestCase {
+  private func reference() throws -> ReferenceModel { try ReferenceModel.shared.get() }
+
+  /// 1e-3: float32 GEMMs summed in another order over 12 blocks, BatchNorm folded into convs.
+  func testImageEmbeddingMatchesReference() throws {
+    let reference = try reference()
+    XCTAssertFalse(reference.cases.embeddings.isEmpty)
+    for expected in reference.cases.embeddings {
+      let want = try Npy.read(contentsOf: Fixtures.url(expected.file))
+      XCTAssertEqual(want.shape, [1, 256, 64, 64])
+      let got = try reference.embedding(expected.image).channelsFirstFeatures
+      let diff = maxAbsDifference(got, want.values)
+      print("embedding \(expected.image): max |diff| \(diff)")
+      XCTAssertLessThanOrEqual(diff, 1e-3, "embedding of \(expected.image)")
+    }
+  }
+
+  func testResizedImageEqualsPillow() throws {
+    let reference = try reference()
+    for expected in reference.cases.resized {
+      let want = try readUInt8Npy(Fixtures.url(expected.file))
+      let image = try reference.image(expected.image)
+      let size = longestSideSize(width: image.width, height: image.height, target: 1024)
+      XCTAssertEqual(want.shape, [size.height, size.width, 3])
+      let got = resizeBilinearLikePillow(image, width: size.width, height: size.height)
+      XCTAssertEqual(got.pixels, want.values, "1024-side resize of \(expected.image) differs from Pillow's")
+    }
+  }
+
+  /// Scores within 1e-3, low-res logits within 1e-2 (errors of the embedding amplified by the
+  /// decoder), masks at original size with IoU >= 0.995 (pixels whose logit is within float noise
+  /// of 0 may flip).
+  func testPredictionsMatchReference() throws {
+    let reference = try reference()
+    XCTAssertGreaterThan(reference.cases.cases.count, 0)
+    for testCase in reference.cases.cases {
+      let embedding = try reference.embedding(testCase.image)
+      let prediction = try reference.model.predict(
+        embedding, prompts: [testCase.prompt], multimask: testCase.multimask)[0]
+      XCTAssertEqual(prediction.scores.count, testCase.scores.count, testCase.name)
+      for (got, want) in zip(prediction.scores, testCase.scores) {
+        XCTAssertEqual(got, want, accuracy: 1e-3, "\(testCase.name): score")
+      }
+      let logits = try Npy.read(contentsOf: Fixtures.url(testCase.logits))
+      let logitDiff = maxAbsDifference(prediction.lowResLogits.flatMap { $0 }, logits.values)
+      XCTAssertLessThanOrEqual(logitDiff, 1e-2, "\(testCase.name): low-res logits")
+      var worstIoU = 1.0
+      for (mask, rle) in zip(prediction.masks, testCase.masks) {
+        XCTAssertEqual([mask.height, mask.width], rle.size, testCase.name)
+        let want = try MaskRLE.decode(rle.counts, width: rle.size[1], height: rle.size[0])
+        worstIoU = min(worstIoU, maskIoU(mask, want))
+      }
+      print("\(testCase.name): logits max |diff| \(logitDiff), worst mask IoU \(worstIoU)")
+      XCTAssertGreaterThanOrEqual(worstIoU, 0.995, "\(testCase.name): mask IoU")
+    }
+  }
+
+  /// Decoding prompts together gives what each gives alone (1e-4: GEMM blocking may differ with
+  /// the batch size).
+  func testBatchedPromptsEqualSinglePrompts() throws {
+    let reference = try reference()
+    let byImage = Dictionary(grouping: reference.cases.cases, by: \.image)
+    guard let (image, cases) = byImage.max(by: { $0.value.count < $1.value.count }) else { return }
+    let embedding = try reference.embedding(image)
+    let prompts = try cases.map { try $0.prompt }
+    let together = try reference.model.predict(embedding, prompts: prompts, multimask: true)
+    XCTAssertEqual(together.count, prompts.count)
+    for (prompt, batched) in zip(prompts, together) {
+      let alone = try reference.model.predict(embedding, prompts: [prompt], multimask: true)[0]
+      for (a, b) in zip(alone.scores, batched.scores) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+      XCTAssertLessThanOrEqual(
+        maxAbsDifference(alone.lowResLogits.flatMap { $0 }, batched.lowResLogits.flatMap { $0 }), 1e-3)
+    }
+  }
+
+  func testInvalidPromptsAreRejectedBeforeDecoding() throws {
+    let reference = try reference()
+    let embedding = try reference.embedding(reference.cases.cases[0].image)
+    let invalid: [(Prompt, String)] = [
+      (Prompt(), "no point and no box"),
+      (Prompt(points: [PromptPoint(x: .nan, y: 3, label: 1)]), "non-finite"),
+      (Prompt(points: [PromptPoint(x: 1, y: .infinity, label: 1)]), "non-finite"),
+      (Prompt(points: [PromptPoint(x: 1, y: 3, label: 2)]), "label 2"),
+      (Prompt(box: PromptBox(x0: 10, y0: 10, x1: 5, y1: 20)), "x1 < x0"),
+      (Prompt(box: PromptBox(x0: 10, y0: 10, x1: 20, y1: 5)), "y1 < y0"),
+      (Prompt(box: PromptBox(x0: .nan, y0: 10, x1: 20, y1: 25)), "non-finite"),
+      (Prompt(box: PromptBox(x0: 1, y0: 1, x1: 20, y1: 25), maskInput: [0, 1]), "256x256"),
+    ]
+    for (prompt, message) in invalid {
+      XCTAssertThrowsError(
+        try reference.model.predict(
+          embedding, prompts: [Prompt(points: [PromptPoint(x: 1, y: 1, label: 1)]), prompt], multimask: false)
+      ) { error in
+        let text = error.localizedDescription
+        XCTAssertTrue(text.contains("prompt 1") && text.contains(message), "unclear message: \(text)")
+      }
+    }
+  }
+}
+
+func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
+  guard a.count == b.count else { return .infinity }
+  var worst: Float = 0
+  for i in 0..<a.count { worst = max(worst, abs(a[i] - b[i])) }
+  return worst
+}
