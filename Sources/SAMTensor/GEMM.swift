@@ -9,6 +9,7 @@ public func sgemm(
   c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0
 ) {
   guard m > 0, n > 0 else { return }
+  _ = BLASCore.selection  // before the first GEMM: replace OpenBLAS's SSE3 fallback (BLASCore.swift)
   if k == 0 {
     // Nothing to multiply: only the beta scaling remains (OpenBLAS rejects lda = 0 here).
     scaleMatrix(c, rows: m, columns: n, stride: ldc, by: beta)

@@ -1,3 +1,4 @@
+import Foundation
 import SAMTensor
 import XCTest
 
@@ -108,5 +109,34 @@ final class GEMMTests: XCTestCase {
     assertClose(
       linear(x, weight: weight, bias: bias), Reference.linear(x, weight: weight, bias: bias),
       relative: gemmTolerance, "linear 4096x320 -> 1280")
+  }
+
+  func testPreferredCoreFollowsCPUFlags() {
+    XCTAssertEqual(
+      BLASCore.preferredCore(forFlags: [
+        "sse3", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl",
+      ]),
+      "SkylakeX")
+    XCTAssertEqual(BLASCore.preferredCore(forFlags: ["sse3", "avx", "avx2", "fma", "avx512f"]), "Haswell")
+    XCTAssertNil(BLASCore.preferredCore(forFlags: ["sse3", "avx"]))
+  }
+
+  func testOpenBLASDoesNotRunItsSSE3FallbackOnAnAVX2Machine() throws {
+    #if os(Linux) && arch(x86_64)
+      let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+      let flags = Set(
+        cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init)
+          ?? [])
+      guard flags.isSuperset(of: ["avx2", "fma"]),
+        ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil
+      else { throw XCTSkip("no AVX2 + FMA, or OPENBLAS_CORETYPE set by the user") }
+      // Any GEMM triggers the check.
+      _ = linear(Tensor(zeros: [2, 3]), weight: Tensor(zeros: [4, 3]), bias: nil)
+      let name = try XCTUnwrap(BLASCore.name)
+      print("OpenBLAS core: \(name) (upgraded to: \(BLASCore.upgradedTo ?? "none"))")
+      XCTAssertNotEqual(name.lowercased(), "prescott")
+    #else
+      throw XCTSkip("OpenBLAS core selection is only checked on x86_64 Linux")
+    #endif
   }
 }
