@@ -40,17 +40,15 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor?, scale: Flo
               fusedAttention(
                 out, q: pq, k: pk, v: pv, bias: bias, biasHeads: biasHeads, groups: groups, shape: shape)
             } else if groups >= ComputeThreads.count {
-              withSingleThreadedBLAS {
-                parallelForChunks(groups) { range in
-                  var scores = [Float](repeating: 0, count: queries * keys)
-                  scores.withUnsafeMutableBufferPointer { sp in
-                    for g in range {
-                      attentionGroup(
-                        out + g * queries * valueDepth, q: pq + g * queries * depth,
-                        k: pk + g * keys * depth, v: pv + g * keys * valueDepth,
-                        bias: bias.map { $0 + (g % biasHeads) * queries * keys },
-                        scores: sp.baseAddress!, shape: shape, parallelRows: false)
-                    }
+              parallelForChunks(groups) { range in
+                var scores = [Float](repeating: 0, count: queries * keys)
+                scores.withUnsafeMutableBufferPointer { sp in
+                  for g in range {
+                    attentionGroup(
+                      out + g * queries * valueDepth, q: pq + g * queries * depth,
+                      k: pk + g * keys * depth, v: pv + g * keys * valueDepth,
+                      bias: bias.map { $0 + (g % biasHeads) * queries * keys },
+                      scores: sp.baseAddress!, shape: shape, parallelRows: false)
                   }
                 }
               }

@@ -9,8 +9,25 @@ private let gemmTolerance = 1e-6
 
 final class GEMMTests: XCTestCase {
   func testSgemmAllTranspositionsWithStridesAlphaBeta() {
-    var random = SeededRandom(seed: 1)
-    let (m, n, k) = (37, 29, 53)
+    checkAllTranspositions(m: 37, n: 29, k: 53, seed: 1)
+  }
+
+  func testLargeSgemmSplitIntoRowBlocks() {
+    // m * n * k >= 2^21 and m >= n: sgemm runs one block of rows per thread.
+    ComputeThreads.set(3)
+    defer { ComputeThreads.set(ProcessInfo.processInfo.activeProcessorCount) }
+    checkAllTranspositions(m: 301, n: 70, k: 101, seed: 5)
+  }
+
+  func testLargeSgemmSplitIntoColumnBlocks() {
+    // n > m: one block of columns per thread.
+    ComputeThreads.set(3)
+    defer { ComputeThreads.set(ProcessInfo.processInfo.activeProcessorCount) }
+    checkAllTranspositions(m: 21, n: 1103, k: 97, seed: 6)
+  }
+
+  private func checkAllTranspositions(m: Int, n: Int, k: Int, seed: UInt64) {
+    var random = SeededRandom(seed: seed)
     for transposeA in [false, true] {
       for transposeB in [false, true] {
         // Row strides larger than the logical width, to exercise lda/ldb/ldc.
@@ -37,6 +54,7 @@ final class GEMMTests: XCTestCase {
           transposeB: transposeB)
         var expected = Expected(shape: [m, n])
         var actual = [Float](repeating: 0, count: m * n)
+        var paddingChanged = 0
         for i in 0..<m {
           for j in 0..<n {
             let old = Double(c0[i * ldc + j])
@@ -46,11 +64,12 @@ final class GEMMTests: XCTestCase {
             actual[i * n + j] = c[i * ldc + j]
           }
           // Padding columns beyond n are untouched.
-          for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j]) }
+          for j in n..<ldc where c[i * ldc + j] != c0[i * ldc + j] { paddingChanged += 1 }
         }
+        XCTAssertEqual(paddingChanged, 0, "sgemm wrote outside C's n columns")
         assertClose(
           Tensor(shape: [m, n], data: actual), expected, relative: gemmTolerance,
-          "sgemm transposeA=\(transposeA) transposeB=\(transposeB)")
+          "sgemm \(m)x\(n)x\(k) transposeA=\(transposeA) transposeB=\(transposeB)")
       }
     }
   }
