@@ -59,6 +59,10 @@ final class ConvolutionTests: XCTestCase {
     let cases = [
       (13, 9, 5, 3, 3, 2, 1), (12, 11, 19, 3, 3, 1, 1), (7, 10, 8, 3, 3, 2, 1), (6, 5, 17, 5, 5, 1, 2),
       (9, 8, 3, 2, 3, 2, 0), (3, 3, 11, 3, 3, 1, 0), (4, 6, 9, 3, 3, 3, 3),
+      // 3x3 with C % 8 == 0: the register-blocked path (several 8-channel blocks, odd sizes,
+      // stride 2, no padding, a window wider than the image).
+      (7, 9, 24, 3, 3, 1, 1), (9, 11, 16, 3, 3, 2, 1), (5, 6, 32, 3, 3, 1, 0), (2, 2, 8, 3, 3, 1, 1),
+      (6, 7, 16, 3, 3, 2, 2),
     ]
     for (h, w, c, kh, kw, stride, padding) in cases {
       let x = random.tensor([h, w, c])
