@@ -3,7 +3,9 @@
 /// softmax(q k^T * scale + bias) v for G independent groups:
 /// q [G, Nq, d], k [G, Nk, d], v [G, Nk, dv] -> [G, Nq, dv]. bias, when given, is [H, Nq, Nk]
 /// with G % H == 0, and group g uses bias[g % H] (groups ordered (window, head), heads fastest).
-/// Parallel over groups, two GEMMs per group with per-thread scratch scores.
+/// Parallel over groups (or over query rows when there are fewer groups than threads). When dv is
+/// a multiple of 8 a fused SIMD kernel computes each group (AttentionKernel.swift); otherwise two
+/// OpenBLAS GEMMs per group.
 public func attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor?, scale: Float) -> Tensor {
   precondition(
     q.shape.count == 3 && k.shape.count == 3 && v.shape.count == 3,
@@ -31,9 +33,13 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor?, scale: Flo
       k.data.withUnsafeBufferPointer { kp in
         v.data.withUnsafeBufferPointer { vp in
           biasData.withUnsafeBufferPointer { bp in
-            let bias = biasHeads > 0 ? bp.baseAddress : nil  // an empty array may still have an address
+            // An empty array may still have a base address: only a real bias counts.
+            let bias = biasHeads > 0 ? bp.baseAddress : nil
             let (pq, pk, pv) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!)
-            if groups >= ComputeThreads.count {
+            if valueDepth % 8 == 0 {
+              fusedAttention(
+                out, q: pq, k: pk, v: pv, bias: bias, biasHeads: biasHeads, groups: groups, shape: shape)
+            } else if groups >= ComputeThreads.count {
               parallelForChunks(groups) { range in
                 var scores = [Float](repeating: 0, count: queries * keys)
                 scores.withUnsafeMutableBufferPointer { sp in
@@ -100,4 +106,53 @@ private func attentionGroup(
   sgemm(
     m: s.queries, n: s.valueDepth, k: s.keys, a: scores, lda: s.keys, transposeA: false, b: v,
     ldb: s.valueDepth, transposeB: false, c: out, ldc: s.valueDepth)
+}
+
+/// The fused-kernel path of `attention` (valueDepth % 8 == 0).
+private func fusedAttention(
+  _ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+  v: UnsafePointer<Float>, bias: UnsafePointer<Float>?, biasHeads: Int, groups: Int,
+  shape s: AttentionShape
+) {
+  let padded = paddedKeyCount(s.keys)
+  let transposedCount = s.depth * padded
+  let scoresCount = 4 * padded
+  if groups >= ComputeThreads.count {
+    parallelForChunks(groups) { range in
+      var scratchValues = [Float](repeating: 0, count: transposedCount + scoresCount)
+      scratchValues.withUnsafeMutableBufferPointer { sp in
+        let scratch = AttentionScratch(
+          transposedKeys: sp.baseAddress!, scores: sp.baseAddress! + transposedCount)
+        for g in range {
+          transposeKeys(k + g * s.keys * s.depth, into: scratch.transposedKeys, keys: s.keys, depth: s.depth)
+          attentionRows(
+            out + g * s.queries * s.valueDepth, q: q + g * s.queries * s.depth,
+            v: v + g * s.keys * s.valueDepth,
+            bias: bias.map { $0 + (g % biasHeads) * s.queries * s.keys }, scratch: scratch, shape: s,
+            rows: 0..<s.queries)
+        }
+      }
+    }
+    return
+  }
+  // Few groups (the mask decoder's heads): parallel over blocks of 4 query rows in each group.
+  var transposed = [Float](repeating: 0, count: transposedCount)
+  transposed.withUnsafeMutableBufferPointer { tp in
+    let transposedKeys = tp.baseAddress!
+    for g in 0..<groups {
+      transposeKeys(k + g * s.keys * s.depth, into: transposedKeys, keys: s.keys, depth: s.depth)
+      let blocks = (s.queries + 3) / 4
+      parallelForChunksIfLarge(blocks, work: s.queries * padded * (s.depth + s.valueDepth)) { range in
+        var scores = [Float](repeating: 0, count: scoresCount)
+        scores.withUnsafeMutableBufferPointer { sp in
+          attentionRows(
+            out + g * s.queries * s.valueDepth, q: q + g * s.queries * s.depth,
+            v: v + g * s.keys * s.valueDepth,
+            bias: bias.map { $0 + (g % biasHeads) * s.queries * s.keys },
+            scratch: AttentionScratch(transposedKeys: transposedKeys, scores: sp.baseAddress!),
+            shape: s, rows: (range.lowerBound * 4)..<min(s.queries, range.upperBound * 4))
+        }
+      }
+    }
+  }
 }

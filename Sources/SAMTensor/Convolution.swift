@@ -133,18 +133,104 @@ public func depthwiseConv2d(
   let geometry = ConvolutionGeometry(
     height: height, width: width, channels: channels, kernelH: kernelH, kernelW: kernelW,
     stride: stride, padding: padding, outW: outW)
+  // 3x3 kernels over whole 8-channel vectors take the register-blocked path for the pixels whose
+  // window lies inside the image horizontally; rows above or below the image read a zero row.
+  let blocked = kernelH == 3 && kernelW == 3 && channels % 8 == 0
+  let zeroRow = [Float](repeating: 0, count: blocked ? width * channels : 0)
   return Tensor(shape: [outH, outW, channels]) { out in
     x.data.withUnsafeBufferPointer { xp in
       taps.data.withUnsafeBufferPointer { tp in
         biasValues.withUnsafeBufferPointer { bp in
-          parallelFor(outH) { oy in
-            depthwiseRow(
-              out + oy * outW * channels, input: xp.baseAddress!, taps: tp.baseAddress!,
-              bias: bp.baseAddress!, outputRow: oy, geometry: geometry)
+          zeroRow.withUnsafeBufferPointer { zp in
+            parallelFor(outH) { oy in
+              if blocked {
+                depthwise3x3Row(
+                  out + oy * outW * channels, input: xp.baseAddress!, zeroRow: zp.baseAddress!,
+                  taps: tp.baseAddress!, bias: bp.baseAddress!, outputRow: oy, geometry: geometry)
+              } else {
+                depthwiseRow(
+                  out + oy * outW * channels, input: xp.baseAddress!, taps: tp.baseAddress!,
+                  bias: bp.baseAddress!, outputRow: oy, geometry: geometry)
+              }
+            }
           }
         }
       }
     }
+  }
+}
+
+/// One output row of a 3x3 depthwise convolution with C % 8 == 0: edge pixels as
+/// `depthwiseRow`, the others 8 channels at a time with the 9 tap vectors held in registers.
+private func depthwise3x3Row(
+  _ out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, zeroRow: UnsafePointer<Float>,
+  taps: UnsafePointer<Float>, bias: UnsafePointer<Float>, outputRow oy: Int,
+  geometry g: ConvolutionGeometry
+) {
+  let c = g.channels
+  // Output columns whose three input columns are all inside the image.
+  let first = min(g.outW, (g.padding + g.stride - 1) / g.stride)
+  let lastInside = g.width - 3 + g.padding  // the largest ox * stride whose window fits
+  let last = max(first, min(g.outW, lastInside >= 0 ? lastInside / g.stride + 1 : 0))
+  let y0 = oy * g.stride - g.padding
+  let kyStart = max(0, -y0)
+  let kyEnd = max(kyStart, min(3, g.height - y0))
+  for ox in 0..<g.outW where ox < first || ox >= last {
+    let x0 = ox * g.stride - g.padding
+    let kxStart = max(0, -x0)
+    let kxEnd = max(kxStart, min(3, g.width - x0))
+    depthwisePixel(
+      out + ox * c, input: input + (y0 * g.width + x0) * c, taps: taps, bias: bias,
+      channels: c, rowStride: g.width * c, kernelW: 3, ky: kyStart..<kyEnd, kx: kxStart..<kxEnd)
+  }
+  guard first < last else { return }
+  func row(_ ky: Int) -> UnsafePointer<Float> {
+    let iy = y0 + ky
+    return iy >= 0 && iy < g.height ? input + iy * g.width * c : zeroRow
+  }
+  let rows = (row(0), row(1), row(2))
+  var c0 = 0
+  while c0 < c {
+    depthwise3x3Block(
+      out + c0, rows: (rows.0 + c0, rows.1 + c0, rows.2 + c0), taps: taps + c0, bias: bias + c0,
+      columns: first..<last, geometry: g)
+    c0 += 8
+  }
+}
+
+/// Channels [0, 8) (pointers already offset) of output columns `columns`, all taps inside.
+private func depthwise3x3Block(
+  _ out: UnsafeMutablePointer<Float>,
+  rows: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>),
+  taps: UnsafePointer<Float>, bias: UnsafePointer<Float>, columns: Range<Int>,
+  geometry g: ConvolutionGeometry
+) {
+  let c = g.channels
+  let w0 = loadVector(taps)
+  let w1 = loadVector(taps + c)
+  let w2 = loadVector(taps + 2 * c)
+  let w3 = loadVector(taps + 3 * c)
+  let w4 = loadVector(taps + 4 * c)
+  let w5 = loadVector(taps + 5 * c)
+  let w6 = loadVector(taps + 6 * c)
+  let w7 = loadVector(taps + 7 * c)
+  let w8 = loadVector(taps + 8 * c)
+  let b = loadVector(bias)
+  let (top, middle, bottom) = rows
+  for ox in columns {
+    let x = (ox * g.stride - g.padding) * c
+    // One accumulator per kernel row: three short FMA chains instead of one of nine.
+    var a0 = b
+    a0.addProduct(w0, loadVector(top + x))
+    a0.addProduct(w1, loadVector(top + x + c))
+    a0.addProduct(w2, loadVector(top + x + 2 * c))
+    var a1 = w3 * loadVector(middle + x)
+    a1.addProduct(w4, loadVector(middle + x + c))
+    a1.addProduct(w5, loadVector(middle + x + 2 * c))
+    var a2 = w6 * loadVector(bottom + x)
+    a2.addProduct(w7, loadVector(bottom + x + c))
+    a2.addProduct(w8, loadVector(bottom + x + 2 * c))
+    storeVector(a0 + a1 + a2, out + ox * c)
   }
 }
 
@@ -157,11 +243,11 @@ private func depthwiseRow(
   // Valid kernel rows for this output row.
   let y0 = oy * g.stride - g.padding
   let kyStart = max(0, -y0)
-  let kyEnd = min(g.kernelH, g.height - y0)
+  let kyEnd = max(kyStart, min(g.kernelH, g.height - y0))
   for ox in 0..<g.outW {
     let x0 = ox * g.stride - g.padding
     let kxStart = max(0, -x0)
-    let kxEnd = min(g.kernelW, g.width - x0)
+    let kxEnd = max(kxStart, min(g.kernelW, g.width - x0))
     depthwisePixel(
       out + ox * c, input: input + (y0 * g.width + x0) * c, taps: taps, bias: bias,
       channels: c, rowStride: g.width * c, kernelW: g.kernelW,
@@ -252,4 +338,22 @@ public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: 
       }
     }
   }
+}
+
+// Per-file copies: SwiftPM's debug builds compile file by file, and the optimizer cannot inline a
+// function from another file of the module (not even an @inlinable one), which would leave a call
+// per vector in these loops.
+@inline(__always)
+private func loadVector(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+  UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func loadVector(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+  UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func storeVector(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+  UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }

@@ -13,8 +13,8 @@ func parallelForElements(_ count: Int, _ body: (Range<Int>) -> Void) {
   }
 }
 
-/// Runs `body(out, x, count)` over parallel chunks of a unary elementwise map.
-private func mapElements(
+/// Applies `kernel(out, x, count)` over parallel chunks of x (one call per chunk).
+func mapElements(
   _ x: Tensor,
   _ kernel: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) -> Void
 ) -> Tensor {
@@ -26,12 +26,6 @@ private func mapElements(
       }
     }
   }
-}
-
-/// Exact GELU as torch.nn.GELU(): x * 0.5 * (1 + erf(x / sqrt(2))), with our own erf
-/// approximation (relative error below 1e-8 in double; see `geluVector`).
-public func gelu(_ x: Tensor) -> Tensor {
-  mapElements(x, geluKernel)
 }
 
 /// max(x, 0).
@@ -136,24 +130,33 @@ private func layerNormRow(
   _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
   bias: UnsafePointer<Float>, count: Int, eps: Float
 ) {
-  let mean = sumVector(x, count: count) / Float(count)
-  // Second pass for the variance, as torch's two-pass definition (no E[x^2] - mean^2 cancellation).
-  let meanVector = SIMD8<Float>(repeating: mean)
+  let roughMean = sumVector(x, count: count) / Float(count)
+  // Second pass around the rough mean (torch's two-pass definition, no E[x^2] - mean^2
+  // cancellation); the sum of the deviations also corrects the mean's own rounding error.
+  let roughVector = SIMD8<Float>(repeating: roughMean)
+  var deviations = SIMD8<Float>.zero
   var squares = SIMD8<Float>.zero
   var i = 0
   while i + 8 <= count {
-    let d = loadVector(x + i) - meanVector
+    let d = loadVector(x + i) - roughVector
+    deviations += d
     squares.addProduct(d, d)
     i += 8
   }
-  var tail: Float = 0
+  var deviationTail: Float = 0
+  var squareTail: Float = 0
   while i < count {
-    let d = x[i] - mean
-    tail += d * d
+    let d = x[i] - roughMean
+    deviationTail += d
+    squareTail += d * d
     i += 1
   }
-  let variance = (squares.sum() + tail) / Float(count)
+  let n = Float(count)
+  let correction = (deviations.sum() + deviationTail) / n
+  let mean = roughMean + correction
+  let variance = max(0, (squares.sum() + squareTail) / n - correction * correction)
   let inverse = 1 / (variance + eps).squareRoot()
+  let meanVector = SIMD8<Float>(repeating: mean)
   let inverseVector = SIMD8<Float>(repeating: inverse)
   i = 0
   while i + 8 <= count {
@@ -165,76 +168,6 @@ private func layerNormRow(
     out[i] = (x[i] - mean) * inverse * weight[i] + bias[i]
     i += 1
   }
-}
-
-/// Softmax over the last dimension, in place: exp(x - max) / sum.
-public func softmaxLastDimension(_ x: inout Tensor) {
-  guard let columns = x.shape.last, columns > 0 else { return }
-  let rows = x.count / columns
-  let total = x.count
-  x.data.withUnsafeMutableBufferPointer { xp in
-    let px = xp.baseAddress!
-    let body = { (range: Range<Int>) in
-      for row in range { softmaxRow(px + row * columns, count: columns) }
-    }
-    if total < parallelElementThreshold { body(0..<rows) } else { parallelForChunks(rows, body) }
-  }
-}
-
-/// Softmax of one row in place.
-func softmaxRow(_ x: UnsafeMutablePointer<Float>, count: Int) {
-  let maximum = maxVector(x, count: count)
-  let shift = SIMD8<Float>(repeating: maximum)
-  var sums = SIMD8<Float>.zero
-  var i = 0
-  while i + 8 <= count {
-    let e = vectorExp(loadVector(x + i) - shift)
-    sums += e
-    storeVector(e, x + i)
-    i += 8
-  }
-  var total = sums.sum()
-  if i < count {
-    // The tail goes through the same vector exp, padded with -inf (exp = 0).
-    var lanes = SIMD8<Float>(repeating: -.infinity)
-    for j in i..<count { lanes[j - i] = x[j] - maximum }
-    let e = vectorExp(lanes)
-    for j in i..<count {
-      x[j] = e[j - i]
-      total += e[j - i]
-    }
-  }
-  scaleVector(x, x, by: 1 / total, count: count)
-}
-
-func sumVector(_ x: UnsafePointer<Float>, count: Int) -> Float {
-  var sums = SIMD8<Float>.zero
-  var i = 0
-  while i + 8 <= count {
-    sums += loadVector(x + i)
-    i += 8
-  }
-  var total = sums.sum()
-  while i < count {
-    total += x[i]
-    i += 1
-  }
-  return total
-}
-
-func maxVector(_ x: UnsafePointer<Float>, count: Int) -> Float {
-  var maxima = SIMD8<Float>(repeating: -.infinity)
-  var i = 0
-  while i + 8 <= count {
-    maxima = pointwiseMax(maxima, loadVector(x + i))
-    i += 8
-  }
-  var result = maxima.max()
-  while i < count {
-    result = max(result, x[i])
-    i += 1
-  }
-  return result
 }
 
 private func reluKernel(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int) {
@@ -252,16 +185,20 @@ private func reluKernel(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
   }
 }
 
-private func geluKernel(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int) {
-  var i = 0
-  while i + 8 <= count {
-    storeVector(geluVector(loadVector(x + i)), out + i)
-    i += 8
-  }
-  if i < count {
-    var lanes = SIMD8<Float>.zero
-    for j in i..<count { lanes[j - i] = x[j] }
-    let y = geluVector(lanes)
-    for j in i..<count { out[j] = y[j - i] }
-  }
+// Per-file copies: SwiftPM's debug builds compile file by file, and the optimizer cannot inline a
+// function from another file of the module (not even an @inlinable one), which would leave a call
+// per vector in these loops.
+@inline(__always)
+private func loadVector(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+  UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func loadVector(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+  UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func storeVector(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+  UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }

@@ -3,17 +3,85 @@ import CBLAS
 /// Row-major single-precision GEMM through OpenBLAS:
 /// C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C, where op transposes when asked.
 /// `lda`, `ldb`, `ldc` are the row strides of A, B, C as stored (before op).
+/// Large GEMMs are split into row blocks (or column blocks when n > m), one per thread of
+/// `ComputeThreads`, each a single-threaded OpenBLAS call: one thread pool for everything, instead
+/// of OpenBLAS's own workers spinning between GEMMs on the cores our loops need.
 public func sgemm(
   m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
   b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
   c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0
 ) {
   guard m > 0, n > 0 else { return }
+  _ = BLASCore.selection  // before the first GEMM: replace OpenBLAS's SSE3 fallback (BLASCore.swift)
   if k == 0 {
     // Nothing to multiply: only the beta scaling remains (OpenBLAS rejects lda = 0 here).
     scaleMatrix(c, rows: m, columns: n, stride: ldc, by: beta)
     return
   }
+  let threads = ComputeThreads.count
+  if threads > 1 && m * n * k >= parallelGEMMThreshold && max(m, n) >= 16 * threads {
+    let gemm = GEMMCall(
+      m: m, n: n, k: k, a: a, lda: lda, transposeA: transposeA, b: b, ldb: ldb, transposeB: transposeB,
+      c: c, ldc: ldc, alpha: alpha, beta: beta)
+    let splitRows = m >= n
+    parallelForChunks(threads) { chunks in
+      for chunk in chunks {
+        let range = chunkRange(chunk, of: threads, count: splitRows ? m : n)
+        if splitRows { gemm.rows(range) } else { gemm.columns(range) }
+      }
+    }
+    return
+  }
+  callBLAS(
+    m: m, n: n, k: k, a: a, lda: lda, transposeA: transposeA, b: b, ldb: ldb, transposeB: transposeB,
+    c: c, ldc: ldc, alpha: alpha, beta: beta)
+}
+
+/// GEMMs of at least this many multiply-adds are split across our threads.
+let parallelGEMMThreshold = 1 << 21
+
+/// One GEMM's arguments, to run blocks of its rows or columns.
+struct GEMMCall {
+  var m: Int
+  var n: Int
+  var k: Int
+  var a: UnsafePointer<Float>
+  var lda: Int
+  var transposeA: Bool
+  var b: UnsafePointer<Float>
+  var ldb: Int
+  var transposeB: Bool
+  var c: UnsafeMutablePointer<Float>
+  var ldc: Int
+  var alpha: Float
+  var beta: Float
+
+  /// Rows `range` of C: rows of op(A) (columns of A when transposed).
+  func rows(_ range: Range<Int>) {
+    guard !range.isEmpty else { return }
+    let start = range.lowerBound
+    callBLAS(
+      m: range.count, n: n, k: k, a: a + (transposeA ? start : start * lda), lda: lda,
+      transposeA: transposeA, b: b, ldb: ldb, transposeB: transposeB, c: c + start * ldc, ldc: ldc,
+      alpha: alpha, beta: beta)
+  }
+
+  /// Columns `range` of C: columns of op(B) (rows of B when transposed).
+  func columns(_ range: Range<Int>) {
+    guard !range.isEmpty else { return }
+    let start = range.lowerBound
+    callBLAS(
+      m: m, n: range.count, k: k, a: a, lda: lda, transposeA: transposeA,
+      b: b + (transposeB ? start * ldb : start), ldb: ldb, transposeB: transposeB, c: c + start, ldc: ldc,
+      alpha: alpha, beta: beta)
+  }
+}
+
+private func callBLAS(
+  m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
+  b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+  c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float
+) {
   cblas_sgemm(
     CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

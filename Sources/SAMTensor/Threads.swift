@@ -2,18 +2,19 @@ import CBLAS
 import Dispatch
 import Foundation
 
-/// The number of threads our parallel loops use, and the number OpenBLAS uses for GEMM.
+/// The number of threads our parallel loops use, GEMMs included: `sgemm` splits large products
+/// into one block per thread and runs OpenBLAS single-threaded inside each (OpenBLAS's own thread
+/// count stays 1).
 public enum ComputeThreads {
-  /// Sets both our thread count and OpenBLAS's (`openblas_set_num_threads`); values below 1 mean 1.
+  /// Sets the thread count; values below 1 mean 1.
   public static func set(_ count: Int) {
     let clamped = max(1, count)
     threadSetting.lock.lock()
     threadSetting.value = clamped
     threadSetting.lock.unlock()
-    openblas_set_num_threads(Int32(clamped))
   }
 
-  /// Defaults to the active processor count (OpenBLAS is told the same on first use).
+  /// Defaults to the active processor count.
   public static var count: Int {
     threadSetting.lock.lock()
     defer { threadSetting.lock.unlock() }
@@ -27,7 +28,8 @@ private final class ThreadSetting: @unchecked Sendable {
 
   init() {
     value = max(1, ProcessInfo.processInfo.activeProcessorCount)
-    openblas_set_num_threads(Int32(value))
+    // GEMMs are parallelized by sgemm itself (GEMM.swift); OpenBLAS's pool would only compete.
+    openblas_set_num_threads(1)
   }
 }
 

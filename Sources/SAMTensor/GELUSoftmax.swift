@@ -1,0 +1,161 @@
+// Kernels built on a vector exp: GELU and softmax. The polynomial coefficients were fitted for this project
+// (weighted least squares iterated towards minimax relative error, in double precision).
+
+/// e^x for lanes x <= 0 (softmax after subtracting the maximum, GELU's e^(-z^2)): 2^n * p(r) with
+/// n = round(x / ln 2), r = x - n ln 2 (|r| <= ln 2 / 2) and p the degree-7 Taylor polynomial
+/// (truncation error < 6e-9 relative). Inputs below -87.33 give 0 (no denormals); NaN stays NaN.
+/// Positive inputs are not supported (no overflow handling, to keep the loop short).
+@_transparent  // @inline(__always) still left a call from geluVector; transparent is inlined in SIL
+func vectorExpNonPositive(_ x: SIMD8<Float>) -> SIMD8<Float> {
+  // Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits.
+  let magic = SIMD8<Float>(repeating: 12_582_912)
+  let shifted = magic.addingProduct(x, SIMD8(repeating: 1.442_695_04))
+  let n = shifted - magic
+  // ln 2 split in two so that n * ln2High is exact for |n| <= 128.
+  var r = x.addingProduct(n, SIMD8(repeating: -0.693_145_751_953_125))
+  r = r.addingProduct(n, SIMD8(repeating: -1.428_606_765_330_187e-6))
+  var p = SIMD8<Float>(repeating: 1.0 / 5040)
+  p = SIMD8(repeating: 1.0 / 720).addingProduct(p, r)
+  p = SIMD8(repeating: 1.0 / 120).addingProduct(p, r)
+  p = SIMD8(repeating: 1.0 / 24).addingProduct(p, r)
+  p = SIMD8(repeating: 1.0 / 6).addingProduct(p, r)
+  p = SIMD8(repeating: 0.5).addingProduct(p, r)
+  p = SIMD8(repeating: 1).addingProduct(p, r)
+  p = SIMD8(repeating: 1).addingProduct(p, r)
+  let exponent = (unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+  var result = p * unsafeBitCast(exponent, to: SIMD8<Float>.self)
+  // Below -87.33 the exponent bits above are meaningless (or the lanes are -inf): use 0.
+  // A named constant: with SIMD8(repeating:) inline, such comparisons were compiled lane by lane.
+  let lower = SIMD8<Float>(repeating: -87.33)
+  result.replace(with: 0, where: x .< lower)
+  return result
+}
+
+/// GELU x * Phi(x) with Phi(x) = (1 + erf(z)) / 2, z = x / sqrt(2), through erfc so that neither
+/// tail cancels: 1 + erf(z) = erfc(-z), which is E = erfc(|z|) for z < 0 and 2 - E for z >= 0, with
+/// E = e^(-z^2) * Q(t), t = 1 / (1 + 0.47 |z|) and Q a degree-9 polynomial fitted on [0, 9.5]
+/// (relative error 7e-9; below z = -9.34, e^(-z^2) underflows to 0). z^2 = x^2 / 2 is kept as a
+/// high + low pair so that e^(-z^2) stays accurate to float precision far into the tail.
+/// Evaluated in float32 the result is within ~4e-7 relative of exact everywhere.
+@inline(__always)
+func geluVector(_ x: SIMD8<Float>) -> SIMD8<Float> {
+  let half = SIMD8<Float>(repeating: 0.5)
+  let one = SIMD8<Float>(repeating: 1)
+  let z = x * SIMD8(repeating: 0.707_106_781_186_547_5)
+  let squareHigh = x * x
+  let squareLow = (-squareHigh).addingProduct(x, x)  // exact remainder of x * x (FMA)
+  let absZ = unsafeBitCast(
+    unsafeBitCast(z, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
+  let t = one / one.addingProduct(absZ, SIMD8(repeating: 0.47))
+  var q = SIMD8<Float>(repeating: -0.05475620376415603)
+  q = SIMD8(repeating: 0.30757896000482676).addingProduct(q, t)
+  q = SIMD8(repeating: -0.6529519042627112).addingProduct(q, t)
+  q = SIMD8(repeating: 0.5780872923401721).addingProduct(q, t)
+  q = SIMD8(repeating: -0.21107117750097726).addingProduct(q, t)
+  q = SIMD8(repeating: 0.2900179439250532).addingProduct(q, t)
+  q = SIMD8(repeating: 0.20906287011225458).addingProduct(q, t)
+  q = SIMD8(repeating: 0.269195876622356).addingProduct(q, t)
+  q = SIMD8(repeating: 0.26482343891433124).addingProduct(q, t)
+  q = SIMD8(repeating: 1.2905792121473614e-05).addingProduct(q, t)
+  // e^(-(high + low) / 2) = e^(-high / 2) * (1 - low / 2); |low / 2| < 2^-24 * z^2.
+  let exponent = -(squareHigh * half)
+  var gaussian = vectorExpNonPositive(exponent) * one.addingProduct(squareLow, -half)
+  // For |x| = inf the low part is NaN (inf - inf), but the Gaussian is 0 there.
+  let lower = SIMD8<Float>(repeating: -87.33)
+  gaussian.replace(with: 0, where: exponent .< lower)
+  var onePlusErf = gaussian * q
+  let two = SIMD8<Float>(repeating: 2)
+  onePlusErf.replace(with: two - onePlusErf, where: SIMD8<Float>.zero .<= z)
+  return x * half * onePlusErf
+}
+
+/// Exact GELU as torch.nn.GELU(): x * 0.5 * (1 + erf(x / sqrt(2))), with our own erf
+/// approximation (see `geluVector`: within ~4e-7 relative of exact).
+public func gelu(_ x: Tensor) -> Tensor {
+  mapElements(x, geluKernel)
+}
+
+/// GELU in place (no new allocation): x = gelu(x).
+public func geluInPlace(_ x: inout Tensor) {
+  let count = x.count
+  x.data.withUnsafeMutableBufferPointer { xp in
+    guard let p = xp.baseAddress else { return }
+    parallelForElements(count) { range in
+      geluKernel(p + range.lowerBound, p + range.lowerBound, range.count)
+    }
+  }
+}
+
+/// Softmax over the last dimension, in place: exp(x - max) / sum.
+public func softmaxLastDimension(_ x: inout Tensor) {
+  guard let columns = x.shape.last, columns > 0 else { return }
+  let rows = x.count / columns
+  let total = x.count
+  x.data.withUnsafeMutableBufferPointer { xp in
+    let px = xp.baseAddress!
+    let body = { (range: Range<Int>) in
+      for row in range { softmaxRow(px + row * columns, count: columns) }
+    }
+    if total < parallelElementThreshold { body(0..<rows) } else { parallelForChunks(rows, body) }
+  }
+}
+
+/// Softmax of one row in place.
+func softmaxRow(_ x: UnsafeMutablePointer<Float>, count: Int) {
+  let maximum = maxVector(x, count: count)
+  let shift = SIMD8<Float>(repeating: maximum)
+  var sums = SIMD8<Float>.zero
+  var i = 0
+  while i + 8 <= count {
+    let e = vectorExpNonPositive(loadVector(x + i) - shift)
+    sums += e
+    storeVector(e, x + i)
+    i += 8
+  }
+  var total = sums.sum()
+  if i < count {
+    // The tail goes through the same vector exp, padded with -inf (exp = 0).
+    var lanes = SIMD8<Float>(repeating: -.infinity)
+    for j in i..<count { lanes[j - i] = x[j] - maximum }
+    let e = vectorExpNonPositive(lanes)
+    for j in i..<count {
+      x[j] = e[j - i]
+      total += e[j - i]
+    }
+  }
+  scaleVector(x, x, by: 1 / total, count: count)
+}
+
+/// out may alias x.
+/// out may alias x: each vector is read before it is written.
+private func geluKernel(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int) {
+  var i = 0
+  while i + 8 <= count {
+    storeVector(geluVector(loadVector(x + i)), out + i)
+    i += 8
+  }
+  if i < count {
+    var lanes = SIMD8<Float>.zero
+    for j in i..<count { lanes[j - i] = x[j] }
+    let y = geluVector(lanes)
+    for j in i..<count { out[j] = y[j - i] }
+  }
+}
+
+// Per-file copies: SwiftPM's debug builds compile file by file, and the optimizer cannot inline a
+// function from another file of the module (not even an @inlinable one), which would leave a call
+// per vector in these loops.
+@inline(__always)
+private func loadVector(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+  UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func loadVector(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+  UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func storeVector(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+  UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}

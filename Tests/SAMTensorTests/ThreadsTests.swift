@@ -1,0 +1,59 @@
+import Foundation
+import SAMTensor
+import XCTest
+
+final class ThreadsTests: XCTestCase {
+  override func tearDown() {
+    ComputeThreads.set(ProcessInfo.processInfo.activeProcessorCount)
+    super.tearDown()
+  }
+
+  func testParallelForVisitsEveryIndexOnceForAnyThreadCount() {
+    for threads in [1, 2, 3, 7] {
+      ComputeThreads.set(threads)
+      XCTAssertEqual(ComputeThreads.count, threads)
+      for count in [0, 1, 2, 5, 64, 1001] {
+        var visits = [Int](repeating: 0, count: count)
+        visits.withUnsafeMutableBufferPointer { vp in
+          parallelFor(count) { i in vp[i] += 1 }
+        }
+        XCTAssertEqual(visits, [Int](repeating: 1, count: count), "threads \(threads), count \(count)")
+      }
+    }
+  }
+
+  func testParallelForChunksAreContiguousAndDisjoint() {
+    ComputeThreads.set(3)
+    var owner = [Int](repeating: -1, count: 100)
+    var chunks = [Int](repeating: 0, count: 1)
+    let lock = NSLock()
+    owner.withUnsafeMutableBufferPointer { op in
+      parallelForChunks(100) { range in
+        lock.lock()
+        chunks[0] += 1
+        lock.unlock()
+        for i in range { op[i] = range.lowerBound }
+      }
+    }
+    XCTAssertEqual(chunks[0], 3)
+    XCTAssertEqual(Set(owner), [0, 34, 67])
+  }
+
+  func testSetClampsToOneThread() {
+    ComputeThreads.set(0)
+    XCTAssertEqual(ComputeThreads.count, 1)
+  }
+
+  func testReuseLargeAllocationsAppliesOnLinux() {
+    #if os(Linux)
+      XCTAssertTrue(TensorMemory.reuseLargeAllocations())
+      // Allocations still work and are independent after the change.
+      var a = Tensor(zeros: [1 << 24])
+      let b = Tensor(zeros: [1 << 24])
+      a.data[0] = 1
+      XCTAssertEqual(b.data[0], 0)
+    #else
+      XCTAssertFalse(TensorMemory.reuseLargeAllocations())
+    #endif
+  }
+}
