@@ -18,6 +18,10 @@ struct RunCommand: ParsableCommand {
   var shard: String?
   @Flag(help: "Process the images that failed in earlier runs again.") var retryFailed = false
   @Option(help: "Write to this database instead of the job's (or the shard's default).") var database: String?
+  @Option(
+    help: ArgumentHelp(
+      "Images between reading and writing (memory bound; 1 = no overlap).", visibility: .hidden))
+  var inFlight = 3
 
   func run() throws {
     keepLargeBuffersOutOfTheHeap()
@@ -26,6 +30,8 @@ struct RunCommand: ParsableCommand {
       var options = RunOptions()
       if let shard { options.shard = try Shard(parsing: shard) }
       options.retryFailed = retryFailed
+      guard inFlight >= 1 else { throw ValidationError("--in-flight must be at least 1") }
+      options.inFlight = inFlight
       options.database = database.map { URL(fileURLWithPath: $0) }
       let reporter = ProgressReporter(terminal: isTerminal(STDERR_FILENO))
       let runner = JobRunner(job: jobFile, options: options, log: note, progress: reporter.update)
