@@ -279,6 +279,23 @@ public final class ResultStore: Sendable {
     }
   }
 
+  /// Mean per-stage times (ms) over the done images, nil when none is done.
+  public func meanTimings() throws -> (read: Double, embed: Double, predict: Double, total: Double)? {
+    try wrap("reading timings") {
+      try queue.read { db in
+        guard
+          let row = try Row.fetchOne(
+            db,
+            sql: """
+              SELECT AVG(read_ms) AS r, AVG(embed_ms) AS e, AVG(predict_ms) AS p, AVG(total_ms) AS t
+              FROM images WHERE status = 'done' AND embed_ms IS NOT NULL
+              """), let total = row["t"] as Double?
+        else { return nil }
+        return ((row["r"] as Double?) ?? 0, (row["e"] as Double?) ?? 0, (row["p"] as Double?) ?? 0, total)
+      }
+    }
+  }
+
   /// Failed images (path, error) and rejected prompts (path, index, error), at most `limit` each.
   public func failures(limit: Int) throws -> (images: [(String, String)], prompts: [(String, Int, String)]) {
     try wrap("listing failures") {

@@ -25,6 +25,12 @@ struct StatusCommand: ParsableCommand {
         "  prompts: \(c.prompts) (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped); masks: \(c.masks)"
       )
       if c.manifestProblems > 0 { print("  unreadable manifest entries: \(c.manifestProblems)") }
+      if let t = try store.meanTimings() {
+        print(
+          String(
+            format: "  mean per image: read %.0f ms, encode %.0f ms, decode %.0f ms, total %.0f ms", t.read,
+            t.embed, t.predict, t.total))
+      }
       let f = try store.failures(limit: failures)
       for (path, error) in f.images { print("  failed: \(path): \(error)") }
       for (path, index, error) in f.prompts { print("  rejected: \(path) prompt \(index): \(error)") }

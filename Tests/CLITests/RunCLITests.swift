@@ -59,6 +59,8 @@ final class RunCLITests: XCTestCase {
     let status = try runSambatch(["status", job.path])
     XCTAssertEqual(status.status, 0)
     XCTAssertTrue(status.stdout.contains("2 done, 0 failed, 0 left"), status.stdout)
+    XCTAssertTrue(status.stdout.contains("mean per image: read"), status.stdout)
+    XCTAssertTrue(status.stdout.contains("complete"), status.stdout)
     let again = try runSambatch(["run", job.path], environment: fake)
     XCTAssertEqual(again.status, 0)
     XCTAssertTrue(again.stdout.contains("Nothing to do"), again.stdout)
@@ -93,6 +95,14 @@ final class RunCLITests: XCTestCase {
     let result = try runSambatch(["run", job.path], environment: fake)
     XCTAssertEqual(result.status, 1)
     XCTAssertTrue(result.stderr.contains("job.yaml:11: 'prompts2': unknown key"), result.stderr)
+  }
+
+  func testStatusOfAJobNeverRunSaysSo() throws {
+    let dir = try temporaryDirectory()
+    let job = try writeJob(dir, manifest: #"{"image": "picture1.jpg", "objects": []}"#, format: "jsonl")
+    let status = try runSambatch(["status", job.path])
+    XCTAssertEqual(status.status, 1)
+    XCTAssertTrue(status.stderr.contains("has the job been run?"), status.stderr)
   }
 
   func testMissingModelIsAClearError() throws {
