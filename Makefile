@@ -33,14 +33,15 @@ lint:
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
 
-# The main job, with the real weights: SAMBATCH_MODEL if set, else weights/mobile_sam.pt.
+# The main job (Jobs/example.yaml), with the real weights: SAMBATCH_MODEL if set, else
+# weights/mobile_sam.pt. It ends with a summary and a sqlite3 query to try.
 run: release
 	@model="$${SAMBATCH_MODEL:-weights/mobile_sam.pt}"; \
 	if [ ! -f "$$model" ]; then \
 	  echo "No model: $$model does not exist. Run 'make weights' (downloads the official mobile_sam.pt)" \
 	       "or set SAMBATCH_MODEL=/path/to/mobile_sam.pt."; exit 1; fi; \
-	SAMBATCH_MODEL="$$model" $(RELEASE) predict --image Tests/Fixtures/images/picture3.jpg \
-	  --box 1375,550,1650,800 --box 250,500,1100,1120
+	SAMBATCH_MODEL="$$model" $(RELEASE) run Jobs/example.yaml; status=$$?; \
+	[ $$status -eq 0 ] || [ $$status -eq 2 ] || exit $$status
 
 weights:
 	@mkdir -p weights

@@ -57,7 +57,10 @@ let package = Package(
         .product(name: "Yams", package: "Yams"),
         .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "Crypto", package: "swift-crypto"),
-      ]),
+      ],
+      // Optimized in debug builds too: RLE encoding and mask statistics loop over every pixel of
+      // every mask, and the runner's end-to-end tests would otherwise crawl.
+      swiftSettings: fastSwift),
     .executableTarget(
       name: "sambatch",
       dependencies: ["SAMBatch", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -71,6 +74,7 @@ let package = Package(
       name: "MobileSAMTests", dependencies: ["MobileSAM", "SAMBatch", "TestSupport"], swiftSettings: fastSwift
     ),
     .testTarget(name: "SAMBatchTests", dependencies: ["SAMBatch", "TestSupport"]),
-    .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+    .testTarget(
+      name: "CLITests", dependencies: ["TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
   ]
 )

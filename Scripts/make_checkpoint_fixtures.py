@@ -104,13 +104,20 @@ def save_with_stem(obj, stem, name):
         shutil.copyfile(path, os.path.join(OUT, name))
 
 
+def entry(name, compression=zipfile.ZIP_STORED):
+    """A zip entry with a fixed date, so regenerating gives the same bytes."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = compression
+    return info
+
+
 def rezip(data, compression):
     """The same archive with every entry rewritten with `compression`."""
     source = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression) as target:
         for info in source.infolist():
-            target.writestr(info.filename, source.read(info.filename))
+            target.writestr(entry(info.filename, compression), source.read(info.filename))
     return out.getvalue()
 
 
@@ -151,12 +158,12 @@ def archive(pickle_bytes, storages, prefix="archive", byteorder=b"little"):
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
         if pickle_bytes is not None:
-            z.writestr(f"{prefix}/data.pkl", pickle_bytes)
+            z.writestr(entry(f"{prefix}/data.pkl"), pickle_bytes)
         if byteorder is not None:
-            z.writestr(f"{prefix}/byteorder", byteorder)
+            z.writestr(entry(f"{prefix}/byteorder"), byteorder)
         for key, data in storages.items():
-            z.writestr(f"{prefix}/data/{key}", data)
-        z.writestr(f"{prefix}/version", b"3\n")
+            z.writestr(entry(f"{prefix}/data/{key}"), data)
+        z.writestr(entry(f"{prefix}/version"), b"3\n")
     return out.getvalue()
 
 
@@ -170,6 +177,13 @@ def one_tensor(size, stride, offset=0, numel=6, storage_bytes=None, key="0", sto
     sd = collections.OrderedDict([("weight", FakeTensor(storage, offset, size, stride))])
     data = float_bytes([float(i) for i in range(numel)]) if storage_bytes is None else storage_bytes
     return archive(torch_like_pickle(sd), {"0": data})
+
+
+class BadRebuild:
+    """_rebuild_tensor_v2 called with three arguments instead of six."""
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2, (1, 2, 3))
 
 
 class CallsOsSystem:
@@ -210,6 +224,30 @@ def main():
     write("dtypes_deflated.pt", rezip(dtypes, zipfile.ZIP_DEFLATED))
     write("views.pt", save_to_bytes(views_state_dict()))
     save_with_stem(module_state_dict(), "mobile_sam", "module_other_prefix.pt")  # prefix "mobile_sam/"
+    # 300 tensors: the memo outgrows one byte (LONG_BINPUT / LONG_BINGET); "t{i}" holds [i, -i],
+    # "alias" views t299's storage from offset 1.
+    many = collections.OrderedDict((f"t{i}", torch.tensor([float(i), -float(i)])) for i in range(300))
+    many["alias"] = many["t299"][1:]  # refers back to a late memo entry: LONG_BINGET
+    write("many_tensors.pt", save_to_bytes(many))
+    # Protocol 4 (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL), as torch.save(pickle_protocol=4) writes.
+    write("protocol4.pt", save_to_bytes(views_state_dict(), pickle_protocol=4))
+    # The layout of torch 1.6-1.x files: only data.pkl, data/<key> and version (no byteorder,
+    # .format_version, .storage_alignment or .data/serialization_id), here under "mobile_sam/".
+    old = collections.OrderedDict([("weight", FakeTensor(FakeStorage(torch.FloatStorage, "0", 6), 0, (2, 3), (3, 1)))])
+    write("old_layout.pt", archive(torch_like_pickle(old), {"0": float_bytes([float(i) for i in range(6)])},
+                                   prefix="mobile_sam", byteorder=None))
+    # state_dict(keep_vars=True): Parameters pickle through _rebuild_parameter, requires_grad True.
+    linear = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.5, -2.0]]))
+        linear.bias.fill_(0.25)
+    write("parameters.pt", save_to_bytes(linear.state_dict(keep_vars=True)))
+    # A key written twice: as in Python, the later value wins ("w1" ends up holding [3, 4]).
+    twice = save_to_bytes(collections.OrderedDict([("w1", torch.tensor([1.0, 2.0])), ("w2", torch.tensor([3.0, 4.0]))]))
+    pickled = zipfile.ZipFile(io.BytesIO(twice)).read("archive/data.pkl")
+    assert pickled.count(b"X\x02\x00\x00\x00w2") == 1
+    write("repeated_key.pt", archive(pickled.replace(b"X\x02\x00\x00\x00w2", b"X\x02\x00\x00\x00w1"), {
+        "0": float_bytes([1.0, 2.0]), "1": float_bytes([3.0, 4.0])}))
     # Every float16 bit pattern once: element i has bits i (the test compares with Swift's Float16).
     every_half = torch.from_numpy(numpy.arange(65536, dtype=numpy.uint16).view(numpy.float16).copy())
     write("every_float16.pt", save_to_bytes({"bits": every_half}))
@@ -231,7 +269,20 @@ def main():
     write("unknown_opcode.pt", archive(b"\x80\x02}I42\n.", {}))
     valid_pickle = torch_like_pickle(collections.OrderedDict(
         [("weight", FakeTensor(FakeStorage(torch.FloatStorage, "0", 6), 0, (2, 3), (3, 1)))]))
+    # 300,000 nested tuples / dicts in a few KB (deflated): freeing them must not recurse per level.
+    write("deep_tuples.pt", rezip(archive(b"\x80\x02)" + b"\x85" * 300_000 + b".", {}), zipfile.ZIP_DEFLATED))
+    deep_dicts = b"\x80\x02" + b"}X\x01\x00\x00\x00a" * 300_000 + b"}" + b"s" * 300_000 + b"."
+    write("deep_dicts.pt", rezip(archive(deep_dicts, {}), zipfile.ZIP_DEFLATED))
     write("truncated_pickle.pt", archive(valid_pickle[: len(valid_pickle) * 2 // 3], {"0": float_bytes([0.0] * 6)}))
+
+    # Refused: malformed pickles (stack and memo misuse, wrong argument types).
+    write("malformed_stack_underflow.pt", archive(b"\x80\x02R.", {}))  # REDUCE on an empty stack
+    write("malformed_memo.pt", archive(b"\x80\x02h\x05.", {}))  # BINGET 5, never stored
+    # SETITEM into a tuple
+    write("malformed_setitem_target.pt", archive(b"\x80\x02)X\x01\x00\x00\x00aX\x01\x00\x00\x00bs.", {}))
+    write("malformed_rebuild_arguments.pt", archive(torch_like_pickle(
+        collections.OrderedDict([("weight", BadRebuild())])), {}))
+    write("non_tensor_value.pt", archive(torch_like_pickle(collections.OrderedDict([("step", 3)])), {}))
 
     # Refused: tensor layouts that do not fit their storage.
     write("tensor_larger_than_storage.pt", one_tensor(size=(10,), stride=(1,), numel=4))
@@ -240,6 +291,13 @@ def main():
     write("negative_size.pt", one_tensor(size=(-1, 3), stride=(3, 1), numel=6))
     write("overflowing_size.pt", one_tensor(size=(2**40, 2**40), stride=(0, 0), numel=6))
     write("huge_broadcast.pt", one_tensor(size=(2**31, 2**10), stride=(0, 0), numel=6))
+    write("negative_stride.pt", one_tensor(size=(2, 3), stride=(-3, 1), numel=6))
+    write("rank_mismatch.pt", one_tensor(size=(2, 3), stride=(1,), numel=6))
+    shared = FakeStorage(torch.FloatStorage, "0", 6)
+    twice = collections.OrderedDict([
+        ("first", FakeTensor(shared, 0, (6,), (1,))),
+        ("second", FakeTensor(FakeStorage(torch.FloatStorage, "0", 4), 0, (4,), (1,)))])
+    write("storage_declared_twice.pt", archive(torch_like_pickle(twice), {"0": float_bytes([0.0] * 6)}))
     write("storage_shorter_than_declared.pt",
           one_tensor(size=(100,), stride=(1,), numel=100, storage_bytes=float_bytes([0.0] * 10)))
     write("missing_storage.pt", one_tensor(size=(6,), stride=(1,), numel=6, key="7"))

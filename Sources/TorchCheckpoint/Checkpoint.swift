@@ -71,10 +71,11 @@ private struct CheckpointReader {
     fileSize = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
     do {
       archive = try Archive(url: url, accessMode: .read)
-    } catch {
+    } catch Archive.ArchiveError.missingEndOfCentralDirectoryRecord {
       if Self.startsLikeAPickle(url) { throw TorchCheckpointError.legacyFormat(file: file) }
-      throw TorchCheckpointError.notAZipArchive(
-        file: file, detail: "no readable zip central directory: \(error)")
+      throw TorchCheckpointError.notAZipArchive(file: file, detail: "no zip end-of-central-directory record")
+    } catch {
+      throw TorchCheckpointError.notAZipArchive(file: file, detail: "unreadable zip directory: \(error)")
     }
     var entries: [String: Entry] = [:]
     for entry in archive where entry.type == .file { entries[entry.path] = entry }
@@ -101,8 +102,7 @@ private struct CheckpointReader {
   func read() throws -> Checkpoint {
     try refuseBigEndian()
     let pickleBytes = try readEntry(dataPickle, byteCount: nil, limit: CheckpointLimits.maximumPickleBytes)
-    let root = try RestrictedUnpickler.unpickle(pickleBytes, file: file)
-    let references = try stateDict(from: root)
+    let references = try RestrictedUnpickler.unpickle(pickleBytes, file: file, stateDict(from:))
     return try materialize(references)
   }
 
@@ -298,7 +298,9 @@ private struct CheckpointReader {
     }
     let wanted = byteCount ?? Int(declared)
     var bytes: [UInt8] = []
-    bytes.reserveCapacity(wanted)
+    // A compressed entry's declared size may be a lie: reserve only what its compressed bytes
+    // plausibly give and let the array grow with the data that really arrives.
+    bytes.reserveCapacity(entry.isCompressed ? min(wanted, Int(entry.compressedSize) * 8) : wanted)
     var checksum = CRC32Accumulator()
     var seen: UInt64 = 0
     do {

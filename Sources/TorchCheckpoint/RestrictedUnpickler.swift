@@ -43,6 +43,10 @@ struct TensorReference: Equatable {
   var strides: [Int]
 }
 
+// Tuples, lists and dicts are classes that the unpickler also keeps in a registry, and empties
+// one by one when it is done: releasing a deeply nested value (a hostile pickle can nest a million
+// tuples in a megabyte) would otherwise recurse once per level and overflow the stack.
+
 /// A dict or OrderedDict under construction; a class because SETITEMS mutates the object that
 /// the memo may also hold.
 final class PickleDict {
@@ -60,19 +64,30 @@ final class PickleDict {
     }
     entries.append((key, value))
   }
+
+  fileprivate func removeAll() {
+    entries = []
+    indexOfStringKey = [:]
+  }
 }
 
 final class PickleList {
   var items: [PickleValue] = []
 }
 
-indirect enum PickleValue {
+final class PickleTuple {
+  fileprivate(set) var items: [PickleValue]
+
+  init(_ items: [PickleValue]) { self.items = items }
+}
+
+enum PickleValue {
   case none
   case bool(Bool)
   case int(Int)
   case float(Double)
   case string(String)
-  case tuple([PickleValue])
+  case tuple(PickleTuple)
   case list(PickleList)
   case dict(PickleDict)
   case global(AllowedGlobal)
@@ -187,16 +202,54 @@ struct RestrictedUnpickler {
   private var stack: [PickleValue] = []
   private var marks: [Int] = []
   private var memo: [Int: PickleValue] = [:]
+  private var tuples: [PickleTuple] = []
+  private var lists: [PickleList] = []
+  private var dicts: [PickleDict] = []
 
   init(bytes: [UInt8], file: String) {
     self.bytes = bytes
     self.file = file
   }
 
-  /// Runs the pickle to its STOP and returns the object it built.
-  static func unpickle(_ bytes: [UInt8], file: String) throws -> PickleValue {
+  /// Runs the pickle to its STOP and hands the object it built to `body`, which must not keep
+  /// any tuple, list or dict of it: they are emptied when `body` returns.
+  static func unpickle<Result>(
+    _ bytes: [UInt8], file: String, _ body: (PickleValue) throws -> Result
+  ) throws -> Result {
     var unpickler = RestrictedUnpickler(bytes: bytes, file: file)
-    return try unpickler.run()
+    defer { unpickler.tearDown() }
+    return try body(try unpickler.run())
+  }
+
+  /// Empties every container while the registry still holds them all, so that no release
+  /// recurses into a nested one.
+  private mutating func tearDown() {
+    stack = []
+    memo = [:]
+    for tuple in tuples { tuple.items = [] }
+    for list in lists { list.items = [] }
+    for dict in dicts { dict.removeAll() }
+    tuples = []
+    lists = []
+    dicts = []
+  }
+
+  private mutating func makeTuple(_ items: [PickleValue]) -> PickleValue {
+    let tuple = PickleTuple(items)
+    tuples.append(tuple)
+    return .tuple(tuple)
+  }
+
+  private mutating func makeList() -> PickleValue {
+    let list = PickleList()
+    lists.append(list)
+    return .list(list)
+  }
+
+  private mutating func makeDict() -> PickleValue {
+    let dict = PickleDict()
+    dicts.append(dict)
+    return .dict(dict)
   }
 
   private mutating func run() throws -> PickleValue {
@@ -275,11 +328,11 @@ struct RestrictedUnpickler {
     case .shortBinunicode:
       stack.append(.string(try readString(byteCount: Int(try readByte()))))
     case .emptyDict:
-      stack.append(.dict(PickleDict()))
+      stack.append(makeDict())
     case .emptyTuple:
-      stack.append(.tuple([]))
+      stack.append(makeTuple([]))
     case .emptyList:
-      stack.append(.list(PickleList()))
+      stack.append(makeList())
     case .append:
       let item = try pop()
       try list(at: stack.count - 1).items.append(item)
@@ -289,13 +342,13 @@ struct RestrictedUnpickler {
     case .mark:
       marks.append(stack.count)
     case .tuple:
-      stack.append(.tuple(try popToMark()))
+      stack.append(makeTuple(try popToMark()))
     case .tuple1, .tuple2, .tuple3:
       let count = Int(opcode.rawValue - Opcode.tuple1.rawValue) + 1
       guard stack.count >= count else { throw malformed("stack underflow") }
       let items = Array(stack.suffix(count))
       stack.removeLast(count)
-      stack.append(.tuple(items))
+      stack.append(makeTuple(items))
     case .setitem:
       let value = try pop()
       let key = try pop()
@@ -331,7 +384,10 @@ struct RestrictedUnpickler {
 
   private mutating func pushGlobal(module: String, name: String) throws {
     guard let global = AllowedGlobal(module: module, name: name) else {
-      throw TorchCheckpointError.foreignGlobal(file: file, offset: opcodeOffset, global: "\(module).\(name)")
+      // STACK_GLOBAL names come from strings of any length: keep messages short.
+      let global = "\(module).\(name)"
+      throw TorchCheckpointError.foreignGlobal(
+        file: file, offset: opcodeOffset, global: global.count > 200 ? global.prefix(200) + "..." : global)
     }
     stack.append(.global(global))
   }
@@ -343,19 +399,20 @@ struct RestrictedUnpickler {
 
   // MARK: - Objects
 
-  private func reduce(_ callable: PickleValue, _ arguments: PickleValue) throws -> PickleValue {
+  private mutating func reduce(_ callable: PickleValue, _ arguments: PickleValue) throws -> PickleValue {
     guard case .global(let global) = callable else {
       throw malformed("REDUCE calls a \(callable.kindName), not an allowed global")
     }
-    guard case .tuple(let args) = arguments else {
+    guard case .tuple(let tuple) = arguments else {
       throw malformed("REDUCE arguments are a \(arguments.kindName), not a tuple")
     }
+    let args = tuple.items
     switch global {
     case .orderedDict:
       guard args.isEmpty else {
         throw malformed("OrderedDict built with \(args.count) arguments; expected none")
       }
-      return .dict(PickleDict())
+      return makeDict()
     case .rebuildTensorV2:
       return .tensor(try tensorReference(from: args))
     case .rebuildParameter:
@@ -389,10 +446,10 @@ struct RestrictedUnpickler {
   }
 
   private func integers(_ value: PickleValue, what: String) throws -> [Int] {
-    guard case .tuple(let items) = value else {
+    guard case .tuple(let tuple) = value else {
       throw malformed("tensor \(what) is a \(value.kindName), expected a tuple of ints")
     }
-    return try items.map { item in
+    return try tuple.items.map { item in
       guard case .int(let number) = item else { throw malformed("tensor \(what) holds a \(item.kindName)") }
       return number
     }
@@ -400,7 +457,9 @@ struct RestrictedUnpickler {
 
   /// `('storage', StorageType, key, location, numel)`; any location string ("cpu", "cuda:0") is fine.
   private func storageReference(from pid: PickleValue) throws -> StorageReference {
-    guard case .tuple(let items) = pid, items.count == 5, case .string("storage") = items[0] else {
+    guard case .tuple(let tuple) = pid, case let items = tuple.items, items.count == 5,
+      case .string("storage") = items[0]
+    else {
       throw malformed("persistent id is not ('storage', type, key, location, numel)")
     }
     guard case .global(.storageType(let type)) = items[1] else {
@@ -495,9 +554,14 @@ struct RestrictedUnpickler {
     return string
   }
 
-  /// A GLOBAL operand: text up to a newline.
+  /// A GLOBAL operand: text up to a newline, at most 200 bytes (the names we accept are short;
+  /// this keeps a hostile one out of error messages).
   private mutating func readLine() throws -> String {
-    guard let newline = bytes[position...].firstIndex(of: 0x0A) else { throw truncated() }
+    let window = bytes[position..<min(bytes.count, position + 201)]
+    guard let newline = window.firstIndex(of: 0x0A) else {
+      if window.count == 201 { throw malformed("global name longer than 200 bytes") }
+      throw truncated()
+    }
     let line = bytes[position..<newline]
     position = newline + 1
     guard let text = String(bytes: line, encoding: .utf8) else { throw malformed("global name is not UTF-8") }

@@ -6,5 +6,7 @@ struct Sambatch: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "sambatch",
     abstract: "Runs MobileSAM over whole datasets: prompts in, masks out.",
-    subcommands: [PredictCommand.self])
+    subcommands: [
+      PredictCommand.self, RunCommand.self, StatusCommand.self, ExportCommand.self, MergeCommand.self,
+    ])
 }

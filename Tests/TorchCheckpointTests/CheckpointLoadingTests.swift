@@ -141,3 +141,44 @@ private func grid(_ shape: [Int], _ value: ([Int]) -> Float) -> [Float] {
   }
   return result
 }
+
+/// Pickle variants torch.save can write besides the common case.
+final class CheckpointPickleVariantTests: XCTestCase {
+  func testMemoBeyondOneByte() throws {
+    let t = try loadFixture("many_tensors.pt").tensors
+    XCTAssertEqual(t.count, 301)
+    for index in 0..<300 { XCTAssertEqual(t["t\(index)"]?.data, [Float(index), -Float(index)], "t\(index)") }
+    XCTAssertEqual(t["alias"]?.data, [-299])
+  }
+
+  func testPickleProtocol4() throws {
+    // The views fixture again, saved with pickle_protocol=4: FRAME, MEMOIZE, STACK_GLOBAL, SHORT_BINUNICODE.
+    let expected = try loadFixture("views.pt").tensors
+    let actual = try loadFixture("protocol4.pt").tensors
+    XCTAssertEqual(actual, expected)
+    XCTAssertEqual(actual.count, 7)
+  }
+}
+
+extension CheckpointPickleVariantTests {
+  func testParametersSavedWithKeepVars() throws {
+    // Linear(2, 1) with weight [[1.5, -2]] and bias [0.25], pickled through _rebuild_parameter.
+    let t = try loadFixture("parameters.pt").tensors
+    XCTAssertEqual(t["weight"], Tensor(shape: [1, 2], data: [1.5, -2]))
+    XCTAssertEqual(t["bias"], Tensor(shape: [1], data: [0.25]))
+  }
+
+  func testRepeatedKeyKeepsTheLaterValue() throws {
+    let t = try loadFixture("repeated_key.pt").tensors
+    XCTAssertEqual(Array(t.keys), ["w1"])
+    XCTAssertEqual(t["w1"]?.data, [3, 4])
+  }
+}
+
+extension CheckpointPickleVariantTests {
+  func testOlderTorchLayoutWithoutByteOrderOrFormatEntries() throws {
+    // Only mobile_sam/data.pkl, mobile_sam/data/0 and mobile_sam/version; weight = arange(6).reshape(2, 3).
+    let t = try loadFixture("old_layout.pt").tensors
+    XCTAssertEqual(t["weight"], Tensor(shape: [2, 3], data: [0, 1, 2, 3, 4, 5]))
+  }
+}

@@ -19,6 +19,12 @@ final class CheckpointRejectionTests: XCTestCase {
     assertRefused("unknown_opcode.pt", mentioning: ["unsupported pickle opcode 0x49", "byte 3"])
   }
 
+  /// Without care, releasing 300,000 nested values recurses once per level and overflows the stack.
+  func testDeeplyNestedValuesAreFreedWithoutCrashing() {
+    assertRefused("deep_tuples.pt", mentioning: ["the pickle holds a tuple, not a dict"])
+    assertRefused("deep_dicts.pt", mentioning: ["key a holds a dict, not a tensor"])
+  }
+
   func testTruncatedPickle() {
     assertRefused("truncated_pickle.pt", mentioning: ["truncated pickle"])
   }
@@ -49,6 +55,33 @@ final class CheckpointRejectionTests: XCTestCase {
 
   func testTopLevelObjectMustBeADict() {
     assertRefused("not_a_state_dict.pt", mentioning: ["does not hold a state dict", "list"])
+  }
+
+  func testMalformedPickles() {
+    assertRefused(
+      "malformed_stack_underflow.pt", mentioning: ["malformed pickle", "byte 2", "REDUCE: stack underflow"])
+    assertRefused("malformed_memo.pt", mentioning: ["BINGET: memo entry 5 was never stored"])
+    assertRefused("malformed_setitem_target.pt", mentioning: ["SETITEM target is not a dict"])
+    assertRefused(
+      "malformed_rebuild_arguments.pt", mentioning: ["_rebuild_tensor_v2 expects 6 or 7 arguments, got 3"])
+  }
+
+  func testStateDictValuesMustBeTensors() {
+    assertRefused("non_tensor_value.pt", mentioning: ["key step holds a int, not a tensor"])
+  }
+
+  func testNegativeStride() {
+    assertRefused("negative_stride.pt", mentioning: ["tensor weight", "negative stride in [-3, 1]"])
+  }
+
+  func testSizesAndStridesOfDifferentRank() {
+    assertRefused("rank_mismatch.pt", mentioning: ["tensor weight", "2 sizes [2, 3] but 1 strides [1]"])
+  }
+
+  func testOneStorageDeclaredWithTwoSizes() {
+    assertRefused(
+      "storage_declared_twice.pt",
+      mentioning: ["tensor second", "storage 0 is declared as 4 float32 here but as 6 float32"])
   }
 
   func testTensorLargerThanItsStorage() {

@@ -1,0 +1,127 @@
+-- The sambatch result store (SQLite, WAL). Kept in sync with the named migrations in
+-- Sources/SAMBatch/StoreSchema.swift: a test creates one database from this file and one through
+-- the migrations and compares their sqlite_master. Apply by hand with: sqlite3 new.db < store.sql
+
+-- migration "v1: jobs, runs, images, prompts, masks, manifest_problems, results view"
+
+-- One row: what the database was written for. A run refuses a database whose model, manifests or
+-- settings differ (and says which).
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  job_file TEXT NOT NULL,
+  model_path TEXT NOT NULL,
+  model_sha256 TEXT NOT NULL,
+  manifest_sha256 TEXT NOT NULL,
+  settings TEXT NOT NULL,
+  shard_index INTEGER NOT NULL,
+  shard_count INTEGER NOT NULL,
+  image_count INTEGER NOT NULL,
+  created_at TEXT NOT NULL
+);
+
+-- One row per invocation of `sambatch run` that had work to do.
+CREATE TABLE runs (
+  id INTEGER PRIMARY KEY,
+  started_at TEXT NOT NULL,
+  ended_at TEXT,
+  host TEXT NOT NULL,
+  version TEXT NOT NULL,
+  workers INTEGER NOT NULL,
+  model_path TEXT NOT NULL,
+  images_done INTEGER NOT NULL DEFAULT 0,
+  images_failed INTEGER NOT NULL DEFAULT 0
+);
+
+-- One row per image of the job (of this shard). id is the image's position in the whole job, so
+-- shard databases merge without renumbering; source_image_id is its id in a COCO manifest.
+-- width/height are the decoded size after EXIF orientation (exif_applied). Timings in ms:
+-- read_ms (read + decode + prompt preparation), embed_ms (image encoder), predict_ms (mask
+-- decoder, post-processing, RLE), total_ms (start of reading to end of predict, queue waits included).
+CREATE TABLE images (
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL UNIQUE,
+  source_image_id INTEGER,
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+  error TEXT,
+  prompt_count INTEGER NOT NULL,
+  width INTEGER,
+  height INTEGER,
+  exif_applied INTEGER,
+  read_ms REAL,
+  embed_ms REAL,
+  predict_ms REAL,
+  total_ms REAL,
+  run_id INTEGER REFERENCES runs(id),
+  finished_at TEXT
+);
+CREATE INDEX images_by_status ON images(status);
+
+-- One row per manifest object of a processed image, in manifest order. The box is the one used
+-- (corners in pixels, after conversion and clipping); error is set for a rejected prompt.
+CREATE TABLE prompts (
+  image_id INTEGER NOT NULL REFERENCES images(id),
+  prompt_index INTEGER NOT NULL,
+  source_id TEXT,
+  category_id INTEGER,
+  category TEXT,
+  detector_score REAL,
+  box_x0 REAL,
+  box_y0 REAL,
+  box_x1 REAL,
+  box_y1 REAL,
+  points TEXT,
+  warning TEXT,
+  error TEXT,
+  PRIMARY KEY (image_id, prompt_index)
+) WITHOUT ROWID;
+
+-- One row per stored mask. mask_index is the position in the reference's output (0 single-mask;
+-- 0-2 multimask); score is the predicted IoU; stability_score is NULL where it is undefined;
+-- bbox is pycocotools' toBbox; rle is the COCO compressed counts string (column-major).
+CREATE TABLE masks (
+  image_id INTEGER NOT NULL,
+  prompt_index INTEGER NOT NULL,
+  mask_index INTEGER NOT NULL,
+  score REAL NOT NULL,
+  stability_score REAL,
+  area INTEGER NOT NULL,
+  bbox_x REAL NOT NULL,
+  bbox_y REAL NOT NULL,
+  bbox_w REAL NOT NULL,
+  bbox_h REAL NOT NULL,
+  rle TEXT NOT NULL,
+  PRIMARY KEY (image_id, prompt_index, mask_index),
+  FOREIGN KEY (image_id, prompt_index) REFERENCES prompts(image_id, prompt_index)
+) WITHOUT ROWID;
+
+-- Manifest entries that could not be read at all (a malformed JSON Lines line, ...).
+CREATE TABLE manifest_problems (
+  id INTEGER PRIMARY KEY,
+  file TEXT NOT NULL,
+  line INTEGER,
+  message TEXT NOT NULL
+);
+
+-- The stable interface: one row per stored mask.
+CREATE VIEW results AS
+SELECT
+  i.path AS image,
+  p.source_id AS source_id,
+  COALESCE(p.category, CAST(p.category_id AS TEXT)) AS category,
+  p.detector_score AS detector_score,
+  m.mask_index AS mask_index,
+  m.score AS score,
+  m.stability_score AS stability_score,
+  m.area AS area,
+  m.bbox_x AS bbox_x,
+  m.bbox_y AS bbox_y,
+  m.bbox_w AS bbox_w,
+  m.bbox_h AS bbox_h,
+  i.width AS width,
+  i.height AS height,
+  m.rle AS rle,
+  m.image_id AS image_id,
+  m.prompt_index AS prompt_index
+FROM masks m
+JOIN prompts p ON p.image_id = m.image_id AND p.prompt_index = m.prompt_index
+JOIN images i ON i.id = m.image_id;

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Time the reference MobileSAM (PyTorch eager and ONNX Runtime) on one image, on the CPU.
+
+Expects the venv of Scripts/requirements.txt (torch, mobilesam-mirror, onnx, onnxruntime, ...).
+Run from the repository root:
+
+    .venv-ref/bin/python Scripts/bench_reference.py [--image PATH] [--checkpoint PATH]
+
+Defaults: Tests/Fixtures/images/picture3.jpg and the random test checkpoint
+Tests/Fixtures/reference/mobile_sam_random.pt (the official mobile_sam.pt has the same shapes,
+so the timings are the same). Prints one JSON object with medians in milliseconds:
+- torch_set_image_ms: SamPredictor.set_image (Pillow resize, normalize, pad, encoder);
+- torch_image_encoder_ms: the image encoder alone on the preprocessed 1x3x1024x1024 input;
+- torch_predict_box_ms: SamPredictor.predict with one box, multimask off, full-size masks;
+- ort_encoder_ms: the image encoder exported with torch.onnx.export(dynamo=False);
+- ort_decoder_box_ms: prompt encoder + mask decoder + upsampling to the original size, exported
+  with mobile_sam.utils.onnx.SamOnnxModel as the upstream export script does
+  (return_single_mask), for the same box, masks thresholded at 0.
+Each is the median of --runs (encoder) or --decoder-runs runs after --warmup runs, with
+--threads threads (torch.set_num_threads; ORT intra-op threads, one inter-op thread). The .onnx
+files live in a temporary directory that is deleted at the end; never commit them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+import onnxruntime  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from mobile_sam import SamPredictor, build_sam_vit_t  # noqa: E402
+from mobile_sam.utils.onnx import SamOnnxModel  # noqa: E402
+
+DEFAULT_IMAGE = "Tests/Fixtures/images/picture3.jpg"
+DEFAULT_CHECKPOINT = "Tests/Fixtures/reference/mobile_sam_random.pt"
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--image", default=DEFAULT_IMAGE)
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--box", default=None,
+                        help="X0,Y0,X1,Y1 in original pixels (default: the middle half)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=5, help="timed encoder runs")
+    parser.add_argument("--decoder-runs", type=int, default=20, help="timed decoder runs")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--opset", type=int, default=17)
+    return parser.parse_args()
+
+
+def load_model(checkpoint: str) -> torch.nn.Module:
+    """A fresh vit_t, loaded, and .eval() AFTER loading so TinyViT's cached `ab` is the loaded
+    attention biases (build_sam_vit_t(checkpoint=...) calls .eval() before loading)."""
+    model = build_sam_vit_t()
+    model.load_state_dict(torch.load(checkpoint))
+    model.eval()
+    return model
+
+
+def median_ms(function, runs: int, warmup: int) -> float:
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return round(statistics.median(times), 2)
+
+
+def session(path: Path, threads: int) -> onnxruntime.InferenceSession:
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class ImageEncoder(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.image_encoder = model.image_encoder
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.image_encoder(image)
+
+
+def export_encoder(model: torch.nn.Module, path: Path, opset: int) -> None:
+    dummy = torch.randn(1, 3, 1024, 1024)
+    torch.onnx.export(ImageEncoder(model), (dummy,), str(path), dynamo=False,
+                      opset_version=opset, do_constant_folding=True,
+                      input_names=["image"], output_names=["image_embeddings"])
+
+
+def export_decoder(model: torch.nn.Module, path: Path, opset: int) -> SamOnnxModel:
+    # As scripts/export_onnx_model.py upstream: SamOnnxModel (prompt encoding, mask decoder,
+    # upsampling to the original size), a dynamic number of points.
+    decoder = SamOnnxModel(model=model, return_single_mask=True)
+    dummy = {
+        "image_embeddings": torch.randn(1, 256, 64, 64),
+        "point_coords": torch.randint(0, 1024, (1, 5, 2), dtype=torch.float),
+        "point_labels": torch.randint(0, 4, (1, 5), dtype=torch.float),
+        "mask_input": torch.randn(1, 1, 256, 256),
+        "has_mask_input": torch.tensor([1], dtype=torch.float),
+        "orig_im_size": torch.tensor([1500, 2250], dtype=torch.float),
+    }
+    torch.onnx.export(decoder, tuple(dummy.values()), str(path), dynamo=False,
+                      opset_version=opset, do_constant_folding=True,
+                      input_names=list(dummy.keys()),
+                      output_names=["masks", "iou_predictions", "low_res_masks"],
+                      dynamic_axes={"point_coords": {1: "num_points"},
+                                    "point_labels": {1: "num_points"}})
+    return decoder
+
+
+def main() -> None:
+    args = parse_arguments()
+    torch.set_num_threads(args.threads)
+    model = load_model(args.checkpoint)
+    predictor = SamPredictor(model)
+    image = np.array(Image.open(args.image).convert("RGB"))
+    height, width = image.shape[:2]
+    if args.box:
+        box = np.array([float(v) for v in args.box.split(",")])
+    else:
+        box = np.array([width * 0.25, height * 0.25, width * 0.75, height * 0.75])
+
+    result: dict = {
+        "image": args.image,
+        "width": width,
+        "height": height,
+        "checkpoint": args.checkpoint,
+        "threads": args.threads,
+        "runs": args.runs,
+        "decoder_runs": args.decoder_runs,
+        "box": box.tolist(),
+        # Other processes on a shared machine inflate every number: note the load.
+        "load_average_1min_before": round(os.getloadavg()[0], 2),
+    }
+
+    # PyTorch eager.
+    result["torch_set_image_ms"] = median_ms(lambda: predictor.set_image(image), args.runs,
+                                             args.warmup)
+    resized = predictor.transform.apply_image(image)
+    tensor = torch.as_tensor(resized).permute(2, 0, 1).contiguous()[None, :, :, :]
+    preprocessed = model.preprocess(tensor)
+
+    def encode() -> None:
+        with torch.no_grad():
+            model.image_encoder(preprocessed)
+
+    result["torch_image_encoder_ms"] = median_ms(encode, args.runs, args.warmup)
+    result["torch_predict_box_ms"] = median_ms(
+        lambda: predictor.predict(box=box, multimask_output=False), args.decoder_runs,
+        args.warmup)
+    features = predictor.features.numpy()
+
+    # ONNX Runtime.
+    with tempfile.TemporaryDirectory(prefix="sambatch-onnx-") as directory:
+        encoder_path = Path(directory) / "encoder.onnx"
+        decoder_path = Path(directory) / "decoder.onnx"
+        export_encoder(model, encoder_path, args.opset)
+        decoder_module = export_decoder(model, decoder_path, args.opset)
+        encoder = session(encoder_path, args.threads)
+        decoder = session(decoder_path, args.threads)
+
+        encoder_inputs = {"image": preprocessed.numpy()}
+        result["ort_encoder_ms"] = median_ms(lambda: encoder.run(None, encoder_inputs),
+                                             args.runs, args.warmup)
+        ort_features = encoder.run(None, encoder_inputs)[0]
+        result["ort_encoder_max_abs_diff_vs_torch"] = float(np.abs(ort_features - features).max())
+
+        # A box is two corner points labelled 2 and 3, no padding point (as PromptEncoder).
+        corners = predictor.transform.apply_coords(box.reshape(2, 2), (height, width))
+        decoder_inputs = {
+            "image_embeddings": features,
+            "point_coords": corners[None, :, :].astype(np.float32),
+            "point_labels": np.array([[2, 3]], dtype=np.float32),
+            "mask_input": np.zeros((1, 1, 256, 256), dtype=np.float32),
+            "has_mask_input": np.zeros(1, dtype=np.float32),
+            "orig_im_size": np.array([height, width], dtype=np.float32),
+        }
+
+        def decode() -> None:
+            masks = decoder.run(None, decoder_inputs)[0]
+            _ = masks > 0.0
+
+        result["ort_decoder_box_ms"] = median_ms(decode, args.decoder_runs, args.warmup)
+        ort_low_res = decoder.run(None, decoder_inputs)[2]
+        with torch.no_grad():
+            torch_low_res = decoder_module(
+                **{k: torch.from_numpy(v) for k, v in decoder_inputs.items()})[2].numpy()
+        result["ort_decoder_low_res_max_abs_diff_vs_torch"] = float(
+            np.abs(ort_low_res - torch_low_res).max())
+
+    result["load_average_1min_after"] = round(os.getloadavg()[0], 2)
+    result["versions"] = {name: importlib.metadata.version(name) for name in
+                          ["torch", "onnxruntime", "onnx", "mobilesam-mirror"]}
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+import Dispatch
+import Foundation
+import MobileSAM
+import SAMImage
+
+/// One image on its way through the pipeline.
+private struct ImageWork<Embedding: Sendable>: Sendable {
+  var rows: ImageRows
+  var file: URL
+  var image: RGBImage?
+  var prepared: [PreparedPrompt] = []
+  var embedding: Embedding?
+  var started: DispatchTime
+}
+
+/// Counters shared by the stages; written by the writer, read at the end.
+private final class PipelineState: @unchecked Sendable {
+  private let lock = NSLock()
+  private var _processed = 0
+  private var _failed = 0
+  private var _masks = 0
+  private var _fatal: Error?
+
+  func record(failed: Bool, masks: Int) -> (Int, Int, Int) {
+    lock.lock()
+    defer { lock.unlock() }
+    _processed += 1
+    if failed { _failed += 1 }
+    _masks += masks
+    return (_processed, _failed, _masks)
+  }
+
+  func fail(_ error: Error) {
+    lock.lock()
+    if _fatal == nil { _fatal = error }
+    lock.unlock()
+  }
+
+  var fatal: Error? {
+    lock.lock()
+    defer { lock.unlock() }
+    return _fatal
+  }
+
+  var totals: (Int, Int) {
+    lock.lock()
+    defer { lock.unlock() }
+    return (_processed, _failed)
+  }
+}
+
+/// Read + prepare (the calling thread), encode, decode + post-process, write: one serial queue
+/// per stage, so each stage keeps image order, and a semaphore that bounds the images between
+/// reading and writing, so memory stays flat however long the job. Every image's results depend
+/// only on that image and its prompts, so any interleaving gives the same rows.
+struct Pipeline<S: Segmenter>: Sendable {
+  let runner: JobRunner
+  let segmenter: S
+  let manifests: LoadedManifests
+  let store: ResultStore
+  let runId: Int
+
+  func run(_ ids: [Int]) throws -> (processed: Int, failed: Int) {
+    let encodeQueue = DispatchQueue(label: "sambatch.encode")
+    let decodeQueue = DispatchQueue(label: "sambatch.decode")
+    let writeQueue = DispatchQueue(label: "sambatch.write")
+    let slots = DispatchSemaphore(value: max(1, runner.options.inFlight))
+    let group = DispatchGroup()
+    let state = PipelineState()
+    let start = Date()
+    let total = ids.count
+    for id in ids {
+      slots.wait()
+      if state.fatal != nil {
+        slots.signal()
+        break
+      }
+      group.enter()
+      let work = read(id)
+      encodeQueue.async {
+        let encoded = self.encode(work)
+        decodeQueue.async {
+          let rows = self.decode(encoded)
+          writeQueue.async {
+            defer {
+              slots.signal()
+              group.leave()
+            }
+            guard state.fatal == nil else { return }
+            do {
+              try self.store.commit(rows, runId: self.runId)
+              let (processed, failed, masks) = state.record(
+                failed: rows.failed != nil, masks: rows.masks.count)
+              self.runner.progress(
+                RunProgress(
+                  processed: processed, failed: failed, toDo: total, masks: masks,
+                  elapsed: Date().timeIntervalSince(start)))
+            } catch {
+              state.fail(error)
+            }
+          }
+        }
+      }
+    }
+    group.wait()
+    if let error = state.fatal { throw error }
+    return state.totals
+  }
+
+  private func read(_ id: Int) -> ImageWork<S.Embedding> {
+    let started = DispatchTime.now()
+    let entry = manifests.images[id]
+    let file =
+      entry.path.hasPrefix("/")
+      ? URL(fileURLWithPath: entry.path) : runner.job.images.appendingPathComponent(entry.path)
+    var work = ImageWork<S.Embedding>(
+      rows: ImageRows(imageId: id, exifApplied: runner.job.exif), file: file, started: started)
+    do {
+      let image = try ImageDecoder.decode(contentsOf: file, applyEXIFOrientation: runner.job.exif)
+      work.image = image
+      work.rows.width = image.width
+      work.rows.height = image.height
+      work.prepared = entry.objects.map {
+        PromptBuilder.prepare($0, width: image.width, height: image.height)
+      }
+    } catch {
+      work.rows.failed = "cannot read the image \(file.path): \(error.localizedDescription)"
+    }
+    work.rows.readMs = milliseconds(since: started)
+    return work
+  }
+
+  private func encode(_ input: ImageWork<S.Embedding>) -> ImageWork<S.Embedding> {
+    var work = input
+    // No embedding needed when nothing is left to decode.
+    guard work.rows.failed == nil, let image = work.image, work.prepared.contains(where: { $0.prompt != nil })
+    else {
+      work.image = nil
+      return work
+    }
+    let t = DispatchTime.now()
+    do {
+      work.embedding = try segmenter.embed(image)
+    } catch {
+      work.rows.failed = "the image encoder failed: \(error.localizedDescription)"
+    }
+    work.image = nil
+    work.rows.embedMs = milliseconds(since: t)
+    return work
+  }
+
+  /// Decode + post-process; total_ms runs from the start of reading to here (queue waits included).
+  private func decode(_ input: ImageWork<S.Embedding>) -> ImageRows {
+    var rows = decodePrompts(input)
+    rows.totalMs = milliseconds(since: input.started)
+    return rows
+  }
+
+  private func decodePrompts(_ input: ImageWork<S.Embedding>) -> ImageRows {
+    var rows = input.rows
+    guard rows.failed == nil else { return rows }
+    let t = DispatchTime.now()
+    rows.prompts = input.prepared.enumerated().map {
+      ImageRows.PromptRow(index: $0, prepared: $1, error: $1.error)
+    }
+    guard let embedding = input.embedding else { return rows }
+    // All valid prompts in one call; a prompt the model refuses is recorded and the rest retried.
+    var pending = rows.prompts.filter { $0.error == nil }.map(\.index)
+    var predictions: [Int: Prediction] = [:]
+    let multimask = runner.job.prompts.multimask
+    while !pending.isEmpty {
+      do {
+        let result = try segmenter.predict(
+          embedding, prompts: pending.map { input.prepared[$0].prompt! }, multimask: multimask)
+        for (i, prediction) in zip(pending, result) { predictions[i] = prediction }
+        pending = []
+      } catch MobileSAMError.invalidPrompt(let position, let reason) where pending.indices.contains(position)
+      {
+        rows.prompts[pending[position]].error = "the model refused the prompt: \(reason)"
+        pending.remove(at: position)
+      } catch {
+        rows.failed = "the mask decoder failed: \(error.localizedDescription)"
+        rows.prompts = []
+        return rows
+      }
+    }
+    for index in predictions.keys.sorted() {
+      rows.masks += maskRows(predictions[index]!, promptIndex: index)
+    }
+    rows.predictMs = milliseconds(since: t)
+    return rows
+  }
+
+  private func maskRows(_ prediction: Prediction, promptIndex: Int) -> [ImageRows.MaskRow] {
+    var keep = Array(prediction.masks.indices)
+    if runner.job.prompts.keep == .best, var best = keep.first {
+      for i in keep where prediction.scores[i] > prediction.scores[best] { best = i }
+      keep = [best]
+    }
+    // mask_index is the position in the reference's output (SamPredictor.predict): 0 with one
+    // mask, 0-2 with multimask; keep: best keeps the index of the mask it keeps.
+    return keep.map { i in
+      let encoded = MaskRLE.summarize(prediction.masks[i])
+      return ImageRows.MaskRow(
+        promptIndex: promptIndex, maskIndex: i, score: Double(prediction.scores[i]),
+        stabilityScore: prediction.stabilityScores[i].map(Double.init), area: encoded.area,
+        bbox: encoded.bbox, rle: encoded.counts)
+    }
+  }
+}
+
+func milliseconds(since start: DispatchTime) -> Double {
+  Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
+}

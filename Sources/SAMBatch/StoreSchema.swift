@@ -1,0 +1,133 @@
+import GRDB
+
+/// The store's schema as named, append-only migrations. Never edit a migration that has shipped:
+/// add a new one, and mirror it in Schemas/store.sql (a test compares the two).
+enum StoreSchema {
+  static var migrator: DatabaseMigrator {
+    var migrator = DatabaseMigrator()
+    migrator.registerMigration("v1: jobs, runs, images, prompts, masks, manifest_problems, results view") {
+      db in
+      for statement in v1 { try db.execute(sql: statement) }
+    }
+    return migrator
+  }
+
+  static let v1: [String] = [
+    """
+    CREATE TABLE jobs (
+      id INTEGER PRIMARY KEY CHECK (id = 1),
+      job_file TEXT NOT NULL,
+      model_path TEXT NOT NULL,
+      model_sha256 TEXT NOT NULL,
+      manifest_sha256 TEXT NOT NULL,
+      settings TEXT NOT NULL,
+      shard_index INTEGER NOT NULL,
+      shard_count INTEGER NOT NULL,
+      image_count INTEGER NOT NULL,
+      created_at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE runs (
+      id INTEGER PRIMARY KEY,
+      started_at TEXT NOT NULL,
+      ended_at TEXT,
+      host TEXT NOT NULL,
+      version TEXT NOT NULL,
+      workers INTEGER NOT NULL,
+      model_path TEXT NOT NULL,
+      images_done INTEGER NOT NULL DEFAULT 0,
+      images_failed INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+    """
+    CREATE TABLE images (
+      id INTEGER PRIMARY KEY,
+      path TEXT NOT NULL UNIQUE,
+      source_image_id INTEGER,
+      status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+      error TEXT,
+      prompt_count INTEGER NOT NULL,
+      width INTEGER,
+      height INTEGER,
+      exif_applied INTEGER,
+      read_ms REAL,
+      embed_ms REAL,
+      predict_ms REAL,
+      total_ms REAL,
+      run_id INTEGER REFERENCES runs(id),
+      finished_at TEXT
+    )
+    """,
+    """
+    CREATE INDEX images_by_status ON images(status)
+    """,
+    """
+    CREATE TABLE prompts (
+      image_id INTEGER NOT NULL REFERENCES images(id),
+      prompt_index INTEGER NOT NULL,
+      source_id TEXT,
+      category_id INTEGER,
+      category TEXT,
+      detector_score REAL,
+      box_x0 REAL,
+      box_y0 REAL,
+      box_x1 REAL,
+      box_y1 REAL,
+      points TEXT,
+      warning TEXT,
+      error TEXT,
+      PRIMARY KEY (image_id, prompt_index)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE masks (
+      image_id INTEGER NOT NULL,
+      prompt_index INTEGER NOT NULL,
+      mask_index INTEGER NOT NULL,
+      score REAL NOT NULL,
+      stability_score REAL,
+      area INTEGER NOT NULL,
+      bbox_x REAL NOT NULL,
+      bbox_y REAL NOT NULL,
+      bbox_w REAL NOT NULL,
+      bbox_h REAL NOT NULL,
+      rle TEXT NOT NULL,
+      PRIMARY KEY (image_id, prompt_index, mask_index),
+      FOREIGN KEY (image_id, prompt_index) REFERENCES prompts(image_id, prompt_index)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE manifest_problems (
+      id INTEGER PRIMARY KEY,
+      file TEXT NOT NULL,
+      line INTEGER,
+      message TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE VIEW results AS
+    SELECT
+      i.path AS image,
+      p.source_id AS source_id,
+      COALESCE(p.category, CAST(p.category_id AS TEXT)) AS category,
+      p.detector_score AS detector_score,
+      m.mask_index AS mask_index,
+      m.score AS score,
+      m.stability_score AS stability_score,
+      m.area AS area,
+      m.bbox_x AS bbox_x,
+      m.bbox_y AS bbox_y,
+      m.bbox_w AS bbox_w,
+      m.bbox_h AS bbox_h,
+      i.width AS width,
+      i.height AS height,
+      m.rle AS rle,
+      m.image_id AS image_id,
+      m.prompt_index AS prompt_index
+    FROM masks m
+    JOIN prompts p ON p.image_id = m.image_id AND p.prompt_index = m.prompt_index
+    JOIN images i ON i.id = m.image_id
+    """,
+  ]
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import SAMBatch
+
+struct StatusCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "status", abstract: "Prints what is done, failed and left of a job.")
+
+  @Argument(help: "The job file (YAML).") var job: String
+  @Option(help: "Look at this shard's database (I/N).") var shard: String?
+  @Option(help: "Look at this database instead of the job's.") var database: String?
+  @Option(help: "List at most this many failed images and rejected prompts.") var failures = 20
+
+  func run() throws {
+    do {
+      let jobFile = try JobFile.load(contentsOf: URL(fileURLWithPath: job))
+      let shard = try shard.map { try Shard(parsing: $0) } ?? .whole
+      let url =
+        database.map { URL(fileURLWithPath: $0) } ?? JobRunner.shardDatabase(jobFile.database, shard: shard)
+      let store = try ResultStore(url: url, create: false)
+      let c = try store.counts()
+      print("\(url.path):")
+      print("  images: \(c.total) (\(c.done) done, \(c.failed) failed, \(c.pending) left)")
+      print(
+        "  prompts: \(c.prompts) (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped); masks: \(c.masks)"
+      )
+      if c.manifestProblems > 0 { print("  unreadable manifest entries: \(c.manifestProblems)") }
+      let f = try store.failures(limit: failures)
+      for (path, error) in f.images { print("  failed: \(path): \(error)") }
+      for (path, index, error) in f.prompts { print("  rejected: \(path) prompt \(index): \(error)") }
+      if c.pending == 0 && c.failed == 0 { print("  complete") }
+    } catch let error as SAMBatchError {
+      note("error: \(error.localizedDescription)")
+      throw ExitCode(1)
+    }
+  }
+}

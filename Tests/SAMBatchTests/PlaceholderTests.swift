@@ -1,8 +1,0 @@
-import TestSupport
-import XCTest
-
-final class SAMBatchTestsPlaceholder: XCTestCase {
-  func testFixturesFolderExists() {
-    XCTAssertTrue(FileManager.default.fileExists(atPath: Fixtures.url("images/picture1.jpg").path))
-  }
-}

@@ -1,0 +1,54 @@
+import MobileSAM
+import SAMBatch
+import XCTest
+
+final class PromptBuilderTests: XCTestCase {
+  func prepare(_ box: [Double]?, _ convention: BoxConvention = .xyxy, points: [PromptPoint] = [])
+    -> PreparedPrompt
+  {
+    PromptBuilder.prepare(
+      ManifestObject(box: box, boxConvention: convention, points: points), width: 100, height: 50)
+  }
+
+  func testBoxInsideIsUsedAsIs() {
+    let p = prepare([10, 5, 30, 40])
+    XCTAssertEqual(p.prompt?.box, PromptBox(x0: 10, y0: 5, x1: 30, y1: 40))
+    XCTAssertEqual(p.usedBox, [10, 5, 30, 40])
+    XCTAssertNil(p.warning)
+    XCTAssertNil(p.error)
+  }
+
+  func testConventionIsAppliedWithTheDecodedSize() {
+    XCTAssertEqual(prepare([0.5, 0.5, 0.2, 0.4], .cxcywhNormalized).usedBox, [40, 15, 60, 35])
+    XCTAssertEqual(prepare([10, 5, 20, 10], .xywh).usedBox, [10, 5, 30, 15])
+  }
+
+  func testPartlyOutsideIsClippedWithWarning() {
+    let p = prepare([-10, 5, 130, 60])
+    XCTAssertEqual(p.usedBox, [0, 5, 100, 50])
+    XCTAssertNotNil(p.prompt)
+    XCTAssertTrue(p.warning?.contains("clipped") ?? false)
+  }
+
+  func testRejections() {
+    XCTAssertTrue(prepare([.nan, 5, 30, 40]).error?.contains("non-finite") ?? false)
+    XCTAssertTrue(prepare([10, 5, 10, 40]).error?.contains("zero or negative area") ?? false)
+    XCTAssertTrue(prepare([10, 5, 0, 0], .xywh).error?.contains("zero or negative area") ?? false)
+    XCTAssertTrue(prepare([200, 60, 300, 90]).error?.contains("entirely outside") ?? false)
+    XCTAssertTrue(prepare(nil).error?.contains("no point and no box") ?? false)
+    XCTAssertTrue(
+      prepare(nil, points: [PromptPoint(x: 100, y: 10, label: 1)]).error?.contains("outside") ?? false)
+    XCTAssertTrue(
+      prepare(nil, points: [PromptPoint(x: 1, y: 1, label: 2)]).error?.contains("label 2") ?? false)
+    XCTAssertTrue(
+      prepare(nil, points: [PromptPoint(x: .infinity, y: 1, label: 1)]).error?.contains("non-finite") ?? false
+    )
+    for p in [prepare([.nan, 5, 30, 40]), prepare(nil)] { XCTAssertNil(p.prompt) }
+  }
+
+  func testBoxAndPointsMakeOnePrompt() {
+    let p = prepare([10, 5, 30, 40], points: [PromptPoint(x: 20, y: 20, label: 1)])
+    XCTAssertEqual(p.prompt?.points.count, 1)
+    XCTAssertNotNil(p.prompt?.box)
+  }
+}

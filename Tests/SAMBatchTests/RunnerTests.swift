@@ -1,0 +1,284 @@
+import Foundation
+import GRDB
+import SAMImage
+import TestSupport
+import XCTest
+
+@testable import SAMBatch
+
+/// A job in a temporary folder over the committed sample photos.
+struct TestJob {
+  let dir: URL
+  let jobURL: URL
+
+  init(manifests: [(name: String, format: String, content: String)], extra: String = "") throws {
+    dir = try temporaryDirectory()
+    var yaml = """
+      version: 1
+      database: results.db
+      images: \(Fixtures.url("images").path)
+      workers: 2
+      manifests:
+
+      """
+    for m in manifests {
+      try m.content.write(to: dir.appendingPathComponent(m.name), atomically: true, encoding: .utf8)
+      yaml += "  - {path: \(m.name), format: \(m.format)}\n"
+    }
+    yaml += extra
+    jobURL = dir.appendingPathComponent("job.yaml")
+    try yaml.write(to: jobURL, atomically: true, encoding: .utf8)
+  }
+
+  var database: URL { dir.appendingPathComponent("results.db") }
+
+  func run(
+    inFlight: Int = 3, retryFailed: Bool = false,
+    environment: [String: String] = ["SAMBATCH_FAKE_SEGMENTER": "1"]
+  )
+    throws -> RunSummary
+  {
+    var options = RunOptions()
+    options.environment = environment
+    options.inFlight = inFlight
+    options.retryFailed = retryFailed
+    return try JobRunner(job: try JobFile.load(contentsOf: jobURL), options: options, log: { _ in }).run()
+  }
+}
+
+/// The rows that must be identical between runs: prompts, masks, the results view, image status
+/// and sizes (not timings, run ids or run rows).
+func resultDump(_ url: URL) throws -> [String] {
+  let db = try DatabaseQueue(path: url.path)
+  return try db.read { db in
+    var lines: [String] = []
+    for (name, sql) in [
+      (
+        "image",
+        "SELECT id, path, status, error, prompt_count, width, height, exif_applied FROM images ORDER BY id"
+      ),
+      ("prompt", "SELECT * FROM prompts ORDER BY image_id, prompt_index"),
+      ("mask", "SELECT * FROM masks ORDER BY image_id, prompt_index, mask_index"),
+      ("result", "SELECT * FROM results ORDER BY image_id, prompt_index, mask_index"),
+      ("problem", "SELECT file, line, message FROM manifest_problems ORDER BY id"),
+    ] {
+      for row in try Row.fetchAll(db, sql: sql) { lines.append("\(name) \(row)") }
+    }
+    return lines
+  }
+}
+
+let cocoManifest = """
+  {"images": [{"id": 1, "file_name": "picture1.jpg"}, {"id": 3, "file_name": "picture3.jpg"}],
+   "annotations": [
+     {"id": 11, "image_id": 1, "bbox": [120, 265, 517, 248], "category_id": 3},
+     {"id": 31, "image_id": 3, "bbox": [265, 710, 1235, 490], "category_id": 1},
+     {"id": 32, "image_id": 3, "bbox": [1920, 790, 260, 410], "category_id": 7}],
+   "categories": [{"id": 1, "name": "car"}, {"id": 3, "name": "sign"}]}
+  """
+
+final class RunnerTests: XCTestCase {
+  func testCOCOJobThroughTheResultsView() throws {
+    let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)])
+    let summary = try job.run()
+    XCTAssertEqual(summary.processed, 2)
+    XCTAssertEqual(summary.exitStatus, 0)
+    XCTAssertEqual(summary.counts, StatusCounts(done: 2, prompts: 3, masks: 3))
+    let db = try DatabaseQueue(path: job.database.path)
+    let rows = try db.read { try Row.fetchAll($0, sql: "SELECT * FROM results ORDER BY image, source_id") }
+    XCTAssertEqual(rows.map { $0["image"] as String }, ["picture1.jpg", "picture3.jpg", "picture3.jpg"])
+    XCTAssertEqual(rows.map { $0["source_id"] as String }, ["11", "31", "32"])
+    XCTAssertEqual(
+      rows.map { $0["category"] as String }, ["sign", "car", "7"], "a category without a name shows its id")
+    XCTAssertEqual(rows.map { $0["width"] as Int }, [769, 2241, 2241])
+    XCTAssertEqual(rows.map { $0["height"] as Int }, [770, 1500, 1500])
+    for row in rows {
+      let mask = try MaskRLE.decode(row["rle"], width: row["width"], height: row["height"])
+      XCTAssertEqual(MaskRLE.area(mask), row["area"])
+      XCTAssertEqual(MaskRLE.bbox(mask), [row["bbox_x"], row["bbox_y"], row["bbox_w"], row["bbox_h"]])
+      XCTAssertEqual(row["mask_index"] as Int, 0)
+      XCTAssertNotNil(row["score"] as Double?)
+    }
+    let timings = try db.read {
+      try Row.fetchAll($0, sql: "SELECT read_ms, embed_ms, predict_ms, total_ms FROM images ORDER BY id")
+    }
+    for row in timings {
+      let (read, embed, predict, total) =
+        (
+          row["read_ms"] as Double, row["embed_ms"] as Double, row["predict_ms"] as Double,
+          row["total_ms"] as Double
+        )
+      XCTAssertGreaterThanOrEqual(total, read + embed + predict - 1e-6, "total covers the stages")
+    }
+    // The fake segmenter fills the box: the car's mask covers exactly its box.
+    XCTAssertEqual(rows[1]["bbox_x"] as Double, 265)
+    XCTAssertEqual(rows[1]["bbox_w"] as Double, 1235)
+  }
+
+  func testJSONLinesJobWithBadInputsGoesOn() throws {
+    let dir = try temporaryDirectory()
+    try Data("this is not a JPEG".utf8).write(to: dir.appendingPathComponent("corrupt.jpg"))
+    let lines = [
+      #"{"image": "picture2.jpg", "objects": [{"id": "a", "label": "tower", "box": [338, 124, 402, 505]}, {"id": "nan", "box": [NaN, 1, 2, 3]}, {"id": "flat", "box": [10, 10, 10, 50]}, {"id": "out", "box": [700, 700, 900, 900], "score": 0.7}, {"id": "p", "points": [[258, 700, 1]]}]}"#,
+      #"{"image": "missing.jpg", "objects": [{"box": [1, 1, 5, 5]}]}"#,
+      #"{"image": "\#(dir.path)/corrupt.jpg", "objects": [{"box": [1, 1, 5, 5]}]}"#,
+      "{broken",
+      #"{"image": "picture1.jpg", "objects": []}"#,
+    ]
+    let job = try TestJob(manifests: [("m.jsonl", "jsonl", lines.joined(separator: "\n"))])
+    let summary = try job.run()
+    XCTAssertEqual(summary.exitStatus, 2)
+    let c = summary.counts
+    XCTAssertEqual([c.done, c.failed, c.pending], [2, 2, 0])
+    XCTAssertEqual(c.rejectedPrompts, 2)
+    XCTAssertEqual(c.clippedPrompts, 1)
+    XCTAssertEqual(c.manifestProblems, 1)
+    XCTAssertEqual(c.masks, 3)
+    let db = try DatabaseQueue(path: job.database.path)
+    try db.read { db in
+      let errors = try Row.fetchAll(db, sql: "SELECT path, status, error FROM images ORDER BY id")
+      XCTAssertEqual(errors.map { $0["status"] as String }, ["done", "failed", "failed", "done"])
+      XCTAssertTrue((errors[1]["error"] as String).contains("missing.jpg"))
+      let prompts = try Row.fetchAll(
+        db, sql: "SELECT source_id, error, warning, box_x1 FROM prompts ORDER BY prompt_index")
+      XCTAssertTrue((prompts[1]["error"] as String).contains("non-finite"))
+      XCTAssertTrue((prompts[2]["error"] as String).contains("zero or negative area"))
+      XCTAssertTrue((prompts[3]["warning"] as String).contains("clipped"))
+      XCTAssertEqual(prompts[3]["box_x1"] as Double, 769)
+      let problem = try Row.fetchOne(db, sql: "SELECT line FROM manifest_problems")
+      XCTAssertEqual(problem?["line"] as Int?, 4)
+    }
+  }
+
+  func testRerunOfAFinishedJobDoesNothingAndKeepsRows() throws {
+    let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)])
+    _ = try job.run()
+    let before = try resultDump(job.database)
+    let again = try job.run()
+    XCTAssertTrue(again.nothingToDo)
+    XCTAssertEqual(again.processed, 0)
+    XCTAssertEqual(try resultDump(job.database), before)
+  }
+
+  func testResultsDoNotDependOnInterleaving() throws {
+    let a = try TestJob(
+      manifests: [("i.json", "coco", cocoManifest)], extra: "prompts: {multimask: true, keep: all}\n")
+    let b = try TestJob(
+      manifests: [("i.json", "coco", cocoManifest)], extra: "prompts: {multimask: true, keep: all}\n")
+    _ = try a.run(inFlight: 1)
+    _ = try b.run(inFlight: 8)
+    let dump = try resultDump(a.database)
+    XCTAssertEqual(dump, try resultDump(b.database))
+    XCTAssertEqual(dump.filter { $0.hasPrefix("mask ") }.count, 9, "3 prompts x 3 masks with keep: all")
+  }
+
+  func testKeepBestKeepsTheHighestScoringMaskWithItsIndex() throws {
+    let all = try TestJob(
+      manifests: [("i.json", "coco", cocoManifest)], extra: "prompts: {multimask: true, keep: all}\n")
+    let best = try TestJob(
+      manifests: [("i.json", "coco", cocoManifest)], extra: "prompts: {multimask: true, keep: best}\n")
+    _ = try all.run()
+    _ = try best.run()
+    let query = """
+      SELECT m.image_id, m.prompt_index, m.mask_index FROM masks m
+      WHERE m.score = (SELECT MAX(score) FROM masks n WHERE n.image_id = m.image_id AND n.prompt_index = m.prompt_index)
+      ORDER BY 1, 2
+      """
+    let expected = try DatabaseQueue(path: all.database.path).read { try Row.fetchAll($0, sql: query) }
+    let kept = try DatabaseQueue(path: best.database.path).read {
+      try Row.fetchAll($0, sql: "SELECT image_id, prompt_index, mask_index FROM masks ORDER BY 1, 2")
+    }
+    XCTAssertEqual(kept, expected)
+    XCTAssertEqual(kept.count, 3)
+  }
+
+  func testChangedManifestOrSettingsAreRefusedWithWhatChanged() throws {
+    let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)])
+    _ = try job.run()
+    let yaml = try String(contentsOf: job.jobURL, encoding: .utf8)
+    try (yaml + "prompts: {multimask: true}\n").write(to: job.jobURL, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try job.run()) {
+      XCTAssertTrue($0.localizedDescription.contains("settings changed"), $0.localizedDescription)
+      XCTAssertTrue($0.localizedDescription.contains("start afresh"))
+    }
+    try yaml.write(to: job.jobURL, atomically: true, encoding: .utf8)
+    try cocoManifest.replacingOccurrences(of: "1235", with: "1234")
+      .write(to: job.dir.appendingPathComponent("i.json"), atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try job.run()) {
+      XCTAssertTrue($0.localizedDescription.contains("manifests changed"), $0.localizedDescription)
+    }
+  }
+
+  func testChangedModelIsRefused() throws {
+    let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)], extra: "model: model.pt\n")
+    let model = job.dir.appendingPathComponent("model.pt")
+    try Data("first model".utf8).write(to: model)
+    // Not a checkpoint: the run plans the job, then cannot load the model.
+    XCTAssertThrowsError(try job.run(environment: [:])) {
+      XCTAssertTrue($0.localizedDescription.contains("model.pt"), $0.localizedDescription)
+    }
+    try Data("second model".utf8).write(to: model)
+    XCTAssertThrowsError(try job.run(environment: [:])) {
+      XCTAssertTrue($0.localizedDescription.contains("the model changed"), $0.localizedDescription)
+    }
+    // SAMBATCH_MODEL overrides the job's model: a different file is a different model too.
+    XCTAssertThrowsError(try job.run(environment: ["SAMBATCH_MODEL": "/nonexistent/m.pt"])) {
+      XCTAssertTrue($0.localizedDescription.contains("/nonexistent/m.pt"), $0.localizedDescription)
+    }
+  }
+
+  func testFailedImagesAreRetriedOnlyWithRetryFailed() throws {
+    let dir = try temporaryDirectory()
+    let image = dir.appendingPathComponent("late.jpg")
+    let job = try TestJob(manifests: [
+      ("m.jsonl", "jsonl", #"{"image": "\#(image.path)", "objects": [{"box": [1, 1, 50, 50]}]}"#)
+    ])
+    XCTAssertEqual(try job.run().counts.failed, 1)
+    try FileManager.default.copyItem(at: Fixtures.url("images/picture1.jpg"), to: image)
+    let again = try job.run()
+    XCTAssertTrue(again.nothingToDo)
+    XCTAssertEqual(again.counts.failed, 1)
+    let retried = try job.run(retryFailed: true)
+    XCTAssertEqual(retried.processed, 1)
+    XCTAssertEqual(retried.counts, StatusCounts(done: 1, prompts: 1, masks: 1))
+    XCTAssertEqual(retried.exitStatus, 0)
+  }
+
+  func testFakeSegmenterIsAFunctionOfItsInputs() throws {
+    let s = FakeSegmenter()
+    let a = try s.embed(RGBImageFixture.gradient(seed: 1))
+    let b = try s.embed(RGBImageFixture.gradient(seed: 2))
+    let prompt = [MobileSAMPrompt.box(10, 10, 40, 30)]
+    let pa = try s.predict(a, prompts: prompt, multimask: false)[0]
+    let pb = try s.predict(b, prompts: prompt, multimask: false)[0]
+    XCTAssertEqual(pa.masks, pb.masks, "masks follow the box")
+    XCTAssertNotEqual(pa.scores, pb.scores, "scores follow the pixels")
+    XCTAssertEqual(try s.predict(a, prompts: prompt, multimask: false)[0].scores, pa.scores)
+    XCTAssertEqual(pa.masks[0].pixels.reduce(0) { $0 + Int($1) }, 30 * 20)
+  }
+}
+
+final class ExportTests: XCTestCase {
+  func testPNGMasksDecodeToTheStoredMasks() throws {
+    let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)])
+    _ = try job.run()
+    let out = job.dir.appendingPathComponent("png")
+    XCTAssertEqual(try Exporter.png(from: job.database, to: out), 3)
+    let rows = try DatabaseQueue(path: job.database.path).read {
+      try Row.fetchAll(
+        $0, sql: "SELECT image_id, prompt_index, mask_index, image, rle, width, height FROM results")
+    }
+    for row in rows {
+      let stem = ((row["image"] as String) as NSString).deletingPathExtension
+      let file = out.appendingPathComponent(
+        "\(row["image_id"] as Int)-\(stem)/prompt\(row["prompt_index"] as Int)-mask\(row["mask_index"] as Int).png"
+      )
+      let image = try ImageDecoder.decode(contentsOf: file)
+      let mask = try MaskRLE.decode(row["rle"], width: row["width"], height: row["height"])
+      XCTAssertEqual([image.width, image.height], [mask.width, mask.height])
+      // Gray decodes to RGB by replication: every third byte is the mask as 0 / 255.
+      let gray = stride(from: 0, to: image.pixels.count, by: 3).map { image.pixels[$0] }
+      XCTAssertEqual(gray, mask.pixels.map { $0 == 0 ? 0 : 255 })
+    }
+  }
+}
