@@ -54,6 +54,10 @@ private final class PipelineState: @unchecked Sendable {
 /// reading and writing, so memory stays flat however long the job. Every image's results depend
 /// only on that image and its prompts, so any interleaving gives the same rows.
 struct Pipeline<S: Segmenter>: Sendable {
+  /// Prompts per model call: bounds the full-resolution masks alive at once (16 x 3 masks of a
+  /// 2241x1500 image is 160 MB) while keeping the engine's batches useful.
+  static var promptsPerCall: Int { 16 }
+
   let runner: JobRunner
   let segmenter: S
   let manifests: LoadedManifests
@@ -164,28 +168,34 @@ struct Pipeline<S: Segmenter>: Sendable {
       ImageRows.PromptRow(index: $0, prepared: $1, error: $1.error)
     }
     guard let embedding = input.embedding else { return rows }
-    // All valid prompts in one call; a prompt the model refuses is recorded and the rest retried.
-    var pending = rows.prompts.filter { $0.error == nil }.map(\.index)
-    var predictions: [Int: Prediction] = [:]
+    // Prompts go to the model in chunks, each chunk's full-resolution masks turned into RLE rows
+    // before the next: an image with hundreds of boxes must not hold hundreds of full-size masks.
+    // (The engine gives every prompt the result it would have alone, so chunking changes nothing.)
+    let valid = rows.prompts.filter { $0.error == nil }.map(\.index)
     let multimask = runner.job.prompts.multimask
-    while !pending.isEmpty {
-      do {
-        let result = try segmenter.predict(
-          embedding, prompts: pending.map { input.prepared[$0].prompt! }, multimask: multimask)
-        for (i, prediction) in zip(pending, result) { predictions[i] = prediction }
-        pending = []
-      } catch MobileSAMError.invalidPrompt(let position, let reason) where pending.indices.contains(position)
-      {
-        rows.prompts[pending[position]].error = "the model refused the prompt: \(reason)"
-        pending.remove(at: position)
-      } catch {
-        rows.failed = "the mask decoder failed: \(error.localizedDescription)"
-        rows.prompts = []
-        return rows
+    for start in stride(from: 0, to: valid.count, by: Self.promptsPerCall) {
+      var pending = Array(valid[start..<min(start + Self.promptsPerCall, valid.count)])
+      while !pending.isEmpty {
+        do {
+          let result = try segmenter.predict(
+            embedding, prompts: pending.map { input.prepared[$0].prompt! }, multimask: multimask)
+          for (index, prediction) in zip(pending, result) {
+            rows.masks += maskRows(prediction, promptIndex: index)
+          }
+          pending = []
+        } catch MobileSAMError.invalidPrompt(let position, let reason)
+          where pending.indices.contains(position)
+        {
+          // The model refused one prompt before doing any work: record it, retry the rest.
+          rows.prompts[pending[position]].error = "the model refused the prompt: \(reason)"
+          pending.remove(at: position)
+        } catch {
+          rows.failed = "the mask decoder failed: \(error.localizedDescription)"
+          rows.prompts = []
+          rows.masks = []
+          return rows
+        }
       }
-    }
-    for index in predictions.keys.sorted() {
-      rows.masks += maskRows(predictions[index]!, promptIndex: index)
     }
     rows.predictMs = milliseconds(since: t)
     return rows

@@ -69,6 +69,29 @@ final class JobSchemaTests: XCTestCase {
     }
   }
 
+  func testExampleJSONLinesValidateAgainstTheLineSchema() throws {
+    let data = try Data(
+      contentsOf: Fixtures.repository.appendingPathComponent("Schemas/jsonl-line.schema.json"))
+    let schema = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    let text = try String(
+      contentsOf: Fixtures.repository.appendingPathComponent("Jobs/example.jsonl"), encoding: .utf8)
+    let lines = text.split(separator: "\n")
+    XCTAssertFalse(lines.isEmpty)
+    for line in lines {
+      let value = try JSONSerialization.jsonObject(with: Data(line.utf8))
+      XCTAssertEqual(MiniSchema.errors(value, schema, path: "line"), [])
+    }
+    let bad = try JSONSerialization.jsonObject(
+      with: Data(#"{"image": "a.jpg", "objects": [{"bbox": [1, 2, 3, 4]}]}"#.utf8))
+    XCTAssertFalse(MiniSchema.errors(bad, schema, path: "line").isEmpty, "unknown object key")
+    // The reader agrees: the same object is rejected.
+    var problems: [ManifestProblem] = []
+    let images = ManifestReader.jsonLines(
+      data: Data(#"{"image": "a.jpg", "objects": [{"bbox": [1, 2, 3, 4]}]}"#.utf8), file: "m", box: .xyxy,
+      problems: &problems)
+    XCTAssertNotNil(images.first?.objects.first?.error)
+  }
+
   func testMiniValidatorRejectsWhatItShould() throws {
     let schema = try schema()
     XCTAssertFalse(

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import MobileSAM
 import SAMImage
 import TestSupport
 import XCTest
@@ -280,5 +281,61 @@ final class ExportTests: XCTestCase {
       let gray = stride(from: 0, to: image.pixels.count, by: 3).map { image.pixels[$0] }
       XCTAssertEqual(gray, mask.pixels.map { $0 == 0 ? 0 : 255 })
     }
+  }
+}
+
+/// Refuses prompts whose box starts at x = 7 and records the size of every call.
+final class RefusingSegmenter: Segmenter, @unchecked Sendable {
+  let inner = FakeSegmenter()
+  private let lock = NSLock()
+  private(set) var callSizes: [Int] = []
+
+  func embed(_ image: RGBImage) throws -> FakeSegmenter.Embedding { try inner.embed(image) }
+
+  func predict(_ embedding: FakeSegmenter.Embedding, prompts: [Prompt], multimask: Bool) throws
+    -> [Prediction]
+  {
+    lock.lock()
+    callSizes.append(prompts.count)
+    lock.unlock()
+    if let i = prompts.firstIndex(where: { $0.box?.x0 == 7 }) {
+      throw MobileSAMError.invalidPrompt(index: i, reason: "x0 is unlucky")
+    }
+    return try inner.predict(embedding, prompts: prompts, multimask: multimask)
+  }
+}
+
+final class PipelineTests: XCTestCase {
+  func testManyPromptsGoInBoundedCallsAndARefusedPromptIsRecorded() throws {
+    let objects = (0..<40).map { i in #"{"id": "\#(i)", "box": [\#(i == 25 ? 7 : 10 + i), 20, 300, 400]}"# }
+    let job = try TestJob(manifests: [
+      ("m.jsonl", "jsonl", #"{"image": "picture1.jpg", "objects": [\#(objects.joined(separator: ", "))]}"#)
+    ])
+    let jobFile = try JobFile.load(contentsOf: job.jobURL)
+    let manifests = try LoadedManifests.load(jobFile)
+    let store = try ResultStore(url: job.database)
+    defer { store.close() }
+    try store.initialize(
+      job: JobRecord(
+        jobFile: "j", modelPath: "m", modelSHA256: "x", manifestSHA256: manifests.sha256, settings: "{}",
+        shard: .whole, imageCount: 1),
+      images: [(0, "picture1.jpg", nil, 40)], problems: [])
+    let segmenter = RefusingSegmenter()
+    let runner = JobRunner(job: jobFile, options: RunOptions(), log: { _ in })
+    let runId = try store.startRun(host: "h", version: "v", workers: 1, modelPath: "m")
+    let result = try Pipeline(
+      runner: runner, segmenter: segmenter, manifests: manifests, store: store, runId: runId
+    )
+    .run([0])
+    XCTAssertEqual(result.processed, 1)
+    XCTAssertLessThanOrEqual(segmenter.callSizes.max() ?? 0, 16)
+    XCTAssertEqual(segmenter.callSizes.filter { $0 > 0 }.count, 4, "16 + 16 (refused, then 15) + 8")
+    let counts = try store.counts()
+    XCTAssertEqual(counts.masks, 39)
+    XCTAssertEqual(counts.rejectedPrompts, 1)
+    let error = try store.queue.read {
+      try String.fetchOne($0, sql: "SELECT error FROM prompts WHERE source_id = '25'")
+    }
+    XCTAssertTrue(error?.contains("x0 is unlucky") ?? false)
   }
 }
