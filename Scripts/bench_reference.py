@@ -28,6 +28,7 @@ import importlib.metadata
 import json
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 import warnings
@@ -58,6 +59,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--decoder-runs", type=int, default=20, help="timed decoder runs")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--sambatch", default=None,
+                        help="path of a sambatch binary: also run `sambatch bench` with the same "
+                             "image, box, threads and runs, and print the ratios")
     return parser.parse_args()
 
 
@@ -205,6 +209,20 @@ def main() -> None:
                 **{k: torch.from_numpy(v) for k, v in decoder_inputs.items()})[2].numpy()
         result["ort_decoder_low_res_max_abs_diff_vs_torch"] = float(
             np.abs(ort_low_res - torch_low_res).max())
+
+    if args.sambatch:
+        command = [args.sambatch, "bench", "--model", args.checkpoint, "--image", args.image,
+                   "--box", ",".join(str(v) for v in box.tolist()), "--threads", str(args.threads),
+                   "--runs", str(args.runs), "--decoder-runs", str(args.decoder_runs),
+                   "--warmup", str(args.warmup)]
+        ours = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+        result["sambatch_embed_ms"] = ours["embed_ms"]
+        result["sambatch_predict_box_ms"] = ours["predict_box_ms"]
+        # > 1 means sambatch is faster.
+        result["speedup_embed_vs_torch_set_image"] = round(result["torch_set_image_ms"] / ours["embed_ms"], 2)
+        result["speedup_embed_vs_ort_encoder"] = round(result["ort_encoder_ms"] / ours["embed_ms"], 2)
+        result["speedup_predict_vs_torch"] = round(result["torch_predict_box_ms"] / ours["predict_box_ms"], 2)
+        result["speedup_predict_vs_ort"] = round(result["ort_decoder_box_ms"] / ours["predict_box_ms"], 2)
 
     result["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     result["versions"] = {name: importlib.metadata.version(name) for name in

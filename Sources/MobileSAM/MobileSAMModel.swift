@@ -13,7 +13,9 @@ public enum MobileSAMError: Error, LocalizedError, Equatable {
     switch self {
     case .invalidPrompt(let index, let reason): return "prompt \(index): \(reason)"
     case .checkpoint(let file, let reason):
-      return "\(file): not a usable MobileSAM vit_t checkpoint: \(reason)"
+      // The reader's messages already name the file; say it once.
+      let cause = reason.contains(file) ? reason : "\(file): \(reason)"
+      return "not a usable MobileSAM vit_t checkpoint: \(cause)"
     }
   }
 }

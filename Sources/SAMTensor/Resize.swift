@@ -20,19 +20,54 @@ public func resizeBilinear(_ x: Tensor, height: Int, width: Int) -> Tensor {
         columnTaps.withPointers { columns in
           let input = xp.baseAddress!
           parallelForChunksIfLarge(planes * height, work: planes * height * width) { range in
-            for outRow in range {
-              let plane = outRow / height
-              let oy = outRow % height
-              let source = input + plane * inH * inW
-              resizeRow(
-                out + outRow * width, top: source + rows.first[oy] * inW,
-                bottom: source + rows.second[oy] * inW, topWeight: rows.firstWeight[oy],
-                bottomWeight: rows.secondWeight[oy], columns: columns, count: width)
+            // Separable: source rows are resized horizontally once into two cached rows, then
+            // each output row blends two of them. Same arithmetic as blending four pixels.
+            var cache = [Float](repeating: 0, count: 2 * width)
+            cache.withUnsafeMutableBufferPointer { cp in
+              var rowCache = RowCache(slots: (cp.baseAddress!, cp.baseAddress! + width))
+              for outRow in range {
+                let plane = outRow / height
+                let oy = outRow % height
+                let (top, bottom) = (plane * inH + rows.first[oy], plane * inH + rows.second[oy])
+                let topRow = rowCache.row(top, keeping: bottom) { slot in
+                  resizeHorizontally(slot, source: input + top * inW, columns: columns, count: width)
+                }
+                let bottomRow = rowCache.row(bottom, keeping: top) { slot in
+                  resizeHorizontally(slot, source: input + bottom * inW, columns: columns, count: width)
+                }
+                blendRows(
+                  out + outRow * width, topRow, bottomRow, topWeight: rows.firstWeight[oy],
+                  bottomWeight: rows.secondWeight[oy], count: width)
+              }
             }
           }
         }
       }
     }
+  }
+}
+
+/// Two horizontally resized source rows, identified by their global row index (plane * H + y).
+private struct RowCache {
+  var slots: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
+  var rows = (-1, -1)
+
+  init(slots: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)) { self.slots = slots }
+
+  /// The slot holding `row`, filling one with `fill` if needed, never evicting `keeping`.
+  mutating func row(
+    _ row: Int, keeping other: Int, fill: (UnsafeMutablePointer<Float>) -> Void
+  ) -> UnsafeMutablePointer<Float> {
+    if rows.0 == row { return slots.0 }
+    if rows.1 == row { return slots.1 }
+    if rows.0 == other {
+      fill(slots.1)
+      rows.1 = row
+      return slots.1
+    }
+    fill(slots.0)
+    rows.0 = row
+    return slots.0
   }
 }
 
@@ -85,14 +120,31 @@ struct LinearTapPointers {
   var secondWeight: UnsafePointer<Float>
 }
 
-/// One output row blended from two input rows.
-private func resizeRow(
-  _ out: UnsafeMutablePointer<Float>, top: UnsafePointer<Float>, bottom: UnsafePointer<Float>,
-  topWeight: Float, bottomWeight: Float, columns c: LinearTapPointers, count: Int
+/// out[j] = w0[j] * source[x0[j]] + w1[j] * source[x1[j]]: one source row resized horizontally.
+private func resizeHorizontally(
+  _ out: UnsafeMutablePointer<Float>, source: UnsafePointer<Float>, columns c: LinearTapPointers,
+  count: Int
 ) {
   for j in 0..<count {
-    let (x0, x1) = (c.first[j], c.second[j])
-    let (w0, w1) = (c.firstWeight[j], c.secondWeight[j])
-    out[j] = topWeight * (w0 * top[x0] + w1 * top[x1]) + bottomWeight * (w0 * bottom[x0] + w1 * bottom[x1])
+    out[j] = c.firstWeight[j] * source[c.first[j]] + c.secondWeight[j] * source[c.second[j]]
+  }
+}
+
+/// out = topWeight * top + bottomWeight * bottom, 8 values at a time.
+private func blendRows(
+  _ out: UnsafeMutablePointer<Float>, _ top: UnsafePointer<Float>, _ bottom: UnsafePointer<Float>,
+  topWeight: Float, bottomWeight: Float, count: Int
+) {
+  let (tw, bw) = (SIMD8<Float>(repeating: topWeight), SIMD8<Float>(repeating: bottomWeight))
+  var j = 0
+  while j + 8 <= count {
+    let t = UnsafeRawPointer(top + j).loadUnaligned(as: SIMD8<Float>.self)
+    let b = UnsafeRawPointer(bottom + j).loadUnaligned(as: SIMD8<Float>.self)
+    UnsafeMutableRawPointer(out + j).storeBytes(of: tw * t + bw * b, as: SIMD8<Float>.self)
+    j += 8
+  }
+  while j < count {
+    out[j] = topWeight * top[j] + bottomWeight * bottom[j]
+    j += 1
   }
 }

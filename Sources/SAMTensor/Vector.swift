@@ -73,7 +73,9 @@ func maxVector(_ x: UnsafePointer<Float>, count: Int) -> Float {
     maxima.replace(with: v, where: v .> maxima)  // not pointwiseMax: a library call here
     i += 8
   }
-  var result = maxima.max()
+  // Lane by lane: SIMD8.max() is a call into the standard library here.
+  var result = maxima[0]
+  for lane in 1..<8 where maxima[lane] > result { result = maxima[lane] }
   while i < count {
     result = max(result, x[i])
     i += 1

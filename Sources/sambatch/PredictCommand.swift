@@ -114,7 +114,7 @@ struct PredictCommand: ParsableCommand {
     do {
       samModel = try MobileSAMModel(checkpoint: URL(fileURLWithPath: modelPath))
     } catch {
-      throw fail("model \(modelPath): \(error.localizedDescription)", status: .failure)
+      throw fail(error.localizedDescription, status: .failure)
     }
     let loadModel = lap()
     let embedding = samModel.embed(rgb)

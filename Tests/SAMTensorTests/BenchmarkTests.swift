@@ -34,6 +34,8 @@ final class BenchmarkTests: XCTestCase {
   func testKernelTimesAtModelShapes() {
     // As the executable should: without it, every output above 32 MB is fresh pages.
     TensorMemory.reuseLargeAllocations()
+    _ = linear(Tensor(zeros: [1, 1]), weight: Tensor(zeros: [1, 1]), bias: nil)  // selects the BLAS core
+    print("bench OpenBLAS core \(BLASCore.name ?? "unknown"), upgraded to \(BLASCore.upgradedTo ?? "none")")
     var random = SeededRandom(seed: 90)
     let image = random.tensor([1024, 1024, 3])
     let patchWeight = random.tensor([32, 3, 3, 3])

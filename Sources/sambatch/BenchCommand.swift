@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import MobileSAM
+import SAMBatch
+import SAMImage
+
+/// `sambatch bench`: medians of the encoder and of one box's decoding on one image, as JSON.
+struct BenchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "bench",
+    abstract: "Times the encoder and the decoder on one image (medians after warm-up, JSON on stdout).",
+    discussion: """
+      Scripts/bench_reference.py --sambatch .build/release/sambatch runs this beside the PyTorch \
+      reference and ONNX Runtime on the same image and prints the ratios.
+      """)
+
+  @Option(help: "The MobileSAM checkpoint. Default: $SAMBATCH_MODEL.")
+  var model: String?
+
+  @Option(help: "The image (JPEG or PNG).")
+  var image: String
+
+  @Option(
+    help: ArgumentHelp("The box to decode; default: the middle half of the image.", valueName: "X0,Y0,X1,Y1"))
+  var box: String?
+
+  @Option(help: "Compute threads.")
+  var threads = ProcessInfo.processInfo.activeProcessorCount
+
+  @Option(help: "Timed encoder runs.")
+  var runs = 5
+
+  @Option(help: "Timed decoder runs.")
+  var decoderRuns = 20
+
+  @Option(help: "Untimed runs first.")
+  var warmup = 1
+
+  func run() throws {
+    guard let modelPath = model ?? ProcessInfo.processInfo.environment["SAMBATCH_MODEL"], !modelPath.isEmpty
+    else {
+      throw ValidationError("no model: give --model PATH or set SAMBATCH_MODEL")
+    }
+    let rgb = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: image))
+    let samModel = try MobileSAMModel(checkpoint: URL(fileURLWithPath: modelPath))
+    let prompt: PromptBox
+    if let box {
+      let values = box.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+      guard values.count == 4 else { throw ValidationError("--box \(box): expected X0,Y0,X1,Y1") }
+      prompt = PromptBox(x0: values[0], y0: values[1], x1: values[2], y1: values[3])
+    } else {
+      let (w, h) = (Float(rgb.width), Float(rgb.height))
+      prompt = PromptBox(x0: w / 4, y0: h / 4, x1: 3 * w / 4, y1: 3 * h / 4)
+    }
+    var benchmark = ModelBenchmark()
+    benchmark.threads = threads
+    benchmark.encoderRuns = runs
+    benchmark.decoderRuns = decoderRuns
+    benchmark.warmup = warmup
+    var result = try benchmark.run(model: samModel, image: rgb, box: prompt)
+    result["threads"] = Double(threads)
+    let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+  }
+}
