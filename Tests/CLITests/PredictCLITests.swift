@@ -112,7 +112,8 @@ final class PredictCLITests: XCTestCase {
     // A file that is not a checkpoint: the loader's error, naming the file.
     let notModel = try write("definitely not a zip", "model.pt")
     try assertRefused(
-      ["--model", notModel, "--image", image, "--box", "1,2,3,4"], status: 1, "model \(notModel): ")
+      ["--model", notModel, "--image", image, "--box", "1,2,3,4"], status: 1,
+      "not a usable MobileSAM vit_t checkpoint: \(notModel)")
   }
 
   func testMissingImageAndLogitsFolder() throws {
