@@ -8,10 +8,15 @@ import TorchCheckpoint
 public enum MobileSAMError: Error, LocalizedError, Equatable {
   case invalidPrompt(index: Int, reason: String)
   case checkpoint(file: String, reason: String)
+  /// The longest side scaled to 1024 leaves the other side at 0 pixels (the reference fails too).
+  case imageTooThin(width: Int, height: Int)
 
   public var errorDescription: String? {
     switch self {
-    case .invalidPrompt(let index, let reason): return "prompt \(index): \(reason)"
+    case .invalidPrompt(let index, let reason): return "prompt \(index + 1): \(reason)"
+    case .imageTooThin(let width, let height):
+      return "a \(width)x\(height) image cannot be encoded: resized to 1024 on its longest side, its"
+        + " other side is 0 pixels"
     case .checkpoint(let file, let reason):
       // The reader's messages already name the file; say it once.
       let cause = reason.contains(file) ? reason : "\(file): \(reason)"
@@ -76,7 +81,11 @@ public final class MobileSAMModel: Sendable {
   }
 
   /// Runs the image encoder (`SamPredictor.set_image`): the expensive part, once per image.
-  public func embed(_ image: RGBImage) -> ImageEmbedding {
+  public func embed(_ image: RGBImage) throws -> ImageEmbedding {
+    let size = longestSideSize(width: image.width, height: image.height, target: TinyViTConfig.imageSize)
+    guard size.width > 0, size.height > 0 else {
+      throw MobileSAMError.imageTooThin(width: image.width, height: image.height)
+    }
     let (input, resized) = Transforms.encoderInput(image)
     var features = imageEncoder(input)
     features.shape = [TinyViTConfig.gridSize * TinyViTConfig.gridSize, TinyViTConfig.neckChannels]

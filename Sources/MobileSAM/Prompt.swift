@@ -84,9 +84,11 @@ extension Prompt {
   public var validationError: String? {
     if points.isEmpty && box == nil { return "the prompt has no point and no box" }
     for (i, p) in points.enumerated() {
-      if !p.x.isFinite || !p.y.isFinite { return "point \(i) has a non-finite coordinate (\(p.x), \(p.y))" }
+      if !p.x.isFinite || !p.y.isFinite {
+        return "point \(i + 1) has a non-finite coordinate (\(p.x), \(p.y))"
+      }
       if p.label != 0 && p.label != 1 {
-        return "point \(i) has label \(p.label); labels are 1 (foreground) or 0 (background)"
+        return "point \(i + 1) has label \(p.label); labels are 1 (foreground) or 0 (background)"
       }
     }
     if let b = box {

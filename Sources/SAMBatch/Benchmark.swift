@@ -18,8 +18,8 @@ public struct ModelBenchmark: Sendable {
   /// multimask off, masks at original size), `predict_box_multimask_ms`.
   public func run(model: MobileSAMModel, image: RGBImage, box: PromptBox) throws -> [String: Double] {
     ComputeThreads.set(threads)
-    var embedding = model.embed(image)
-    let embed = try median(runs: encoderRuns) { embedding = model.embed(image) }
+    var embedding = try model.embed(image)
+    let embed = try median(runs: encoderRuns) { embedding = try model.embed(image) }
     let prompt = [Prompt(box: box)]
     let predictBox = try median(runs: decoderRuns) {
       _ = try model.predict(embedding, prompts: prompt, multimask: false)

@@ -117,7 +117,12 @@ struct PredictCommand: ParsableCommand {
       throw fail(error.localizedDescription, status: .failure)
     }
     let loadModel = lap()
-    let embedding = samModel.embed(rgb)
+    let embedding: ImageEmbedding
+    do {
+      embedding = try samModel.embed(rgb)
+    } catch {
+      throw fail("image \(image): \(error.localizedDescription)", status: .failure)
+    }
     let embed = lap()
     let predictions: [Prediction]
     do {

@@ -101,7 +101,7 @@ final class ParityTests: XCTestCase {
           embedding, prompts: [Prompt(points: [PromptPoint(x: 1, y: 1, label: 1)]), prompt], multimask: false)
       ) { error in
         let text = error.localizedDescription
-        XCTAssertTrue(text.contains("prompt 1") && text.contains(message), "unclear message: \(text)")
+        XCTAssertTrue(text.contains("prompt 2") && text.contains(message), "unclear message: \(text)")
       }
     }
   }

@@ -83,7 +83,7 @@ final class ReferenceModel: @unchecked Sendable {
     lock.lock()
     defer { lock.unlock() }
     if let embedding = embeddings[path] { return embedding }
-    let embedding = model.embed(image)
+    let embedding = try model.embed(image)
     embeddings[path] = embedding
     return embedding
   }

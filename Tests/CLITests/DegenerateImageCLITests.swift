@@ -3,12 +3,12 @@ import GRDB
 import TestSupport
 import XCTest
 
-/// Inputs found in review that must give an error, never a crash (issue 2: "a corrupt image ... is
+/// Degenerate images must give an error, never a crash (issue 2: "a corrupt image ... is
 /// an error, not a crash"; issue 3: "bad input never stops the job").
-final class ReviewCLITests: XCTestCase {
+final class DegenerateImageCLITests: XCTestCase {
   private let checkpoint = Fixtures.url("reference/mobile_sam_random.pt")
   /// 1x3000: the longest side becomes 1024 and the other `int(1 * 1024 / 3000 + 0.5) == 0`.
-  private let thin = Fixtures.url("review/thin_1x3000.png")
+  private let thin = Fixtures.url("degenerate/thin_1x3000.png")
 
   func testPredictOnAnImageTooThinToResizeIsAnError() throws {
     let result = try runSambatch([
