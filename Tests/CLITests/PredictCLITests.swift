@@ -152,8 +152,8 @@ final class PredictCLITests: XCTestCase {
 /// `sambatch predict` computing masks with the fixture checkpoint, one test per prompt form of the
 /// Ultralytics MobileSAM docs. Values come from random weights, so only the structure is checked:
 /// counts of prompts and masks, and each RLE decoding (by the small decoder below, independent of
-/// SAMBatch) to a mask of the image's size whose area and bbox match the JSON. Skipped, with the
-/// reason printed, while the fixture checkpoint is absent or the model is not implemented.
+/// SAMBatch) to a mask of the image's size whose area and bbox match the JSON. A missing fixture
+/// checkpoint is a failure, not a skip: it is committed.
 final class PredictCLIModelTests: XCTestCase {
   private let checkpoint = Fixtures.url("reference/mobile_sam_random.pt").path
   private let image = Fixtures.url("images/picture1.jpg").path  // 769x770
@@ -163,7 +163,7 @@ final class PredictCLIModelTests: XCTestCase {
 
   override func setUpWithError() throws {
     guard FileManager.default.fileExists(atPath: checkpoint) else {
-      throw XCTSkip("fixture checkpoint \(checkpoint) is absent (it comes from Scripts/make_fixtures.py)")
+      throw MissingFixture(path: checkpoint)
     }
     folder = FileManager.default.temporaryDirectory.appendingPathComponent(
       "predict-model-\(UUID().uuidString)")
@@ -181,9 +181,6 @@ final class PredictCLIModelTests: XCTestCase {
     let result = try BinaryRunner.run(
       ["predict", "--model", checkpoint, "--image", image] + arguments, environment: ["SAMBATCH_MODEL": nil],
       timeout: 600)
-    if result.status != 0 && result.stderr.contains("not implemented") {
-      throw XCTSkip("MobileSAMModel is not implemented yet: \(result.stderr)")
-    }
     XCTAssertFalse(result.timedOut, file: file, line: line)
     XCTAssertEqual(result.status, 0, "stderr: \(result.stderr)", file: file, line: line)
     XCTAssertEqual(
@@ -326,7 +323,7 @@ final class PredictCLIReferenceTests: XCTestCase {
   func testMatchesTheReferenceCases() throws {
     let casesURL = Fixtures.url("reference/cases.json")
     guard FileManager.default.fileExists(atPath: casesURL.path) else {
-      throw XCTSkip("\(casesURL.path) is absent (it comes from Scripts/make_fixtures.py)")
+      throw MissingFixture(path: casesURL.path)
     }
     let file = try JSONDecoder().decode(CaseFile.self, from: Data(contentsOf: casesURL))
     let checkpoint = Fixtures.url(file.checkpoint).path
@@ -360,9 +357,6 @@ final class PredictCLIReferenceTests: XCTestCase {
       ]
       if cases[0].multimask { arguments.append("--multimask") }
       let result = try BinaryRunner.run(arguments, environment: ["SAMBATCH_MODEL": nil], timeout: 900)
-      if result.status != 0 && result.stderr.contains("not implemented") {
-        throw XCTSkip("MobileSAMModel is not implemented yet: \(result.stderr)")
-      }
       XCTAssertEqual(result.status, 0, "\(key): \(result.stderr)")
       guard result.status == 0 else { continue }
       let output = try XCTUnwrap(try JSONSerialization.jsonObject(with: result.stdoutData) as? [String: Any])

@@ -122,11 +122,11 @@ final class RunCLITests: XCTestCase {
   /// The real model and the fixture checkpoint against the reference's outputs for the same
   /// prompts (Tests/Fixtures/reference/cases.json, from SamPredictor): every case without a mask
   /// input becomes one object of a JSON Lines manifest, single-mask cases in one job and
-  /// multimask cases (keep: all) in another. Skipped, with the reason, until the model lands.
+  /// multimask cases (keep: all) in another.
   func testRealModelMatchesTheReferenceCases() throws {
     let checkpoint = Fixtures.url("reference/mobile_sam_random.pt")
     guard FileManager.default.fileExists(atPath: checkpoint.path) else {
-      throw XCTSkip("\(checkpoint.path) is not here yet (branch fixtures)")
+      throw MissingFixture(path: checkpoint.path)
     }
     let document = try XCTUnwrap(
       JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("reference/cases.json")))
@@ -149,9 +149,6 @@ final class RunCLITests: XCTestCase {
         dir, manifest: lines.joined(separator: "\n"), format: "jsonl", multimask: multimask,
         extra: "model: \(checkpoint.path)\n")
       let result = try runSambatch(["run", job.path])
-      if result.stderr.contains("not implemented") {
-        throw XCTSkip("MobileSAMModel throws notImplemented: the model has not landed yet")
-      }
       XCTAssertEqual(result.status, 0, result.stderr)
       let rows = try DatabaseQueue(path: dir.appendingPathComponent("out/results.db").path).read {
         try Row.fetchAll($0, sql: "SELECT source_id, mask_index, score, area, width, height FROM results")

@@ -48,7 +48,7 @@ struct ReferenceCases: Decodable {
   static func load() throws -> ReferenceCases {
     let url = Fixtures.url("reference/cases.json")
     guard FileManager.default.fileExists(atPath: url.path) else {
-      throw XCTSkip("no reference fixtures at \(url.path): run Scripts/make_fixtures.py")
+      throw MissingFixture(path: url.path)
     }
     return try JSONDecoder().decode(ReferenceCases.self, from: Data(contentsOf: url))
   }
