@@ -35,12 +35,14 @@ format:
 
 # The main job (Jobs/example.yaml), with the real weights: SAMBATCH_MODEL if set, else
 # weights/mobile_sam.pt. It ends with a summary and a sqlite3 query to try.
-run: release
+run:
 	@model="$${SAMBATCH_MODEL:-weights/mobile_sam.pt}"; \
 	if [ ! -f "$$model" ]; then \
 	  echo "No model: $$model does not exist. Run 'make weights' (downloads the official mobile_sam.pt)" \
-	       "or set SAMBATCH_MODEL=/path/to/mobile_sam.pt."; exit 1; fi; \
-	SAMBATCH_MODEL="$$model" $(RELEASE) run Jobs/example.yaml; status=$$?; \
+	       "or set SAMBATCH_MODEL=/path/to/mobile_sam.pt."; exit 1; fi
+	@$(MAKE) --no-print-directory release
+	@# Jobs/example.yaml names weights/mobile_sam.pt; SAMBATCH_MODEL, when set, overrides it.
+	@$(RELEASE) run Jobs/example.yaml; status=$$?; \
 	[ $$status -eq 0 ] || [ $$status -eq 2 ] || exit $$status
 
 weights:
