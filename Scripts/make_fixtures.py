@@ -57,6 +57,7 @@ from pycocotools import mask as mask_utils  # noqa: E402
 from mobile_sam import SamPredictor, build_sam_vit_t  # noqa: E402
 from mobile_sam.modeling import tiny_vit_sam  # noqa: E402
 from mobile_sam.modeling.prompt_encoder import PositionEmbeddingRandom  # noqa: E402
+from mobile_sam.utils.amg import calculate_stability_score  # noqa: E402
 
 SEED = 3  # seeds 6, 10, 11 fail the coverage check; see Scripts/README.md
 THREADS = 2
@@ -342,6 +343,10 @@ def run_case(predictor: SamPredictor, case: dict, width: int, height: int,
         f"{name}: masks are not the post-processed logits > 0",
     )
     logits_by_case[name] = (scores, logits)
+    # Stability score as the automatic mask generator computes it: on the logits at original
+    # size (return_logits=True), threshold 0, offset 1.0.
+    full_logits, _, _ = predictor.predict(**kwargs, return_logits=True)
+    stability = calculate_stability_score(torch.from_numpy(full_logits), 0.0, 1.0).tolist()
 
     rles, areas, bboxes, coverage = [], [], [], []
     for index, mask in enumerate(masks):
@@ -373,6 +378,7 @@ def run_case(predictor: SamPredictor, case: dict, width: int, height: int,
         "areas": areas,
         "bboxes": bboxes,
         "coverage": coverage,
+        "stability": [float(v) for v in stability],
     }
 
 

@@ -50,6 +50,11 @@ final class ParityTests: XCTestCase {
       for (got, want) in zip(prediction.scores, testCase.scores) {
         XCTAssertEqual(got, want, accuracy: 1e-3, "\(testCase.name): score")
       }
+      // 1e-3: a few pixels whose logit is within float noise of +-1 may count differently.
+      XCTAssertEqual(prediction.stabilityScores.count, testCase.stability.count, testCase.name)
+      for (got, want) in zip(prediction.stabilityScores, testCase.stability) {
+        XCTAssertEqual(got ?? -1, want, accuracy: 1e-3, "\(testCase.name): stability score")
+      }
       let logits = try Npy.read(contentsOf: Fixtures.url(testCase.logits))
       let logitDiff = maxAbsDifference(prediction.lowResLogits.flatMap { $0 }, logits.values)
       XCTAssertLessThanOrEqual(logitDiff, 1e-2, "\(testCase.name): low-res logits")

@@ -30,6 +30,8 @@ struct ReferenceCases: Decodable {
     let logits: String
     let masks: [RLE]
     let areas: [Int]
+    /// `calculate_stability_score` of the reference on the logits at original size, offset 1.
+    let stability: [Float]
 
     var prompt: Prompt {
       get throws {
