@@ -88,6 +88,11 @@ struct PredictCommand: ParsableCommand {
     try requireFile(modelPath, what: "model")
     try requireFile(image, what: "image")
     if let logits {
+      var isFolder: ObjCBool = false
+      if FileManager.default.fileExists(atPath: logits, isDirectory: &isFolder), isFolder.boolValue {
+        throw fail(
+          "--logits \(logits) is a folder: give the path of the .npy file to write", status: .failure)
+      }
       let folder = URL(fileURLWithPath: logits).deletingLastPathComponent().path
       var isDirectory: ObjCBool = false
       guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue

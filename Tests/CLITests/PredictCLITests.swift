@@ -127,6 +127,9 @@ final class PredictCLITests: XCTestCase {
         folder.appendingPathComponent("absent/out.npy").path,
       ],
       status: 1, "--logits", "does not exist")
+    try assertRefused(
+      ["--model", model, "--image", image, "--box", "1,2,3,4", "--logits", folder.path],
+      status: 1, "--logits", "is a folder")
   }
 
   func testBadImagesAreRefusedBeforeTheModelLoads() throws {
