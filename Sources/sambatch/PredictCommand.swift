@@ -164,11 +164,6 @@ private func requireFile(_ path: String, what: String) throws {
   }
 }
 
-private struct CommandFailure: Error, LocalizedError {
-  let message: String
-  var errorDescription: String? { message }
-}
-
 /// Prints `message` on stderr and returns the exit code to throw.
 private func fail(_ message: String, status: ExitCode) -> ExitCode {
   FileHandle.standardError.write(Data("sambatch predict: error: \(message)\n".utf8))
