@@ -98,16 +98,21 @@ public struct JobRunner: Sendable {
       jobFile: job.url.path, modelPath: model.path, modelSHA256: model.sha256,
       manifestSHA256: manifests.sha256,
       settings: settingsJSON, shard: options.shard, imageCount: shardImages.count)
+    let planned = shardImages.map {
+      (
+        id: $0.offset, path: $0.element.path, sourceImageId: $0.element.sourceImageId,
+        promptCount: $0.element.objects.count
+      )
+    }
     if let existing = try store.jobRecord() {
       let changes = Self.changes(from: existing, to: record)
       if !changes.isEmpty { throw SAMBatchError.jobChanged(database: databaseURL.path, changes: changes) }
+      // A database merged from only some shards lacks the other shards' images: plan them now.
+      let added = try store.addMissing(images: planned, imageCount: shardImages.count)
+      if added > 0 { log("\(added) images of the job were missing from the database: added as pending") }
     } else {
       try store.initialize(
-        job: record,
-        images: shardImages.map {
-          ($0.offset, $0.element.path, $0.element.sourceImageId, $0.element.objects.count)
-        },
-        problems: options.shard.index == 0 ? manifests.problems : [])
+        job: record, images: planned, problems: options.shard.index == 0 ? manifests.problems : [])
       if manifests.belowMinScore > 0 {
         log(
           "\(manifests.belowMinScore) objects left out: detector score below min_score \(job.prompts.minScore ?? 0)"
@@ -150,6 +155,14 @@ public struct JobRunner: Sendable {
     return RunSummary(
       database: databaseURL, nothingToDo: false, processed: result.processed, failedThisRun: result.failed,
       seconds: Date().timeIntervalSince(started), counts: try store.counts())
+  }
+
+  /// How many of this run's images (the job's, or its shard's) `store` does not hold yet: after a
+  /// merge of only some shards, the others' images; `run` adds them as pending.
+  public func imagesMissing(from store: ResultStore) throws -> Int {
+    let manifests = try LoadedManifests.load(job)
+    let present = try store.imageIds()
+    return manifests.images.indices.filter { options.shard.contains($0) && !present.contains($0) }.count
   }
 
   static func changes(from old: JobRecord, to new: JobRecord) -> [String] {

@@ -171,6 +171,40 @@ public final class ResultStore: Sendable {
     }
   }
 
+  /// Adds, as pending, the job's images the store does not hold (a merge of only some shards
+  /// leaves the others' images out), and raises the job's image count to match. Returns how many
+  /// were added.
+  func addMissing(images: [(id: Int, path: String, sourceImageId: Int?, promptCount: Int)], imageCount: Int)
+    throws -> Int
+  {
+    try wrap("adding the images missing from the database") {
+      try queue.write { db in
+        let present = Set(try Int.fetchAll(db, sql: "SELECT id FROM images"))
+        let insert = try db.makeStatement(
+          sql:
+            "INSERT INTO images (id, path, source_image_id, status, prompt_count) VALUES (?, ?, ?, 'pending', ?)"
+        )
+        var added = 0
+        for image in images where !present.contains(image.id) {
+          try insert.execute(arguments: [image.id, image.path, image.sourceImageId, image.promptCount])
+          added += 1
+        }
+        if added > 0 {
+          try db.execute(
+            sql: "UPDATE jobs SET image_count = MAX(image_count, ?) WHERE id = 1", arguments: [imageCount])
+        }
+        return added
+      }
+    }
+  }
+
+  /// The ids of every image the store holds, whatever its status.
+  public func imageIds() throws -> Set<Int> {
+    try wrap("listing the images") {
+      try queue.read { db in Set(try Int.fetchAll(db, sql: "SELECT id FROM images")) }
+    }
+  }
+
   /// The ids of the images still to do, in job order.
   func todo(retryFailed: Bool) throws -> [Int] {
     try wrap("listing the images to do") {
