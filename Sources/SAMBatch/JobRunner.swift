@@ -80,11 +80,13 @@ public struct JobRunner: Sendable {
     return url.deletingLastPathComponent().appendingPathComponent(name)
   }
 
-  /// The settings that change results, as stable JSON.
+  /// The settings that change results, as stable JSON: the images folder is one of them, since
+  /// the manifests name images relative to it (the same names in another folder are other images).
   var settingsJSON: String {
     let minScore = job.prompts.minScore.map { "\($0)" } ?? "null"
+    let images = jsonString(job.images.standardizedFileURL.path)
     return
-      "{\"exif\":\(job.exif),\"keep\":\"\(job.prompts.keep.rawValue)\",\"min_score\":\(minScore),\"multimask\":\(job.prompts.multimask)}"
+      "{\"exif\":\(job.exif),\"images\":\(images),\"keep\":\"\(job.prompts.keep.rawValue)\",\"min_score\":\(minScore),\"multimask\":\(job.prompts.multimask)}"
   }
 
   public func run() throws -> RunSummary {
@@ -178,12 +180,24 @@ public struct JobRunner: Sendable {
       )
     }
     if old.settings != new.settings {
-      changes.append("the settings changed (\(old.settings) then, \(new.settings) now)")
+      changes.append("the settings changed (\(settingsDifference(old.settings, new.settings)))")
     }
     if old.shard != new.shard {
       changes.append("it holds shard \(old.shard), this run is shard \(new.shard)")
     }
     return changes
+  }
+
+  /// "images: /a then, /b now; exif: true then, false now", or both JSON texts when they are not
+  /// flat objects (a database written by another version).
+  static func settingsDifference(_ old: String, _ new: String) -> String {
+    func values(_ text: String) -> [String: String]? {
+      (try? JSONDecoder().decode([String: SettingValue].self, from: Data(text.utf8)))?.mapValues(\.text)
+    }
+    guard let then = values(old), let now = values(new) else { return "\(old) then, \(new) now" }
+    let keys = Set(then.keys).union(now.keys).sorted().filter { then[$0] != now[$0] }
+    return keys.map { "\($0): \(then[$0] ?? "unset") then, \(now[$0] ?? "unset") now" }.joined(
+      separator: "; ")
   }
 
   enum ModelKind {
@@ -231,6 +245,24 @@ public struct JobRunner: Sendable {
       hasher.update(data: chunk)
     }
     return hex(hasher.finalize())
+  }
+}
+
+/// One value of the settings JSON, as text for messages.
+private struct SettingValue: Decodable {
+  var text: String
+
+  init(from decoder: Decoder) throws {
+    let value = try decoder.singleValueContainer()
+    if value.decodeNil() {
+      text = "null"
+    } else if let b = try? value.decode(Bool.self) {
+      text = String(b)
+    } else if let d = try? value.decode(Double.self) {
+      text = "\(d)"
+    } else {
+      text = try value.decode(String.self)
+    }
   }
 }
 

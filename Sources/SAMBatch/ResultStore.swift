@@ -7,7 +7,7 @@ public struct JobRecord: Sendable, Equatable {
   public var modelPath: String
   public var modelSHA256: String
   public var manifestSHA256: String
-  /// JSON of the settings that change results (multimask, keep, min_score, exif).
+  /// JSON of the settings that change results (multimask, keep, min_score, exif, the images folder).
   public var settings: String
   public var shard: Shard
   public var imageCount: Int

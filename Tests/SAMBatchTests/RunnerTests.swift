@@ -210,6 +210,26 @@ final class RunnerTests: XCTestCase {
     }
   }
 
+  func testImagesFolderOrEXIFChangeIsRefusedWithWhatChanged() throws {
+    let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)])
+    _ = try job.run()
+    // The same file names in another folder are other images.
+    let copy = job.dir.appendingPathComponent("copy")
+    try FileManager.default.copyItem(at: Fixtures.url("images"), to: copy)
+    let yaml = try String(contentsOf: job.jobURL, encoding: .utf8)
+    try yaml.replacingOccurrences(of: "images: \(Fixtures.url("images").path)", with: "images: copy")
+      .write(to: job.jobURL, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try job.run()) {
+      let message = $0.localizedDescription
+      XCTAssertTrue(message.contains("settings changed (images: "), message)
+      XCTAssertTrue(message.contains(copy.standardizedFileURL.path + " now"), message)
+    }
+    try (yaml + "exif: false\n").write(to: job.jobURL, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try job.run()) {
+      XCTAssertTrue($0.localizedDescription.contains("exif: true then, false now"), $0.localizedDescription)
+    }
+  }
+
   func testChangedModelIsRefused() throws {
     let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)], extra: "model: model.pt\n")
     let model = job.dir.appendingPathComponent("model.pt")
