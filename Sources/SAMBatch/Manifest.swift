@@ -122,7 +122,7 @@ public struct LoadedManifests: Sendable {
       return try Data(contentsOf: url)
     } catch {
       throw SAMBatchError.manifest(
-        file: url.path, line: nil, message: "cannot read the manifest (\(error.localizedDescription))")
+        file: url.path, line: nil, message: "cannot read the manifest (\(fileReadCause(url, error)))")
     }
   }
 }
