@@ -112,7 +112,8 @@ public struct JobFile: Sendable, Equatable {
       text = try String(contentsOf: url, encoding: .utf8)
     } catch {
       throw SAMBatchError.job(
-        file: url.path, line: nil, key: nil, message: "cannot read the job file (\(error))")
+        file: url.path, line: nil, key: nil,
+        message: "cannot read the job file (\(fileReadCause(url, error)))")
     }
     return try parse(yaml: text, jobURL: url)
   }

@@ -80,11 +80,13 @@ public struct JobRunner: Sendable {
     return url.deletingLastPathComponent().appendingPathComponent(name)
   }
 
-  /// The settings that change results, as stable JSON.
+  /// The settings that change results, as stable JSON: the images folder is one of them, since
+  /// the manifests name images relative to it (the same names in another folder are other images).
   var settingsJSON: String {
     let minScore = job.prompts.minScore.map { "\($0)" } ?? "null"
+    let images = jsonString(job.images.standardizedFileURL.path)
     return
-      "{\"exif\":\(job.exif),\"keep\":\"\(job.prompts.keep.rawValue)\",\"min_score\":\(minScore),\"multimask\":\(job.prompts.multimask)}"
+      "{\"exif\":\(job.exif),\"images\":\(images),\"keep\":\"\(job.prompts.keep.rawValue)\",\"min_score\":\(minScore),\"multimask\":\(job.prompts.multimask)}"
   }
 
   public func run() throws -> RunSummary {
@@ -98,16 +100,21 @@ public struct JobRunner: Sendable {
       jobFile: job.url.path, modelPath: model.path, modelSHA256: model.sha256,
       manifestSHA256: manifests.sha256,
       settings: settingsJSON, shard: options.shard, imageCount: shardImages.count)
+    let planned = shardImages.map {
+      (
+        id: $0.offset, path: $0.element.path, sourceImageId: $0.element.sourceImageId,
+        promptCount: $0.element.objects.count
+      )
+    }
     if let existing = try store.jobRecord() {
       let changes = Self.changes(from: existing, to: record)
       if !changes.isEmpty { throw SAMBatchError.jobChanged(database: databaseURL.path, changes: changes) }
+      // A database merged from only some shards lacks the other shards' images: plan them now.
+      let added = try store.addMissing(images: planned, imageCount: shardImages.count)
+      if added > 0 { log("\(added) images of the job were missing from the database: added as pending") }
     } else {
       try store.initialize(
-        job: record,
-        images: shardImages.map {
-          ($0.offset, $0.element.path, $0.element.sourceImageId, $0.element.objects.count)
-        },
-        problems: options.shard.index == 0 ? manifests.problems : [])
+        job: record, images: planned, problems: options.shard.index == 0 ? manifests.problems : [])
       if manifests.belowMinScore > 0 {
         log(
           "\(manifests.belowMinScore) objects left out: detector score below min_score \(job.prompts.minScore ?? 0)"
@@ -152,6 +159,14 @@ public struct JobRunner: Sendable {
       seconds: Date().timeIntervalSince(started), counts: try store.counts())
   }
 
+  /// How many of this run's images (the job's, or its shard's) `store` does not hold yet: after a
+  /// merge of only some shards, the others' images; `run` adds them as pending.
+  public func imagesMissing(from store: ResultStore) throws -> Int {
+    let manifests = try LoadedManifests.load(job)
+    let present = try store.imageIds()
+    return manifests.images.indices.filter { options.shard.contains($0) && !present.contains($0) }.count
+  }
+
   static func changes(from old: JobRecord, to new: JobRecord) -> [String] {
     var changes: [String] = []
     if old.modelSHA256 != new.modelSHA256 {
@@ -165,12 +180,24 @@ public struct JobRunner: Sendable {
       )
     }
     if old.settings != new.settings {
-      changes.append("the settings changed (\(old.settings) then, \(new.settings) now)")
+      changes.append("the settings changed (\(settingsDifference(old.settings, new.settings)))")
     }
     if old.shard != new.shard {
       changes.append("it holds shard \(old.shard), this run is shard \(new.shard)")
     }
     return changes
+  }
+
+  /// "images: /a then, /b now; exif: true then, false now", or both JSON texts when they are not
+  /// flat objects (a database written by another version).
+  static func settingsDifference(_ old: String, _ new: String) -> String {
+    func values(_ text: String) -> [String: String]? {
+      (try? JSONDecoder().decode([String: SettingValue].self, from: Data(text.utf8)))?.mapValues(\.text)
+    }
+    guard let then = values(old), let now = values(new) else { return "\(old) then, \(new) now" }
+    let keys = Set(then.keys).union(now.keys).sorted().filter { then[$0] != now[$0] }
+    return keys.map { "\($0): \(then[$0] ?? "unset") then, \(now[$0] ?? "unset") now" }.joined(
+      separator: "; ")
   }
 
   enum ModelKind {
@@ -218,6 +245,24 @@ public struct JobRunner: Sendable {
       hasher.update(data: chunk)
     }
     return hex(hasher.finalize())
+  }
+}
+
+/// One value of the settings JSON, as text for messages.
+private struct SettingValue: Decodable {
+  var text: String
+
+  init(from decoder: Decoder) throws {
+    let value = try decoder.singleValueContainer()
+    if value.decodeNil() {
+      text = "null"
+    } else if let b = try? value.decode(Bool.self) {
+      text = String(b)
+    } else if let d = try? value.decode(Double.self) {
+      text = "\(d)"
+    } else {
+      text = try value.decode(String.self)
+    }
   }
 }
 

@@ -122,7 +122,7 @@ public struct LoadedManifests: Sendable {
       return try Data(contentsOf: url)
     } catch {
       throw SAMBatchError.manifest(
-        file: url.path, line: nil, message: "cannot read the manifest (\(error.localizedDescription))")
+        file: url.path, line: nil, message: "cannot read the manifest (\(fileReadCause(url, error)))")
     }
   }
 }
@@ -145,8 +145,12 @@ public enum ManifestReader {
       func problem(_ message: String) {
         problems.append(ManifestProblem(file: file, line: i + 1, message: message))
       }
-      guard let parsed = try? parseJSON(Data(line.utf8)), let object = parsed as? [String: Any]
-      else {
+      let parsed: Any
+      do { parsed = try parseJSON(Data(line.utf8)) } catch {
+        problem("not valid JSON: \(parseFailure(error))")
+        continue
+      }
+      guard let object = parsed as? [String: Any] else {
         problem("not a JSON object")
         continue
       }
@@ -182,16 +186,35 @@ public enum ManifestReader {
         "object \(index): unknown key '\(unknown)' (allowed: \(jsonLinesObjectKeys.joined(separator: ", ")))"
       return object
     }
-    if let id = o["id"] {
-      if let s = id as? String {
+    // A field of the wrong type rejects the object, naming the field: dropping it would lose the
+    // id, or let a score like "high" slip past min_score. null counts as absent.
+    func wrongType(_ key: String, _ expected: String) -> ManifestObject {
+      object.error = "object \(index): '\(key)' must be \(expected), got \(jsonText(o[key] ?? NSNull()))"
+      return object
+    }
+    if let id = present(o["id"]) {
+      if let s = id as? String, !isNonFinitePlaceholder(s) {
         object.sourceId = s
       } else if let n = integer(id) {
         object.sourceId = String(n)
+      } else {
+        return wrongType("id", "a string or an integer")
       }
     }
-    object.category = o["label"] as? String
-    object.categoryId = o["category_id"].flatMap(integer)
-    object.detectorScore = o["score"].flatMap(number)
+    if let label = present(o["label"]) {
+      guard let s = label as? String, !isNonFinitePlaceholder(s) else {
+        return wrongType("label", "a string")
+      }
+      object.category = s
+    }
+    if let categoryId = present(o["category_id"]) {
+      guard let n = integer(categoryId) else { return wrongType("category_id", "an integer") }
+      object.categoryId = n
+    }
+    if let score = present(o["score"]) {
+      guard let d = number(score), d.isFinite else { return wrongType("score", "a finite number") }
+      object.detectorScore = d
+    }
     if let b = o["box"] {
       guard let values = numbers(b), values.count == 4 else {
         object.error = "object \(index): 'box' must be a list of 4 numbers"
@@ -213,6 +236,34 @@ public enum ManifestReader {
       }
     }
     return object
+  }
+
+  /// nil for an absent key or JSON null.
+  static func present(_ value: Any?) -> Any? {
+    guard let value, !(value is NSNull) else { return nil }
+    return value
+  }
+
+  static func isNonFinitePlaceholder(_ s: String) -> Bool { nonFinite[s] != nil }
+
+  /// A value as it reads in the manifest, for messages.
+  static func jsonText(_ value: Any) -> String {
+    if let s = value as? String, let d = nonFinite[s] {
+      return d.isNaN ? "NaN" : d > 0 ? "Infinity" : "-Infinity"
+    }
+    if value is NSNull { return "null" }
+    if let s = value as? String { return jsonString(s) }
+    if let n = number(value) { return n == n.rounded() && abs(n) < 1e15 ? String(Int(n)) : "\(n)" }
+    if value is [Any] { return "a list" }
+    if value is [String: Any] { return "an object" }
+    return "\(value)"
+  }
+
+  /// Why JSONSerialization refused a text, in its own words where it gives them.
+  static func parseFailure(_ error: Error) -> String {
+    let ns = error as NSError
+    if let detail = ns.userInfo[NSDebugDescriptionErrorKey] as? String, !detail.isEmpty { return detail }
+    return error.localizedDescription
   }
 
   /// Placeholders `parseJSON` puts where the text had Python's non-standard NaN / Infinity.

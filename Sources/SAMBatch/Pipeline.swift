@@ -51,7 +51,10 @@ private final class PipelineState: @unchecked Sendable {
 
 /// Read + prepare (the calling thread), encode, decode + post-process, write: one serial queue
 /// per stage, so each stage keeps image order, and a semaphore that bounds the images between
-/// reading and writing, so memory stays flat however long the job. Every image's results depend
+/// reading and writing, so memory stays flat however long the job. The model calls (embed and
+/// predict) take one lock: each uses all of the job's `workers` compute threads, so encoding
+/// image N+1 while decoding image N would run twice as many; reading, RLE and writing still
+/// overlap them. Every image's results depend
 /// only on that image and its prompts, so any interleaving gives the same rows.
 struct Pipeline<S: Segmenter>: Sendable {
   /// Prompts per model call: bounds the full-resolution masks alive at once (16 x 3 masks of a
@@ -63,6 +66,8 @@ struct Pipeline<S: Segmenter>: Sendable {
   let manifests: LoadedManifests
   let store: ResultStore
   let runId: Int
+  /// Held around every segmenter call (see above).
+  let computeLock = NSLock()
 
   func run(_ ids: [Int]) throws -> (processed: Int, failed: Int) {
     let encodeQueue = DispatchQueue(label: "sambatch.encode")
@@ -144,7 +149,7 @@ struct Pipeline<S: Segmenter>: Sendable {
     }
     let t = DispatchTime.now()
     do {
-      work.embedding = try segmenter.embed(image)
+      work.embedding = try computeLock.withLock { try segmenter.embed(image) }
     } catch {
       work.rows.failed = "the image encoder failed: \(error.localizedDescription)"
     }
@@ -177,8 +182,10 @@ struct Pipeline<S: Segmenter>: Sendable {
       var pending = Array(valid[start..<min(start + Self.promptsPerCall, valid.count)])
       while !pending.isEmpty {
         do {
-          let result = try segmenter.predict(
-            embedding, prompts: pending.map { input.prepared[$0].prompt! }, multimask: multimask)
+          let prompts = pending.map { input.prepared[$0].prompt! }
+          let result = try computeLock.withLock {
+            try segmenter.predict(embedding, prompts: prompts, multimask: multimask)
+          }
           for (index, prediction) in zip(pending, result) {
             rows.masks += maskRows(prediction, promptIndex: index)
           }

@@ -7,7 +7,7 @@ public struct JobRecord: Sendable, Equatable {
   public var modelPath: String
   public var modelSHA256: String
   public var manifestSHA256: String
-  /// JSON of the settings that change results (multimask, keep, min_score, exif).
+  /// JSON of the settings that change results (multimask, keep, min_score, exif, the images folder).
   public var settings: String
   public var shard: Shard
   public var imageCount: Int
@@ -168,6 +168,40 @@ public final class ResultStore: Sendable {
           sql: "INSERT INTO manifest_problems (file, line, message) VALUES (?, ?, ?)")
         for p in problems { try problem.execute(arguments: [p.file, p.line, p.message]) }
       }
+    }
+  }
+
+  /// Adds, as pending, the job's images the store does not hold (a merge of only some shards
+  /// leaves the others' images out), and raises the job's image count to match. Returns how many
+  /// were added.
+  func addMissing(images: [(id: Int, path: String, sourceImageId: Int?, promptCount: Int)], imageCount: Int)
+    throws -> Int
+  {
+    try wrap("adding the images missing from the database") {
+      try queue.write { db in
+        let present = Set(try Int.fetchAll(db, sql: "SELECT id FROM images"))
+        let insert = try db.makeStatement(
+          sql:
+            "INSERT INTO images (id, path, source_image_id, status, prompt_count) VALUES (?, ?, ?, 'pending', ?)"
+        )
+        var added = 0
+        for image in images where !present.contains(image.id) {
+          try insert.execute(arguments: [image.id, image.path, image.sourceImageId, image.promptCount])
+          added += 1
+        }
+        if added > 0 {
+          try db.execute(
+            sql: "UPDATE jobs SET image_count = MAX(image_count, ?) WHERE id = 1", arguments: [imageCount])
+        }
+        return added
+      }
+    }
+  }
+
+  /// The ids of every image the store holds, whatever its status.
+  public func imageIds() throws -> Set<Int> {
+    try wrap("listing the images") {
+      try queue.read { db in Set(try Int.fetchAll(db, sql: "SELECT id FROM images")) }
     }
   }
 

@@ -36,3 +36,17 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
     }
   }
 }
+
+/// Why a file could not be read, in plain words: "no such file", "it is a folder, not a file",
+/// "permission denied", rather than Foundation's "NSCocoaErrorDomain error 256".
+func fileReadCause(_ url: URL, _ error: Error) -> String {
+  var isFolder: ObjCBool = false
+  if FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder), isFolder.boolValue {
+    return "it is a folder, not a file"
+  }
+  let ns = error as NSError
+  if ns.domain == NSCocoaErrorDomain && ns.code == NSFileReadInapplicableStringEncodingError {
+    return "it is not UTF-8 text"
+  }
+  return readableCause(error)
+}

@@ -24,7 +24,6 @@ struct RunCommand: ParsableCommand {
   var inFlight = 3
 
   func run() throws {
-    keepLargeBuffersOutOfTheHeap()
     do {
       let jobFile = try JobFile.load(contentsOf: URL(fileURLWithPath: job))
       var options = RunOptions()
@@ -67,22 +66,6 @@ struct RunCommand: ParsableCommand {
       "Try: sqlite3 \(shellQuote(s.database.path)) \"SELECT category, COUNT(*), AVG(score) FROM results GROUP BY category\""
     )
   }
-}
-
-/// glibc raises its mmap threshold each time a large block is freed, after which image- and
-/// mask-sized buffers come from the heap and fragment it: measured with the fake segmenter, peak
-/// memory grew from 61 to 119 MB between a 20- and a 1000-image job. A fixed 1 MB threshold keeps
-/// such buffers in their own mappings, returned to the system when freed (51 to 65 MB, most of it
-/// the manifests themselves).
-func keepLargeBuffersOutOfTheHeap() {
-  #if os(Linux)
-    // mallopt is in <malloc.h>, which the Glibc module does not export: look it up instead.
-    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-    let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD
-    if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
-      _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, 1 << 20)
-    }
-  #endif
 }
 
 func shellQuote(_ s: String) -> String {

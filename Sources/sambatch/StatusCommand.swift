@@ -18,9 +18,17 @@ struct StatusCommand: ParsableCommand {
       let url =
         database.map { URL(fileURLWithPath: $0) } ?? JobRunner.shardDatabase(jobFile.database, shard: shard)
       let store = try ResultStore(url: url, create: false)
-      let c = try store.counts()
+      var c = try store.counts()
+      var options = RunOptions()
+      options.shard = shard
+      // Images of the job the database lacks (a merge of only some shards) are still to do.
+      // A status must show even when the manifests are gone, so an unreadable manifest counts none.
+      let missing =
+        (try? JobRunner(job: jobFile, options: options, log: note).imagesMissing(from: store)) ?? 0
+      c.pending += missing
       print("\(url.path):")
       print("  images: \(c.total) (\(c.done) done, \(c.failed) failed, \(c.pending) left)")
+      if missing > 0 { print("  not yet in the database: \(missing) (`sambatch run` adds them)") }
       print(
         "  prompts: \(c.prompts) (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped); masks: \(c.masks)"
       )

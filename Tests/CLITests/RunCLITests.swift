@@ -97,6 +97,32 @@ final class RunCLITests: XCTestCase {
     XCTAssertTrue(result.stderr.contains("job.yaml:11: 'prompts2': unknown key"), result.stderr)
   }
 
+  func testUnreadableJobAndManifestFilesAreNamedWithThePlainCause() throws {
+    let dir = try temporaryDirectory()
+    let missing = dir.appendingPathComponent("nope.yaml")
+    let result = try runSambatch(["run", missing.path], environment: fake)
+    XCTAssertEqual(result.status, 1)
+    XCTAssertTrue(result.stderr.contains("\(missing.path): cannot read the job file ("), result.stderr)
+    XCTAssertTrue(result.stderr.lowercased().contains("no such file"), result.stderr)
+    XCTAssertFalse(result.stderr.contains("Domain"), result.stderr)
+
+    let folder = dir.appendingPathComponent("detections.jsonl")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let job = dir.appendingPathComponent("job.yaml")
+    try """
+    version: 1
+    images: \(Fixtures.url("images").path)
+    manifests:
+      - {path: detections.jsonl, format: jsonl}
+    """.write(to: job, atomically: true, encoding: .utf8)
+    let run = try runSambatch(["run", job.path], environment: fake)
+    XCTAssertEqual(run.status, 1)
+    XCTAssertTrue(
+      run.stderr.contains("\(folder.path): cannot read the manifest (it is a folder, not a file)"), run.stderr
+    )
+    XCTAssertFalse(run.stderr.contains("Domain"), run.stderr)
+  }
+
   func testStatusOfAJobNeverRunSaysSo() throws {
     let dir = try temporaryDirectory()
     let job = try writeJob(dir, manifest: #"{"image": "picture1.jpg", "objects": []}"#, format: "jsonl")

@@ -55,6 +55,23 @@ final class ShardCLITests: XCTestCase {
     let partial = try runSambatch(["merge", dir.appendingPathComponent("m3.db").path, shard0])
     XCTAssertEqual(partial.status, 2)
     XCTAssertTrue(partial.stderr.contains("shards 1 are missing"), partial.stderr)
+    // The partial merge holds images 0 and 2 of 4: status and a rerun see the other two as to do.
+    let m3 = dir.appendingPathComponent("m3.db").path
+    let before = try runSambatch(["status", job.path, "--database", m3])
+    XCTAssertTrue(before.stdout.contains("images: 4 ("), before.stdout)
+    XCTAssertTrue(before.stdout.contains("2 left"), before.stdout)
+    let rerun = try runSambatch(["run", job.path, "--database", m3], environment: fake)
+    XCTAssertNotEqual(rerun.status, 1, rerun.stderr)
+    XCTAssertFalse(rerun.stdout.contains("Nothing to do"), rerun.stdout)
+    XCTAssertTrue(rerun.stdout.contains("Processed 2 images"), rerun.stdout)
+    let pending: Int =
+      try query(URL(fileURLWithPath: m3), "SELECT COUNT(*) FROM images WHERE status = 'pending'") ?? -1
+    let all: Int = try query(URL(fileURLWithPath: m3), "SELECT COUNT(*) FROM images") ?? -1
+    XCTAssertEqual(pending, 0)
+    XCTAssertEqual(all, 4)
+    let after = try runSambatch(["status", job.path, "--database", m3])
+    XCTAssertTrue(after.stdout.contains("images: 4 ("), after.stdout)
+    XCTAssertTrue(after.stdout.contains("0 left"), after.stdout)
 
     let badShard = try runSambatch(["run", job.path, "--shard", "2/2"], environment: fake)
     XCTAssertEqual(badShard.status, 1)

@@ -91,6 +91,34 @@ final class ManifestTests: XCTestCase {
     XCTAssertEqual(images[2].objects, [])
   }
 
+  func testJSONLinesFieldsOfTheWrongTypeRejectTheObject() {
+    let text = """
+      {"image": "a.jpg", "objects": [{"box": [1, 2, 30, 40], "id": 1.5}, {"box": [1, 2, 30, 40], "category_id": "x"}, {"box": [1, 2, 30, 40], "score": "high"}, {"box": [1, 2, 30, 40], "label": 5}, {"box": [1, 2, 30, 40], "score": NaN}, {"box": [1, 2, 30, 40], "score": null, "id": 7, "category_id": 3.0}]}
+      {"image": "b.jpg", "objects": [{"box": [1, 2, 3, 1e309]}]}
+      """
+    var problems: [ManifestProblem] = []
+    let images = ManifestReader.jsonLines(
+      data: Data(text.utf8), file: "m.jsonl", box: .xyxy, problems: &problems)
+    XCTAssertEqual(images.map(\.path), ["a.jpg"])
+    let errors = images[0].objects.map(\.error)
+    XCTAssertEqual(
+      errors,
+      [
+        "object 0: 'id' must be a string or an integer, got 1.5",
+        "object 1: 'category_id' must be an integer, got \"x\"",
+        "object 2: 'score' must be a finite number, got \"high\"",
+        "object 3: 'label' must be a string, got 5",
+        "object 4: 'score' must be a finite number, got NaN",
+        nil,
+      ])
+    // null is absent; an integral 3.0 is an integer.
+    XCTAssertEqual(
+      images[0].objects[5], ManifestObject(sourceId: "7", categoryId: 3, box: [1, 2, 30, 40]))
+    XCTAssertEqual(problems.map(\.line), [2])
+    XCTAssertTrue(problems.first?.message.hasPrefix("not valid JSON: ") ?? false, "\(problems)")
+    XCTAssertNotEqual(problems.first?.message, "not valid JSON: ", "the parser's reason follows")
+  }
+
   func testNonFiniteTokensInsideStringsAreLeftAlone() {
     let text =
       #"{"image": "NaN Infinity.jpg", "objects": [{"label": "say \"NaN\"", "box": [-Infinity, 0, Infinity, 1]}]}"#

@@ -210,6 +210,26 @@ final class RunnerTests: XCTestCase {
     }
   }
 
+  func testImagesFolderOrEXIFChangeIsRefusedWithWhatChanged() throws {
+    let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)])
+    _ = try job.run()
+    // The same file names in another folder are other images.
+    let copy = job.dir.appendingPathComponent("copy")
+    try FileManager.default.copyItem(at: Fixtures.url("images"), to: copy)
+    let yaml = try String(contentsOf: job.jobURL, encoding: .utf8)
+    try yaml.replacingOccurrences(of: "images: \(Fixtures.url("images").path)", with: "images: copy")
+      .write(to: job.jobURL, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try job.run()) {
+      let message = $0.localizedDescription
+      XCTAssertTrue(message.contains("settings changed (images: "), message)
+      XCTAssertTrue(message.contains(copy.standardizedFileURL.path + " now"), message)
+    }
+    try (yaml + "exif: false\n").write(to: job.jobURL, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try job.run()) {
+      XCTAssertTrue($0.localizedDescription.contains("exif: true then, false now"), $0.localizedDescription)
+    }
+  }
+
   func testChangedModelIsRefused() throws {
     let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)], extra: "model: model.pt\n")
     let model = job.dir.appendingPathComponent("model.pt")
@@ -337,5 +357,68 @@ final class PipelineTests: XCTestCase {
       try String.fetchOne($0, sql: "SELECT error FROM prompts WHERE source_id = '25'")
     }
     XCTAssertTrue(error?.contains("x0 is unlucky") ?? false)
+  }
+}
+
+/// Counts the segmenter calls running at once; each call sleeps so that any overlap shows.
+final class OverlapCountingSegmenter: Segmenter, @unchecked Sendable {
+  let inner = FakeSegmenter()
+  private let lock = NSLock()
+  private var active = 0
+  private(set) var maxActive = 0
+
+  private func during<T>(_ body: () throws -> T) rethrows -> T {
+    lock.lock()
+    active += 1
+    maxActive = max(maxActive, active)
+    lock.unlock()
+    defer {
+      lock.lock()
+      active -= 1
+      lock.unlock()
+    }
+    Thread.sleep(forTimeInterval: 0.03)
+    return try body()
+  }
+
+  func embed(_ image: RGBImage) throws -> FakeSegmenter.Embedding { try during { try inner.embed(image) } }
+
+  func predict(_ embedding: FakeSegmenter.Embedding, prompts: [Prompt], multimask: Bool) throws
+    -> [Prediction]
+  {
+    try during { try inner.predict(embedding, prompts: prompts, multimask: multimask) }
+  }
+}
+
+final class PipelineComputeTests: XCTestCase {
+  /// The model's calls use all the job's compute threads: two at once would use twice `workers`.
+  func testSegmenterCallsNeverOverlap() throws {
+    let lines = (0..<6).map { i in
+      #"{"image": "picture\#(i % 3 + 1).jpg", "objects": [{"box": [\#(10 + i), 20, 300, 400]}]}"#
+    }
+    let job = try TestJob(manifests: [("m.jsonl", "jsonl", lines.joined(separator: "\n"))])
+    let jobFile = try JobFile.load(contentsOf: job.jobURL)
+    let manifests = try LoadedManifests.load(jobFile)
+    let store = try ResultStore(url: job.database)
+    defer { store.close() }
+    let ids = Array(manifests.images.indices)
+    try store.initialize(
+      job: JobRecord(
+        jobFile: "j", modelPath: "m", modelSHA256: "x", manifestSHA256: manifests.sha256, settings: "{}",
+        shard: .whole, imageCount: ids.count),
+      images: ids.map { ($0, manifests.images[$0].path, nil, manifests.images[$0].objects.count) },
+      problems: [])
+    let segmenter = OverlapCountingSegmenter()
+    var options = RunOptions()
+    options.inFlight = 4
+    let runner = JobRunner(job: jobFile, options: options, log: { _ in })
+    let runId = try store.startRun(host: "h", version: "v", workers: 2, modelPath: "m")
+    let result = try Pipeline(
+      runner: runner, segmenter: segmenter, manifests: manifests, store: store, runId: runId
+    )
+    .run(ids)
+    XCTAssertEqual(result.processed, ids.count)
+    XCTAssertEqual(result.failed, 0)
+    XCTAssertEqual(segmenter.maxActive, 1, "embed and predict calls must run one at a time")
   }
 }
