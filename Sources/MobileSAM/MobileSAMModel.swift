@@ -139,19 +139,12 @@ public final class MobileSAMModel: Sendable {
       let lowRes = Tensor(
         shape: [masksPerPrompt, 256, 256],
         data: Array(logits.data[start..<(start + masksPerPrompt * planeSize)]))
-      let full = Transforms.logitsAtOriginalSize(lowRes, embedding: embedding)
-      let pixels = embedding.originalWidth * embedding.originalHeight
-      var masks: [BinaryMask] = []
-      var stability: [Float?] = []
-      for m in 0..<masksPerPrompt {
-        let plane = Tensor(
-          shape: [embedding.originalHeight, embedding.originalWidth],
-          data: Array(full.data[(m * pixels)..<((m + 1) * pixels)]))
-        masks.append(
-          BinaryMask(
-            width: embedding.originalWidth, height: embedding.originalHeight,
-            pixels: threshold(plane, above: 0)))
-        stability.append(stabilityScore(plane, threshold: 0, offset: 1))
+      let planes = Transforms.masksAtOriginalSize(lowRes, embedding: embedding)
+      let masks = planes.map {
+        BinaryMask(width: embedding.originalWidth, height: embedding.originalHeight, pixels: $0.mask)
+      }
+      let stability = planes.map {
+        stabilityScore(intersections: $0.countAboveHigh, unions: $0.countAboveLow)
       }
       return Prediction(
         masks: masks, scores: Array(iou.data[(b * masksPerPrompt)..<((b + 1) * masksPerPrompt)]),
@@ -164,10 +157,9 @@ public final class MobileSAMModel: Sendable {
 }
 
 /// `calculate_stability_score` of mobile_sam/utils/amg.py: the IoU of the masks thresholded at
-/// threshold + offset and threshold - offset; nil when the looser mask is empty (0 / 0).
-func stabilityScore(_ logits: Tensor, threshold: Float, offset: Float) -> Float? {
-  let intersections = countAbove(logits, threshold + offset)
-  let unions = countAbove(logits, threshold - offset)
+/// threshold + offset and threshold - offset (the first inside the second, so it is the ratio of
+/// their areas); nil when the looser mask is empty (0 / 0).
+func stabilityScore(intersections: Int, unions: Int) -> Float? {
   guard unions > 0 else { return nil }
   return Float(intersections) / Float(unions)
 }
