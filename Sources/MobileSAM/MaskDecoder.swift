@@ -88,8 +88,10 @@ struct MaskDecoder {
         shape: [side, side, dim],
         data: Array(keys.data[(b * imageTokens * dim)..<((b + 1) * imageTokens * dim)]))
       var up = convTranspose2d(keysB, weight: upscaleConv1Weight, bias: upscaleConv1Bias, stride: 2)
-      up = gelu(upscaleNorm(up))
-      up = gelu(convTranspose2d(up, weight: upscaleConv2Weight, bias: upscaleConv2Bias, stride: 2))
+      up = upscaleNorm(up)
+      geluInPlace(&up)
+      up = convTranspose2d(up, weight: upscaleConv2Weight, bias: upscaleConv2Bias, stride: 2)
+      geluInPlace(&up)
       // (256, 256, 32)
 
       // hyper_in: one 32-vector per selected mask token; masks = hyper_in @ upscaled.

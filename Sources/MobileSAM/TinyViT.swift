@@ -44,12 +44,13 @@ struct Conv2dBN {
     self.depthwise = depthwise
   }
 
-  /// x [H, W, in] -> [Ho, Wo, out]
-  func callAsFunction(_ x: Tensor) -> Tensor {
+  /// x [H, W, in] -> [Ho, Wo, out], then `activation` (fused into the convolution's output pass).
+  func callAsFunction(_ x: Tensor, then activation: Activation = .identity) -> Tensor {
     if depthwise {
-      return depthwiseConv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+      return depthwiseConv2d(
+        x, weight: weight, bias: bias, stride: stride, padding: padding, activation: activation)
     }
-    return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+    return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, activation: activation)
   }
 }
 
@@ -69,7 +70,7 @@ struct PatchEmbed {
 
   /// x [1024, 1024, 3] -> [256, 256, embedDim]
   func callAsFunction(_ x: Tensor) -> Tensor {
-    conv2(gelu(conv1(x)))
+    conv2(conv1(x, then: .gelu))
   }
 }
 
@@ -90,9 +91,10 @@ struct MBConv {
 
   /// x [H, W, dim] -> [H, W, dim]
   func callAsFunction(_ x: Tensor) -> Tensor {
-    var y = conv3(gelu(conv2(gelu(conv1(x)))))
+    var y = conv3(conv2(conv1(x, then: .gelu), then: .gelu))
     addInPlace(&y, x)
-    return gelu(y)
+    geluInPlace(&y)
+    return y
   }
 }
 
@@ -116,7 +118,7 @@ struct PatchMerging {
 
   /// x [H, W, dim] -> [H / stride, W / stride, outDim]
   func callAsFunction(_ x: Tensor) -> Tensor {
-    conv3(gelu(conv2(gelu(conv1(x)))))
+    conv3(conv2(conv1(x, then: .gelu), then: .gelu))
   }
 }
 
@@ -133,7 +135,7 @@ struct TinyViTMlp {
   }
 
   func callAsFunction(_ x: Tensor) -> Tensor {
-    fc2(gelu(fc1(norm(x))))
+    fc2(fc1(norm(x), then: .gelu))
   }
 }
 
