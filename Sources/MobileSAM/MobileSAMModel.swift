@@ -30,6 +30,9 @@ public struct ImageEmbedding: Sendable {
   public let inputHeight: Int
   /// The encoder's output: [64 * 64, 256], channels-last.
   let features: Tensor
+  /// The mask decoder's first-layer work on the image side for prompts without a mask input (keys =
+  /// features + `no_mask_embed`): the same for all of them, so done once here.
+  let promptFreeFirstLayer: TwoWayAttentionBlock.ImageSide
 
   /// The embedding as the reference lays it out, (1, 256, 64, 64) flattened.
   public var channelsFirstFeatures: [Float] { permute(features, [1, 0]).data }
@@ -80,9 +83,16 @@ public final class MobileSAMModel: Sendable {
     let (input, resized) = Transforms.encoderInput(image)
     var features = imageEncoder(input)
     features.shape = [TinyViTConfig.gridSize * TinyViTConfig.gridSize, TinyViTConfig.neckChannels]
+    let tokens = features.shape[0]
+    let dim = MaskDecoder.transformerDim
+    var keys = features
+    keys.shape = [1, tokens, dim]
+    addInPlace(&keys, promptEncoder.denseEmbedding(maskInput: nil).reshaped([1, tokens, dim]))
+    let firstLayer = maskDecoder.transformer.firstLayerImageSide(
+      image: keys, imagePE: promptEncoder.densePositionalEncoding.reshaped([1, tokens, dim]))
     return ImageEmbedding(
       originalWidth: image.width, originalHeight: image.height, inputWidth: resized.width,
-      inputHeight: resized.height, features: features)
+      inputHeight: resized.height, features: features, promptFreeFirstLayer: firstLayer)
   }
 
   /// One prediction per prompt, in order; each equals what `SamPredictor.predict` gives for that
@@ -122,15 +132,21 @@ public final class MobileSAMModel: Sendable {
     let sparseParts = inputFrame.map { promptEncoder.sparseEmbeddings(points: $0.points, box: $0.box) }
     let tokens = sparseParts[0].shape[0]
     let sparse = Tensor(shape: [prompts.count, tokens, dim], data: sparseParts.flatMap(\.data))
-    let dense = Tensor(
-      shape: [prompts.count, embedding.features.shape[0], dim],
-      data: prompts.flatMap { promptEncoder.denseEmbedding(maskInput: $0.maskInput).data })
+    // Without mask inputs the dense embeddings are all `no_mask_embed`, whose first-layer work the
+    // embedding holds; with any mask input, everything is computed here.
+    let promptFree = prompts.allSatisfy { $0.maskInput == nil }
+    let dense =
+      promptFree
+      ? nil
+      : Tensor(
+        shape: [prompts.count, embedding.features.shape[0], dim],
+        data: prompts.flatMap { promptEncoder.denseEmbedding(maskInput: $0.maskInput).data })
     var imagePE = promptEncoder.densePositionalEncoding
     imagePE.shape = embedding.features.shape
     let maskIndices = multimask ? [1, 2, 3] : [0]
     let (logits, iou) = maskDecoder(
       imageEmbedding: embedding.features, imagePE: imagePE, sparse: sparse, dense: dense,
-      maskIndices: maskIndices)
+      maskIndices: maskIndices, firstLayerImage: promptFree ? embedding.promptFreeFirstLayer : nil)
 
     let masksPerPrompt = maskIndices.count
     let planeSize = 256 * 256
