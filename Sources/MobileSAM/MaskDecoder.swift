@@ -128,6 +128,7 @@ struct MaskDecoder {
 }
 
 private func repeated(_ values: [Float], _ times: Int) -> [Float] {
+  if times == 1 { return values }  // shares the storage: no copy
   var out = [Float]()
   out.reserveCapacity(values.count * times)
   for _ in 0..<times { out += values }
