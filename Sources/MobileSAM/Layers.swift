@@ -13,9 +13,9 @@ struct Linear {
     bias = try weights.take("\(prefix).bias", shape: [outFeatures])
   }
 
-  /// x [..., in] -> [..., out]
-  func callAsFunction(_ x: Tensor) -> Tensor {
-    linear(x, weight: weight, bias: bias)
+  /// x [..., in] -> [..., out], then `activation` (fused into the GEMM's output pass).
+  func callAsFunction(_ x: Tensor, then activation: Activation = .identity) -> Tensor {
+    linear(x, weight: weight, bias: bias, activation: activation)
   }
 }
 

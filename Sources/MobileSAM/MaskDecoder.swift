@@ -49,8 +49,12 @@ struct MaskDecoder {
   /// - sparse: [B, Nt, 256] prompt tokens; dense: [B, 4096, 256].
   /// - maskIndices: which of the 4 decoder masks to return (1...3 for multimask, else 0).
   /// Returns low-res logits [B, masks, 256, 256] and IoU predictions [B, masks].
+  /// - firstLayerImage: the transformer's first-layer image side for keys = image embedding + dense,
+  ///   when every prompt of the batch has the same dense embedding and it was computed before
+  ///   (`dense` is then not used).
   func callAsFunction(
-    imageEmbedding: Tensor, imagePE: Tensor, sparse: Tensor, dense: Tensor, maskIndices: [Int]
+    imageEmbedding: Tensor, imagePE: Tensor, sparse: Tensor, dense: Tensor?, maskIndices: [Int],
+    firstLayerImage: TwoWayAttentionBlock.ImageSide? = nil
   ) -> (logits: Tensor, iou: Tensor) {
     let dim = MaskDecoder.transformerDim
     let batch = sparse.shape[0]
@@ -69,12 +73,19 @@ struct MaskDecoder {
     }
     let tokens = Tensor(shape: [batch, tokenCount, dim], data: tokenData)
 
-    // src = image embedding (repeated per prompt) + dense prompt embedding: (B, 4096, 256)
-    var src = Tensor(shape: [batch, imageTokens, dim], data: repeated(imageEmbedding.data, batch))
-    addInPlace(&src, Tensor(shape: [batch, imageTokens, dim], data: dense.data))
     let positional = Tensor(shape: [batch, imageTokens, dim], data: repeated(imagePE.data, batch))
+    let firstLayer: TwoWayAttentionBlock.ImageSide
+    if let firstLayerImage {
+      firstLayer = firstLayerImage
+    } else {
+      // src = image embedding (repeated per prompt) + dense prompt embedding: (B, 4096, 256)
+      guard let dense else { preconditionFailure("MaskDecoder: neither dense embeddings nor a first layer") }
+      var src = Tensor(shape: [batch, imageTokens, dim], data: repeated(imageEmbedding.data, batch))
+      addInPlace(&src, Tensor(shape: [batch, imageTokens, dim], data: dense.data))
+      firstLayer = transformer.firstLayerImageSide(image: src, imagePE: positional)
+    }
 
-    let (hs, keys) = transformer(image: src, imagePE: positional, points: tokens)
+    let (hs, keys) = transformer(firstLayerImage: firstLayer, imagePE: positional, points: tokens)
 
     // Upscale the image side: (B, 64, 64, 256) -> (B, 256, 256, 32), one prompt at a time.
     let side = TinyViTConfig.gridSize
@@ -88,8 +99,10 @@ struct MaskDecoder {
         shape: [side, side, dim],
         data: Array(keys.data[(b * imageTokens * dim)..<((b + 1) * imageTokens * dim)]))
       var up = convTranspose2d(keysB, weight: upscaleConv1Weight, bias: upscaleConv1Bias, stride: 2)
-      up = gelu(upscaleNorm(up))
-      up = gelu(convTranspose2d(up, weight: upscaleConv2Weight, bias: upscaleConv2Bias, stride: 2))
+      up = upscaleNorm(up)
+      geluInPlace(&up)
+      up = convTranspose2d(up, weight: upscaleConv2Weight, bias: upscaleConv2Bias, stride: 2)
+      geluInPlace(&up)
       // (256, 256, 32)
 
       // hyper_in: one 32-vector per selected mask token; masks = hyper_in @ upscaled.
@@ -115,6 +128,7 @@ struct MaskDecoder {
 }
 
 private func repeated(_ values: [Float], _ times: Int) -> [Float] {
+  if times == 1 { return values }  // shares the storage: no copy
   var out = [Float]()
   out.reserveCapacity(values.count * times)
   for _ in 0..<times { out += values }

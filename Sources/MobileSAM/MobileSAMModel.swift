@@ -35,6 +35,9 @@ public struct ImageEmbedding: Sendable {
   public let inputHeight: Int
   /// The encoder's output: [64 * 64, 256], channels-last.
   let features: Tensor
+  /// The mask decoder's first-layer work on the image side for prompts without a mask input (keys =
+  /// features + `no_mask_embed`): the same for all of them, so done once here.
+  let promptFreeFirstLayer: TwoWayAttentionBlock.ImageSide
 
   /// The embedding as the reference lays it out, (1, 256, 64, 64) flattened.
   public var channelsFirstFeatures: [Float] { permute(features, [1, 0]).data }
@@ -89,9 +92,16 @@ public final class MobileSAMModel: Sendable {
     let (input, resized) = Transforms.encoderInput(image)
     var features = imageEncoder(input)
     features.shape = [TinyViTConfig.gridSize * TinyViTConfig.gridSize, TinyViTConfig.neckChannels]
+    let tokens = features.shape[0]
+    let dim = MaskDecoder.transformerDim
+    var keys = features
+    keys.shape = [1, tokens, dim]
+    addInPlace(&keys, promptEncoder.denseEmbedding(maskInput: nil).reshaped([1, tokens, dim]))
+    let firstLayer = maskDecoder.transformer.firstLayerImageSide(
+      image: keys, imagePE: promptEncoder.densePositionalEncoding.reshaped([1, tokens, dim]))
     return ImageEmbedding(
       originalWidth: image.width, originalHeight: image.height, inputWidth: resized.width,
-      inputHeight: resized.height, features: features)
+      inputHeight: resized.height, features: features, promptFreeFirstLayer: firstLayer)
   }
 
   /// One prediction per prompt, in order; each equals what `SamPredictor.predict` gives for that
@@ -131,15 +141,21 @@ public final class MobileSAMModel: Sendable {
     let sparseParts = inputFrame.map { promptEncoder.sparseEmbeddings(points: $0.points, box: $0.box) }
     let tokens = sparseParts[0].shape[0]
     let sparse = Tensor(shape: [prompts.count, tokens, dim], data: sparseParts.flatMap(\.data))
-    let dense = Tensor(
-      shape: [prompts.count, embedding.features.shape[0], dim],
-      data: prompts.flatMap { promptEncoder.denseEmbedding(maskInput: $0.maskInput).data })
+    // Without mask inputs the dense embeddings are all `no_mask_embed`, whose first-layer work the
+    // embedding holds; with any mask input, everything is computed here.
+    let promptFree = prompts.allSatisfy { $0.maskInput == nil }
+    let dense =
+      promptFree
+      ? nil
+      : Tensor(
+        shape: [prompts.count, embedding.features.shape[0], dim],
+        data: prompts.flatMap { promptEncoder.denseEmbedding(maskInput: $0.maskInput).data })
     var imagePE = promptEncoder.densePositionalEncoding
     imagePE.shape = embedding.features.shape
     let maskIndices = multimask ? [1, 2, 3] : [0]
     let (logits, iou) = maskDecoder(
       imageEmbedding: embedding.features, imagePE: imagePE, sparse: sparse, dense: dense,
-      maskIndices: maskIndices)
+      maskIndices: maskIndices, firstLayerImage: promptFree ? embedding.promptFreeFirstLayer : nil)
 
     let masksPerPrompt = maskIndices.count
     let planeSize = 256 * 256
@@ -148,19 +164,12 @@ public final class MobileSAMModel: Sendable {
       let lowRes = Tensor(
         shape: [masksPerPrompt, 256, 256],
         data: Array(logits.data[start..<(start + masksPerPrompt * planeSize)]))
-      let full = Transforms.logitsAtOriginalSize(lowRes, embedding: embedding)
-      let pixels = embedding.originalWidth * embedding.originalHeight
-      var masks: [BinaryMask] = []
-      var stability: [Float?] = []
-      for m in 0..<masksPerPrompt {
-        let plane = Tensor(
-          shape: [embedding.originalHeight, embedding.originalWidth],
-          data: Array(full.data[(m * pixels)..<((m + 1) * pixels)]))
-        masks.append(
-          BinaryMask(
-            width: embedding.originalWidth, height: embedding.originalHeight,
-            pixels: threshold(plane, above: 0)))
-        stability.append(stabilityScore(plane, threshold: 0, offset: 1))
+      let planes = Transforms.masksAtOriginalSize(lowRes, embedding: embedding)
+      let masks = planes.map {
+        BinaryMask(width: embedding.originalWidth, height: embedding.originalHeight, pixels: $0.mask)
+      }
+      let stability = planes.map {
+        stabilityScore(intersections: $0.countAboveHigh, unions: $0.countAboveLow)
       }
       return Prediction(
         masks: masks, scores: Array(iou.data[(b * masksPerPrompt)..<((b + 1) * masksPerPrompt)]),
@@ -173,10 +182,9 @@ public final class MobileSAMModel: Sendable {
 }
 
 /// `calculate_stability_score` of mobile_sam/utils/amg.py: the IoU of the masks thresholded at
-/// threshold + offset and threshold - offset; nil when the looser mask is empty (0 / 0).
-func stabilityScore(_ logits: Tensor, threshold: Float, offset: Float) -> Float? {
-  let intersections = countAbove(logits, threshold + offset)
-  let unions = countAbove(logits, threshold - offset)
+/// threshold + offset and threshold - offset (the first inside the second, so it is the ratio of
+/// their areas); nil when the looser mask is empty (0 / 0).
+func stabilityScore(intersections: Int, unions: Int) -> Float? {
   guard unions > 0 else { return nil }
   return Float(intersections) / Float(unions)
 }

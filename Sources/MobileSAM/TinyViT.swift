@@ -44,12 +44,13 @@ struct Conv2dBN {
     self.depthwise = depthwise
   }
 
-  /// x [H, W, in] -> [Ho, Wo, out]
-  func callAsFunction(_ x: Tensor) -> Tensor {
+  /// x [H, W, in] -> [Ho, Wo, out], then `activation` (fused into the convolution's output pass).
+  func callAsFunction(_ x: Tensor, then activation: Activation = .identity) -> Tensor {
     if depthwise {
-      return depthwiseConv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+      return depthwiseConv2d(
+        x, weight: weight, bias: bias, stride: stride, padding: padding, activation: activation)
     }
-    return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+    return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, activation: activation)
   }
 }
 
@@ -69,7 +70,7 @@ struct PatchEmbed {
 
   /// x [1024, 1024, 3] -> [256, 256, embedDim]
   func callAsFunction(_ x: Tensor) -> Tensor {
-    conv2(gelu(conv1(x)))
+    conv2(conv1(x, then: .gelu))
   }
 }
 
@@ -90,9 +91,10 @@ struct MBConv {
 
   /// x [H, W, dim] -> [H, W, dim]
   func callAsFunction(_ x: Tensor) -> Tensor {
-    var y = conv3(gelu(conv2(gelu(conv1(x)))))
+    var y = conv3(conv2(conv1(x, then: .gelu), then: .gelu))
     addInPlace(&y, x)
-    return gelu(y)
+    geluInPlace(&y)
+    return y
   }
 }
 
@@ -116,7 +118,7 @@ struct PatchMerging {
 
   /// x [H, W, dim] -> [H / stride, W / stride, outDim]
   func callAsFunction(_ x: Tensor) -> Tensor {
-    conv3(gelu(conv2(gelu(conv1(x)))))
+    conv3(conv2(conv1(x, then: .gelu), then: .gelu))
   }
 }
 
@@ -133,24 +135,29 @@ struct TinyViTMlp {
   }
 
   func callAsFunction(_ x: Tensor) -> Tensor {
-    fc2(gelu(fc1(norm(x))))
+    fc2(fc1(norm(x), then: .gelu))
   }
 }
 
 /// `Attention` of TinyViT: LayerNorm, fused qkv, multi-head attention with a learned bias per
-/// relative offset within the window, output projection.
+/// relative offset within the window, output projection. Applied here to the whole grid with its
+/// windows, as `TinyViTBlock.forward` applies it to the padded, partitioned grid.
 struct TinyViTAttention {
   let norm: LayerNorm
   let qkv: Linear
   let proj: Linear
   let numHeads: Int
   let keyDim: Int
+  let windowSize: Int
   /// `attention_biases[:, attention_bias_idxs]`, gathered once at load: [heads, N, N], N = window^2.
   /// (The reference caches the same tensor as `ab` when `.eval()` is called.)
   let bias: Tensor
+  /// qkv(norm(0)): the qkv row of a zero-padded token, the same for every padded token. [3 * dim]
+  let paddingQKV: Tensor
 
   init(_ weights: CheckpointWeights, _ prefix: String, dim: Int, numHeads: Int, windowSize: Int) throws {
     self.numHeads = numHeads
+    self.windowSize = windowSize
     keyDim = dim / numHeads  // attn_ratio = 1, so d = key_dim
     norm = try LayerNorm(weights, "\(prefix).norm", dim: dim, eps: 1e-5)
     qkv = try Linear(weights, "\(prefix).qkv", inFeatures: dim, outFeatures: 3 * dim)
@@ -158,23 +165,23 @@ struct TinyViTAttention {
     let offsets = relativeOffsetIndices(windowSize: windowSize)
     let biases = try weights.take("\(prefix).attention_biases", shape: [numHeads, offsets.count])
     bias = gatherAttentionBiases(biases, indices: offsets.indices)
+    var padding = qkv(norm(Tensor(zeros: [1, dim])))
+    padding.shape = [3 * dim]
+    paddingQKV = padding
   }
 
-  /// x [windows, N, dim] -> [windows, N, dim]
+  /// x [H, W, dim] -> [H, W, dim]: attention within windowSize x windowSize windows.
+  /// Quirks of the reference: the grid is zero-padded at the bottom and right to a multiple of the
+  /// window (128 -> 133, 64 -> 70) BEFORE this LayerNorm, and the padded tokens are not masked: they
+  /// take part in every window's softmax as keys. LayerNorm and qkv act on each token alone, so they
+  /// run on the real tokens only and every padded token gets `paddingQKV`. And qkv is interleaved
+  /// per head, `view(B, N, heads, -1).split([kd, kd, d], dim=3)`: `windowedAttention` reads it so.
   func callAsFunction(_ x: Tensor) -> Tensor {
-    let windows = x.shape[0]
-    let tokens = x.shape[1]
-    let dim = x.shape[2]
-    // Quirk: qkv is interleaved per head, `view(B, N, heads, -1).split([kd, kd, d], dim=3)`.
-    var qkvOut = qkv(norm(x))
-    qkvOut.shape = [windows, tokens, numHeads, 3, keyDim]
-    let split = permute(qkvOut, [3, 0, 2, 1, 4])  // (3, windows, heads, N, kd)
-    let (q, k, v) = splitThree(split, groups: windows * numHeads, rows: tokens, columns: keyDim)
-    var out = attention(q: q, k: k, v: v, bias: bias, scale: 1 / Float(keyDim).squareRoot())
-    out.shape = [windows, numHeads, tokens, keyDim]
-    var merged = permute(out, [0, 2, 1, 3])  // (windows, N, heads, kd)
-    merged.shape = [windows, tokens, dim]
-    return proj(merged)
+    let qkvOut = qkv(norm(x))  // (H, W, heads * [q, k, v] * kd)
+    let attended = windowedAttention(
+      qkv: qkvOut, paddingRow: paddingQKV, windowSize: windowSize, heads: numHeads, keyDim: keyDim,
+      bias: bias, scale: 1 / Float(keyDim).squareRoot())  // (H, W, heads * kd)
+    return proj(attended)
   }
 }
 
@@ -183,10 +190,8 @@ struct TinyViTBlock {
   let attn: TinyViTAttention
   let localConv: Conv2dBN
   let mlp: TinyViTMlp
-  let windowSize: Int
 
   init(_ weights: CheckpointWeights, _ prefix: String, dim: Int, numHeads: Int, windowSize: Int) throws {
-    self.windowSize = windowSize
     attn = try TinyViTAttention(
       weights, "\(prefix).attn", dim: dim, numHeads: numHeads, windowSize: windowSize)
     localConv = try Conv2dBN(
@@ -198,40 +203,10 @@ struct TinyViTBlock {
   /// x [H, W, dim] -> [H, W, dim]
   func callAsFunction(_ x: Tensor) -> Tensor {
     var y = x
-    addInPlace(&y, windowedAttention(x))
+    addInPlace(&y, attn(x))
     y = localConv(y)
     addInPlace(&y, mlp(y))
     return y
-  }
-
-  /// Quirk of the reference: the grid is zero-padded at the bottom and right to a multiple of the
-  /// window (128 -> 133, 64 -> 70) BEFORE the attention's own LayerNorm, and the padded tokens are
-  /// not masked: they take part in every window's softmax as keys.
-  private func windowedAttention(_ x: Tensor) -> Tensor {
-    let (height, width, channels) = (x.shape[0], x.shape[1], x.shape[2])
-    let ws = windowSize
-    if height == ws && width == ws {
-      var windows = x
-      windows.shape = [1, ws * ws, channels]
-      var out = attn(windows)
-      out.shape = x.shape
-      return out
-    }
-    let padBottom = (ws - height % ws) % ws
-    let padRight = (ws - width % ws) % ws
-    var padded = padBottomRight(x, bottom: padBottom, right: padRight)
-    let (rowsOfWindows, columnsOfWindows) = ((height + padBottom) / ws, (width + padRight) / ws)
-    padded.shape = [rowsOfWindows, ws, columnsOfWindows, ws, channels]
-    var windows = permute(padded, [0, 2, 1, 3, 4])  // (nH, nW, ws, ws, C)
-    windows.shape = [rowsOfWindows * columnsOfWindows, ws * ws, channels]
-    var out = attn(windows)
-    out.shape = [rowsOfWindows, columnsOfWindows, ws, ws, channels]
-    var grid = permute(out, [0, 2, 1, 3, 4])  // (nH, ws, nW, ws, C)
-    grid.shape = [rowsOfWindows * ws, columnsOfWindows * ws, channels]
-    if padBottom > 0 || padRight > 0 {
-      grid = cropTopLeft(grid, height: height, width: width)
-    }
-    return grid
   }
 }
 
@@ -346,15 +321,4 @@ func gatherAttentionBiases(_ biases: Tensor, indices: [Int]) -> Tensor {
     }
   }
   return out
-}
-
-/// Splits a [3, groups, rows, columns] tensor into its three [groups, rows, columns] parts.
-func splitThree(_ x: Tensor, groups: Int, rows: Int, columns: Int) -> (Tensor, Tensor, Tensor) {
-  let size = groups * rows * columns
-  let shape = [groups, rows, columns]
-  return (
-    Tensor(shape: shape, data: Array(x.data[0..<size])),
-    Tensor(shape: shape, data: Array(x.data[size..<(2 * size)])),
-    Tensor(shape: shape, data: Array(x.data[(2 * size)..<(3 * size)]))
-  )
 }

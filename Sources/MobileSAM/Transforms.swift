@@ -47,12 +47,23 @@ enum Transforms {
     return out
   }
 
-  /// `Sam.postprocess_masks` for masks of one prompt: low-res logits [M, 256, 256] -> bilinear to
-  /// 1024 x 1024, crop to the resized image, bilinear to the original size -> [M, H, W] logits.
-  static func logitsAtOriginalSize(_ lowRes: Tensor, embedding: ImageEmbedding) -> Tensor {
+  /// `Sam.postprocess_masks` for masks of one prompt, thresholded: low-res logits [M, 256, 256] ->
+  /// bilinear to 1024 x 1024, crop to the resized image, bilinear to the original size, > 0.
+  /// Only the kept corner of the 1024 x 1024 resize is computed (the same values), and the
+  /// original-size logits are thresholded and counted for the stability score row by row instead
+  /// of being stored.
+  static func masksAtOriginalSize(_ lowRes: Tensor, embedding: ImageEmbedding) -> [ThresholdedPlane] {
     let side = TinyViTConfig.imageSize
-    let upscaled = resizeBilinear(lowRes, height: side, width: side)
-    let cropped = cropPlanes(upscaled, height: embedding.inputHeight, width: embedding.inputWidth)
-    return resizeBilinear(cropped, height: embedding.originalHeight, width: embedding.originalWidth)
+    let cropped = resizeBilinear(
+      lowRes, height: side, width: side, keepingTop: embedding.inputHeight, left: embedding.inputWidth)
+    return resizeBilinearThresholded(
+      cropped, height: embedding.originalHeight, width: embedding.originalWidth,
+      threshold: maskThreshold, offset: stabilityOffset)
   }
+
+  /// `SamPredictor.model.mask_threshold`.
+  static let maskThreshold: Float = 0
+  /// `stability_score_offset` of the automatic mask generator, as the reference's stability
+  /// score is computed for these masks.
+  static let stabilityOffset: Float = 1
 }

@@ -28,12 +28,19 @@ struct DecoderAttention {
 
   /// q [B, Nq, C], k [B, Nk, C], v [B, Nk, C] -> [B, Nq, C]
   func callAsFunction(q: Tensor, k: Tensor, v: Tensor) -> Tensor {
-    let batch = q.shape[0]
-    let queries = q.shape[1]
+    attend(queries: projectQueries(q), keys: projectKeys(k), values: projectValues(v), batch: q.shape[0])
+  }
+
+  /// The projections, heads separated: [B, N, C] -> [B * heads, N, d].
+  func projectQueries(_ q: Tensor) -> Tensor { separateHeads(qProj(q)) }
+  func projectKeys(_ k: Tensor) -> Tensor { separateHeads(kProj(k)) }
+  func projectValues(_ v: Tensor) -> Tensor { separateHeads(vProj(v)) }
+
+  /// Attention over projected, head-separated inputs [B * heads, N, d], then the output projection:
+  /// -> [B, Nq, C].
+  func attend(queries qh: Tensor, keys kh: Tensor, values vh: Tensor, batch: Int) -> Tensor {
+    let queries = qh.shape[1]
     let headDim = internalDim / numHeads
-    let qh = separateHeads(qProj(q))  // (B * heads, Nq, headDim)
-    let kh = separateHeads(kProj(k))
-    let vh = separateHeads(vProj(v))
     var out = attention(q: qh, k: kh, v: vh, bias: nil, scale: 1 / Float(headDim).squareRoot())
     out.shape = [batch, numHeads, queries, headDim]
     var merged = permute(out, [0, 2, 1, 3])  // (B, Nq, heads, headDim)
@@ -101,8 +108,15 @@ struct TwoWayAttentionBlock {
 
   /// queries [B, Nt, C], keys [B, 4096, C], queryPE like queries, keyPE like keys.
   func callAsFunction(queries: Tensor, keys: Tensor, queryPE: Tensor, keyPE: Tensor) -> (Tensor, Tensor) {
+    let image = ImageSide(self, keys: keys, keyPE: keyPE)
+    return callAsFunction(queries: queries, image: image, queryPE: queryPE)
+  }
+
+  /// The same with the image side's prompt-independent work already done (`ImageSide`), for a batch
+  /// of B prompts: queries [B, Nt, C].
+  func callAsFunction(queries: Tensor, image: ImageSide, queryPE: Tensor) -> (Tensor, Tensor) {
+    let batch = queries.shape[0]
     var queries = queries
-    var keys = keys
     if skipFirstLayerPE {
       queries = selfAttn(q: queries, k: queries, v: queries)
     } else {
@@ -112,18 +126,60 @@ struct TwoWayAttentionBlock {
     queries = norm1(queries)
 
     var q = add(queries, queryPE)
-    var k = add(keys, keyPE)
-    addInPlace(&queries, crossAttnTokenToImage(q: q, k: k, v: keys))
+    addInPlace(
+      &queries,
+      crossAttnTokenToImage.attend(
+        queries: crossAttnTokenToImage.projectQueries(q), keys: image.tokenToImageKeys(batch),
+        values: image.tokenToImageValues(batch), batch: batch))
     queries = norm2(queries)
 
     addInPlace(&queries, mlp(queries))
     queries = norm3(queries)
 
     q = add(queries, queryPE)
-    k = add(keys, keyPE)
-    addInPlace(&keys, crossAttnImageToToken(q: k, k: q, v: queries))
+    var keys = image.keys(batch)
+    addInPlace(
+      &keys,
+      crossAttnImageToToken.attend(
+        queries: image.imageToTokenQueries(batch), keys: crossAttnImageToToken.projectKeys(q),
+        values: crossAttnImageToToken.projectValues(queries), batch: batch))
     keys = norm4(keys)
     return (queries, keys)
+  }
+
+  /// What a layer computes from the image side alone (keys and keys + PE): the same for every
+  /// prompt whose keys are the same, so for the first layer it can be computed once per image.
+  /// Each tensor is for one prompt, or already for the batch, and is repeated to the batch on use.
+  struct ImageSide: Sendable {
+    let keys: Tensor  // [B or 1, 4096, C]
+    let tokenToImageKeys: Tensor  // [(B or 1) * heads, 4096, d]
+    let tokenToImageValues: Tensor
+    let imageToTokenQueries: Tensor
+
+    init(_ block: TwoWayAttentionBlock, keys: Tensor, keyPE: Tensor) {
+      let k = add(keys, keyPE)
+      self.keys = keys
+      tokenToImageKeys = block.crossAttnTokenToImage.projectKeys(k)
+      tokenToImageValues = block.crossAttnTokenToImage.projectValues(keys)
+      imageToTokenQueries = block.crossAttnImageToToken.projectQueries(k)
+    }
+
+    func keys(_ batch: Int) -> Tensor { repeatedToBatch(keys, batch) }
+    func tokenToImageKeys(_ batch: Int) -> Tensor { repeatedToBatch(tokenToImageKeys, batch) }
+    func tokenToImageValues(_ batch: Int) -> Tensor { repeatedToBatch(tokenToImageValues, batch) }
+    func imageToTokenQueries(_ batch: Int) -> Tensor { repeatedToBatch(imageToTokenQueries, batch) }
+
+    /// x for a whole batch already, or x [n, ...] for one prompt repeated to [batch * n, ...].
+    private func repeatedToBatch(_ x: Tensor, _ batch: Int) -> Tensor {
+      let perPrompt = keys.shape[0] == 1
+      guard perPrompt && batch > 1 else { return x }
+      var shape = x.shape
+      shape[0] *= batch
+      var data = [Float]()
+      data.reserveCapacity(x.count * batch)
+      for _ in 0..<batch { data += x.data }
+      return Tensor(shape: shape, data: data)
+    }
   }
 }
 
@@ -151,9 +207,23 @@ struct TwoWayTransformer {
 
   /// image [B, 4096, C], imagePE [B, 4096, C], points [B, Nt, C] -> (queries [B, Nt, C], keys [B, 4096, C])
   func callAsFunction(image: Tensor, imagePE: Tensor, points: Tensor) -> (Tensor, Tensor) {
-    var queries = points
-    var keys = image
-    for layer in layers {
+    callAsFunction(
+      firstLayerImage: firstLayerImageSide(image: image, imagePE: imagePE), imagePE: imagePE, points: points)
+  }
+
+  /// The first layer's image-side work for keys `image` [B or 1, 4096, C]: with one prompt's keys,
+  /// it serves any batch of prompts with those keys (`MobileSAMModel` keeps it per image for prompts
+  /// without a mask input).
+  func firstLayerImageSide(image: Tensor, imagePE: Tensor) -> TwoWayAttentionBlock.ImageSide {
+    TwoWayAttentionBlock.ImageSide(layers[0], keys: image, keyPE: imagePE)
+  }
+
+  /// As above, with the first layer's image side given; imagePE [B, 4096, C].
+  func callAsFunction(
+    firstLayerImage: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, points: Tensor
+  ) -> (Tensor, Tensor) {
+    var (queries, keys) = layers[0](queries: points, image: firstLayerImage, queryPE: points)
+    for layer in layers.dropFirst() {
       (queries, keys) = layer(queries: queries, keys: keys, queryPE: points, keyPE: imagePE)
     }
     let q = add(queries, points)

@@ -7,9 +7,12 @@ func convolutionOutputSize(_ input: Int, kernel: Int, stride: Int, padding: Int)
 }
 
 /// nn.Conv2d with groups = 1 and zero padding: x [H, W, Cin], weight [Cout, Cin, kh, kw],
-/// bias [Cout] -> [Ho, Wo, Cout]. A 1x1 stride-1 unpadded convolution is one GEMM; any other is
-/// im2col over blocks of output rows (bounded scratch) followed by one GEMM per block.
-public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int) -> Tensor {
+/// bias [Cout] -> [Ho, Wo, Cout], followed by `activation`. A 1x1 stride-1 unpadded convolution is
+/// one `linear`; any other is im2col over blocks of output rows (bounded scratch) followed by one
+/// GEMM per block.
+public func conv2d(
+  _ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int, activation: Activation = .identity
+) -> Tensor {
   precondition(x.shape.count == 3, "conv2d: input must be [H, W, Cin], got \(x.shape)")
   precondition(weight.shape.count == 4, "conv2d: weight must be [Cout, Cin, kh, kw], got \(weight.shape)")
   precondition(stride >= 1 && padding >= 0, "conv2d: stride \(stride), padding \(padding)")
@@ -23,7 +26,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padd
   precondition(outH > 0 && outW > 0, "conv2d: kernel \(weight.shape) larger than padded input \(x.shape)")
 
   if kernelH == 1 && kernelW == 1 && stride == 1 && padding == 0 {
-    return linear(x, weight: weight.reshaped([outChannels, inChannels]), bias: bias)
+    return linear(x, weight: weight.reshaped([outChannels, inChannels]), bias: bias, activation: activation)
   }
   // Columns of the im2col matrix are ordered (ky, kx, ci) so that each (output pixel, ky) copies
   // one contiguous run of kw * Cin input values; the weight is reordered to match.
@@ -52,6 +55,14 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padd
               m: rows * outW, n: outChannels, k: patch, a: col, lda: patch, transposeA: false,
               b: wp.baseAddress!, ldb: patch, transposeB: true,
               c: out + firstRow * outW * outChannels, ldc: outChannels, beta: beta)
+            if activation != .identity {
+              let block = out + firstRow * outW * outChannels
+              parallelForChunks(rows) { range in
+                applyEpilogue(
+                  block + range.lowerBound * outW * outChannels, rows: range.count * outW,
+                  columns: outChannels, stride: outChannels, bias: nil, activation: activation)
+              }
+            }
             firstRow += rows
           }
         }
@@ -111,10 +122,11 @@ private func im2colRow(
 }
 
 /// Depthwise nn.Conv2d (groups = C) with zero padding: x [H, W, C], weight [C, 1, kh, kw],
-/// bias [C] -> [Ho, Wo, C]. Parallel over output rows; each output pixel accumulates its taps in
-/// SIMD registers over the channels.
+/// bias [C] -> [Ho, Wo, C], followed by `activation` (applied to each output row while it is in
+/// cache). Parallel over output rows; each output pixel accumulates its taps in SIMD registers over
+/// the channels.
 public func depthwiseConv2d(
-  _ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int
+  _ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int, activation: Activation = .identity
 ) -> Tensor {
   precondition(x.shape.count == 3, "depthwiseConv2d: input must be [H, W, C], got \(x.shape)")
   let (height, width, channels) = (x.shape[0], x.shape[1], x.shape[2])
@@ -152,6 +164,9 @@ public func depthwiseConv2d(
                   out + oy * outW * channels, input: xp.baseAddress!, taps: tp.baseAddress!,
                   bias: bp.baseAddress!, outputRow: oy, geometry: geometry)
               }
+              applyEpilogue(
+                out + oy * outW * channels, rows: 1, columns: outW * channels, stride: 0, bias: nil,
+                activation: activation)
             }
           }
         }

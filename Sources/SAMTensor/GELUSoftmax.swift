@@ -86,6 +86,40 @@ public func geluInPlace(_ x: inout Tensor) {
   }
 }
 
+/// A function applied to a kernel's output while it is still in cache (an epilogue), instead of as
+/// a separate pass over memory.
+public enum Activation: Sendable, Equatable {
+  case identity
+  /// Exact GELU, as `gelu`.
+  case gelu
+}
+
+/// Epilogue over `rows` rows of `columns` values, `stride` apart: x = activation(x + bias), with
+/// the bias (one value per column) optional. With neither a bias nor an activation it does nothing.
+func applyEpilogue(
+  _ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int, bias: UnsafePointer<Float>?,
+  activation: Activation
+) {
+  if bias == nil && activation == .identity { return }
+  for row in 0..<rows {
+    let p = x + row * stride
+    if let bias { addBiasKernel(p, bias, columns) }
+    if activation == .gelu { geluKernel(p, p, columns) }
+  }
+}
+
+private func addBiasKernel(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, _ count: Int) {
+  var i = 0
+  while i + 8 <= count {
+    storeVector(loadVector(x + i) + loadVector(bias + i), x + i)
+    i += 8
+  }
+  while i < count {
+    x[i] += bias[i]
+    i += 1
+  }
+}
+
 /// Softmax over the last dimension, in place: exp(x - max) / sum.
 public func softmaxLastDimension(_ x: inout Tensor) {
   guard let columns = x.shape.last, columns > 0 else { return }

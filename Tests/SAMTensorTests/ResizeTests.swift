@@ -40,4 +40,39 @@ final class ResizeTests: XCTestCase {
     // Same size: source = dst exactly, weights 1 and 0, so values are copied exactly.
     XCTAssertEqual(resizeBilinear(x, height: 5, width: 7), x)
   }
+
+  func testCroppedResizeEqualsResizeThenCrop() {
+    // Exact: the cropped resize uses the full-size taps, so each kept value is computed by the
+    // same operations in the same order.
+    var random = SeededRandom(seed: 53)
+    for (p, h, w, oh, ow, kh, kw) in [
+      (3, 16, 16, 64, 64, 43, 64), (2, 5, 9, 13, 11, 13, 4), (1, 7, 5, 3, 2, 1, 1), (2, 4, 4, 9, 9, 9, 9),
+    ] {
+      let x = random.tensor([p, h, w], -20, 20)
+      XCTAssertEqual(
+        resizeBilinear(x, height: oh, width: ow, keepingTop: kh, left: kw),
+        cropPlanes(resizeBilinear(x, height: oh, width: ow), height: kh, width: kw),
+        "resize \([p, h, w]) -> \(oh)x\(ow), keep \(kh)x\(kw)")
+    }
+  }
+
+  func testThresholdedResizeMatchesResizeThenNaiveThreshold() {
+    // Exact: the same resized floats, compared with plain loops over them.
+    var random = SeededRandom(seed: 54)
+    for (p, h, w, oh, ow) in [(3, 43, 64, 150, 224), (1, 5, 7, 5, 7), (2, 6, 3, 1, 1), (1, 9, 9, 31, 17)] {
+      let x = random.tensor([p, h, w], -3, 3)
+      let planes = resizeBilinearThresholded(x, height: oh, width: ow, threshold: 0.25, offset: 1)
+      let resized = resizeBilinear(x, height: oh, width: ow)
+      XCTAssertEqual(planes.count, p)
+      for (index, plane) in planes.enumerated() {
+        let values = resized.data[(index * oh * ow)..<((index + 1) * oh * ow)]
+        XCTAssertEqual(plane.mask, values.map { $0 > 0.25 ? 1 : 0 }, "mask of plane \(index)")
+        XCTAssertEqual(plane.countAboveHigh, values.filter { $0 > 1.25 }.count, "high count of \(index)")
+        XCTAssertEqual(plane.countAboveLow, values.filter { $0 > -0.75 }.count, "low count of \(index)")
+      }
+      if oh * ow > 100 {
+        XCTAssertGreaterThan(planes[0].countAboveLow, planes[0].countAboveHigh, "both levels exercised")
+      }
+    }
+  }
 }
