@@ -164,7 +164,7 @@ enum JSONWriter {
 
   private static func append(_ value: Any, to out: inout String) {
     switch value {
-    case let s as String: appendString(s, to: &out)
+    case let s as String: out += jsonString(s)
     case let b as Bool: out += b ? "true" : "false"
     case let i as Int: out += String(i)
     case let d as Double:
@@ -180,32 +180,12 @@ enum JSONWriter {
       out += "{"
       for (i, key) in object.keys.sorted().enumerated() {
         if i > 0 { out += ", " }
-        appendString(key, to: &out)
+        out += jsonString(key)
         out += ": "
         append(object[key]!, to: &out)
       }
       out += "}"
     default: out += "null"
     }
-  }
-
-  private static func appendString(_ s: String, to out: inout String) {
-    out += "\""
-    for scalar in s.unicodeScalars {
-      switch scalar {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
-      default:
-        if scalar.value < 0x20 {
-          out += String(format: "\\u%04x", scalar.value)
-        } else {
-          out.unicodeScalars.append(scalar)
-        }
-      }
-    }
-    out += "\""
   }
 }
