@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Kernels and model code are compiled with optimization even in debug builds, so the parity tests
-// run in seconds rather than hours (see ../shared/TOOLCHAIN.md: unoptimized SIMD code is 100-700x
+// run in seconds rather than hours (measured: unoptimized SIMD code is 100-700x
 // slower). On x86 we also ask clang for AVX2 + FMA (x86-64-v3, any x86 CPU since 2013); other
 // hosts (aarch64 Linux, macOS) build with their defaults.
 #if arch(x86_64)
