@@ -82,9 +82,15 @@ public struct JobRunner: Sendable {
 
   /// The settings that change results, as stable JSON: the images folder is one of them, since
   /// the manifests name images relative to it (the same names in another folder are other images).
+  /// It is recorded relative to the job file when it lies below it, so a project folder moved or
+  /// mounted elsewhere (a cluster's nodes, a shard on another machine) is still the same job.
   var settingsJSON: String {
     let minScore = job.prompts.minScore.map { "\($0)" } ?? "null"
-    let images = jsonString(job.images.standardizedFileURL.path)
+    let base = job.url.deletingLastPathComponent().standardizedFileURL.path
+    let folder = job.images.standardizedFileURL.path
+    let relative =
+      folder == base ? "." : folder.hasPrefix(base + "/") ? String(folder.dropFirst(base.count + 1)) : folder
+    let images = jsonString(relative)
     return
       "{\"exif\":\(job.exif),\"images\":\(images),\"keep\":\"\(job.prompts.keep.rawValue)\",\"min_score\":\(minScore),\"multimask\":\(job.prompts.multimask)}"
   }
