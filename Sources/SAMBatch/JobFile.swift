@@ -129,7 +129,8 @@ public struct JobFile: Sendable, Equatable {
     } catch let error as SAMBatchError {
       throw error
     } catch {
-      throw SAMBatchError.job(file: jobURL.path, line: nil, key: nil, message: "not valid YAML: \(error)")
+      throw SAMBatchError.job(
+        file: jobURL.path, line: nil, key: nil, message: "not valid YAML: \(quoted("\(error)", limit: 400))")
     }
     let base = jobURL.deletingLastPathComponent()
     let top = try reader.mapping(

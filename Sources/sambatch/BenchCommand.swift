@@ -37,12 +37,14 @@ struct BenchCommand: ParsableCommand {
   var warmup = 1
 
   func run() throws {
-    guard let modelPath = model ?? ProcessInfo.processInfo.environment["SAMBATCH_MODEL"], !modelPath.isEmpty
-    else {
-      throw ValidationError("no model: give --model PATH or set SAMBATCH_MODEL")
-    }
+    try reportingErrors("bench", benchmark)
+  }
+
+  private func benchmark() throws {
+    let modelPath = try ModelPath.resolve(
+      option: model, job: nil, environment: ProcessInfo.processInfo.environment)
     let rgb = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: image))
-    let samModel = try MobileSAMModel(checkpoint: URL(fileURLWithPath: modelPath))
+    let samModel = try MobileSAMModel(checkpoint: modelPath.url)
     let prompt: PromptBox
     if let box {
       let values = box.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }

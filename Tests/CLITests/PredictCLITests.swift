@@ -470,20 +470,3 @@ private func npyHeader(shape: String) -> Data {
   data.append(contentsOf: Array(header.utf8))
   return data
 }
-
-/// Shape and values of a little-endian float32 C-order .npy file (what numpy and sambatch write).
-private func readFloat32Npy(_ url: URL) throws -> ([Int], [Float]) {
-  let data = try Data(contentsOf: url)
-  let headerLength = Int(data[8]) | Int(data[9]) << 8
-  let header = String(decoding: data[10..<(10 + headerLength)], as: UTF8.self)
-  guard header.contains("'descr': '<f4'"), let open = header.firstIndex(of: "("),
-    let close = header.firstIndex(of: ")")
-  else { throw CocoaError(.fileReadCorruptFile) }
-  let shape = header[header.index(after: open)..<close].split(separator: ",").compactMap {
-    Int($0.trimmingCharacters(in: .whitespaces))
-  }
-  let start = 10 + headerLength
-  var values = [Float](repeating: 0, count: (data.count - start) / 4)
-  _ = values.withUnsafeMutableBytes { data[start...].copyBytes(to: $0) }
-  return (shape, values)
-}
