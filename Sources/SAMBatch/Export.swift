@@ -96,7 +96,7 @@ public enum Exporter {
           ],
           "images": imageList, "annotations": annotations, "categories": categories,
         ]
-        return Data(JSONWriter.write(document).utf8)
+        return Data(JSONWriter.write(JSONValue(native: document), style: .python, sortedKeys: true).utf8)
       }
     }
   }
@@ -150,42 +150,5 @@ public enum Exporter {
   static func csvField(_ s: String) -> String {
     s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
       ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-  }
-}
-
-/// A small JSON writer: keys sorted, doubles in Swift's shortest round-trip form (Foundation's
-/// JSONSerialization on Linux prints doubles that do not read back to the same value).
-enum JSONWriter {
-  static func write(_ value: Any) -> String {
-    var out = ""
-    append(value, to: &out)
-    return out
-  }
-
-  private static func append(_ value: Any, to out: inout String) {
-    switch value {
-    case let s as String: out += jsonString(s)
-    case let b as Bool: out += b ? "true" : "false"
-    case let i as Int: out += String(i)
-    case let d as Double:
-      out += d.isFinite ? (d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) + ".0" : "\(d)") : "null"
-    case let list as [Any]:
-      out += "["
-      for (i, item) in list.enumerated() {
-        if i > 0 { out += ", " }
-        append(item, to: &out)
-      }
-      out += "]"
-    case let object as [String: Any]:
-      out += "{"
-      for (i, key) in object.keys.sorted().enumerated() {
-        if i > 0 { out += ", " }
-        out += jsonString(key)
-        out += ": "
-        append(object[key]!, to: &out)
-      }
-      out += "}"
-    default: out += "null"
-    }
   }
 }

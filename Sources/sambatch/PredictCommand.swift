@@ -19,15 +19,19 @@ struct PredictCommand: ParsableCommand {
         [{"points": [[x, y, label], ...], "box": [x0, y0, x1, y1], "mask_input": "file.npy"}, ...]
       (every key optional, but each prompt needs a point or a box; mask_input paths are relative \
       to the JSON file). Coordinates are pixels of the image as decoded (after EXIF orientation \
-      unless --no-exif); labels are 1 (foreground) or 0 (background).
+      unless --no-exif); labels are 1 (foreground) or 0 (background). As in `sambatch run`, a box \
+      reaching outside the image is clipped to it (with a "warning" in the output), and a box \
+      entirely outside the image or a point outside it is refused.
 
       Output: {"width": W, "height": H, "prompts": [{"masks": [{"score": s, "area": a, \
       "bbox": [x, y, w, h], "rle": {"size": [H, W], "counts": "..."}}]}], "timings_ms": {...}}, \
       masks in the reference's order (3 with --multimask, else 1), score = predicted IoU, bbox \
-      and counts as pycocotools' toBbox and encode.
+      and counts as pycocotools' toBbox and encode; a prompt whose box was clipped has a \
+      "warning".
 
       Exit status: 0 success; 64 invalid request (bad or conflicting options, invalid prompt, \
-      unreadable --prompts or --mask-input file, no model given), reported before the model is \
+      unreadable --prompts or --mask-input file, no model given, a prompt outside the image), \
+      reported before the model is \
       loaded; 1 failure while working (model or image missing or unreadable, writing --logits).
       """)
 
@@ -115,6 +119,18 @@ struct PredictCommand: ParsableCommand {
       throw fail("image \(error.localizedDescription)", status: .failure)
     }
     let decodeImage = lap()
+    // The rule `sambatch run` applies, now that the size is known: still before the model loads.
+    let fitted: [FittedPrompt]
+    do {
+      fitted = try request.fitted(width: rgb.width, height: rgb.height)
+    } catch {
+      throw fail(error.localizedDescription, status: .usage)
+    }
+    for (prompt, source) in zip(fitted, request.sources) {
+      if let warning = prompt.warning {
+        FileHandle.standardError.write(Data("sambatch predict: warning: \(source): \(warning)\n".utf8))
+      }
+    }
     let samModel: MobileSAMModel
     do {
       samModel = try MobileSAMModel(checkpoint: URL(fileURLWithPath: modelPath))
@@ -131,7 +147,7 @@ struct PredictCommand: ParsableCommand {
     let embed = lap()
     let predictions: [Prediction]
     do {
-      predictions = try samModel.predict(embedding, prompts: request.prompts, multimask: multimask)
+      predictions = try samModel.predict(embedding, prompts: fitted.map(\.prompt), multimask: multimask)
     } catch {
       throw fail(error.localizedDescription, status: .failure)
     }
@@ -147,7 +163,9 @@ struct PredictCommand: ParsableCommand {
     let timings = PredictTimings(
       loadModel: loadModel, decodeImage: decodeImage, embed: embed, predict: predict, total: total)
     print(
-      PredictOutput.json(width: rgb.width, height: rgb.height, predictions: predictions, timings: timings))
+      PredictOutput.json(
+        width: rgb.width, height: rgb.height, predictions: predictions, warnings: fitted.map(\.warning),
+        timings: timings))
   }
 }
 
