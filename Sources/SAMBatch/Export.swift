@@ -36,7 +36,7 @@ public enum Exporter {
     let writer = try StreamWriter(partial, final: output)
     var annotations = 0
     do {
-      let info = JSONWriter.write([
+      let info = exportJSON([
         "description": "sambatch \(SAMBatchVersion.current) export of \(database.lastPathComponent)"
       ])
       try writer.write("{\"info\": \(info),\n\"images\": [")
@@ -45,12 +45,12 @@ public enum Exporter {
           "id": imageIds[image.id] ?? -1, "file_name": image.path, "width": image.width,
           "height": image.height,
         ]
-        try writer.write((i == 0 ? "\n" : ",\n") + JSONWriter.write(entry))
+        try writer.write((i == 0 ? "\n" : ",\n") + exportJSON(entry))
       }
       try writer.write("],\n\"categories\": [")
       for (i, category) in categories.declared.enumerated() {
         try writer.write(
-          (i == 0 ? "\n" : ",\n") + JSONWriter.write(["id": category.id, "name": category.name]))
+          (i == 0 ? "\n" : ",\n") + exportJSON(["id": category.id, "name": category.name]))
       }
       try writer.write("],\n\"annotations\": [")
       try store.forEachMask { row in
@@ -65,7 +65,7 @@ public enum Exporter {
         ]
         if let source = p.sourceId { a["source_id"] = Int(source) ?? source }
         if let score = p.detectorScore { a["detector_score"] = score }
-        try writer.write((annotations == 0 ? "\n" : ",\n") + JSONWriter.write(a))
+        try writer.write((annotations == 0 ? "\n" : ",\n") + exportJSON(a))
         annotations += 1
       }
       try writer.write("]\n}\n")
@@ -239,39 +239,8 @@ final class StreamWriter {
   }
 }
 
-/// A small JSON writer: keys sorted, doubles in Swift's shortest round-trip form (Foundation's
-/// JSONSerialization on Linux prints doubles that do not read back to the same value).
-enum JSONWriter {
-  static func write(_ value: Any) -> String {
-    var out = ""
-    append(value, to: &out)
-    return out
-  }
-
-  private static func append(_ value: Any, to out: inout String) {
-    switch value {
-    case let s as String: out += jsonString(s)
-    case let b as Bool: out += b ? "true" : "false"
-    case let i as Int: out += String(i)
-    case let d as Double:
-      out += d.isFinite ? (d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) + ".0" : "\(d)") : "null"
-    case let list as [Any]:
-      out += "["
-      for (i, item) in list.enumerated() {
-        if i > 0 { out += ", " }
-        append(item, to: &out)
-      }
-      out += "]"
-    case let object as [String: Any]:
-      out += "{"
-      for (i, key) in object.keys.sorted().enumerated() {
-        if i > 0 { out += ", " }
-        out += jsonString(key)
-        out += ": "
-        append(object[key]!, to: &out)
-      }
-      out += "}"
-    default: out += "null"
-    }
-  }
+/// One JSON value of an export, as the module's one writer writes it (keys sorted, floats as
+/// Python's repr, so pycocotools reads back what we wrote).
+func exportJSON(_ value: Any) -> String {
+  JSONWriter.write(JSONValue(native: value), style: .python, sortedKeys: true)
 }

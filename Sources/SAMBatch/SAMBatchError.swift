@@ -34,6 +34,8 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
   case inputFile(what: String, path: String, cause: String)
   /// The image of `sambatch predict` cannot be decoded or encoded; the cause names the file.
   case image(String)
+  /// A request `sambatch predict` cannot serve, found before the model loads (exit 64).
+  case invalidRequest(String)
   /// The model failed on a request it had accepted.
   case prediction(String)
 
@@ -69,7 +71,7 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
       return cause.contains(path) ? cause : "\(path): \(cause)"
     case .inputFile(let what, let path, let cause): return "\(what) \(path): \(cause)"
     case .image(let cause): return "image \(cause)"
-    case .prediction(let cause): return cause
+    case .prediction(let cause), .invalidRequest(let cause): return cause
     }
   }
 }

@@ -20,8 +20,10 @@ public struct SingleImagePrediction: Sendable {
     self.model = model
   }
 
-  /// The JSON object of `PredictOutput.json`, after writing `logits` when asked.
-  public func run() throws -> String {
+  /// The JSON object of `PredictOutput.json`, after writing `logits` when asked. A prompt the
+  /// image's size rules out (the rule `sambatch run` applies) throws `invalidRequest` before the
+  /// model loads; `warn` hears of the prompts that were clipped.
+  public func run(warn: (String) -> Void = { _ in }) throws -> String {
     let start = DispatchTime.now()
     try requireFile(model, what: "model")
     try requireFile(image, what: "image")
@@ -37,18 +39,28 @@ public struct SingleImagePrediction: Sendable {
       throw SAMBatchError.image(error.localizedDescription)
     }
     let decodeImage = lap()
+    let fitted: [FittedPrompt]
+    do { fitted = try request.fitted(width: rgb.width, height: rgb.height) } catch {
+      throw SAMBatchError.invalidRequest(error.localizedDescription)
+    }
+    for (prompt, source) in zip(fitted, request.sources) {
+      if let warning = prompt.warning { warn("\(source): \(warning)") }
+    }
     let segmenter: any Segmenter = try CheckpointSource(url: model).load()
     let loadModel = lap()
-    let (predictions, embed, predict) = try predictAll(segmenter, rgb, lap)
+    let (predictions, embed, predict) = try predictAll(segmenter, rgb, fitted.map(\.prompt), lap)
     if let logits { try Npy.write(try PredictOutput.logits(predictions), to: logits) }
     let total = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
     let timings = PredictTimings(
       loadModel: loadModel, decodeImage: decodeImage, embed: embed, predict: predict, total: total)
     return PredictOutput.json(
-      width: rgb.width, height: rgb.height, predictions: predictions, timings: timings)
+      width: rgb.width, height: rgb.height, predictions: predictions, warnings: fitted.map(\.warning),
+      timings: timings)
   }
 
-  private func predictAll<S: Segmenter>(_ segmenter: S, _ rgb: RGBImage, _ lap: () -> Double) throws -> (
+  private func predictAll<S: Segmenter>(
+    _ segmenter: S, _ rgb: RGBImage, _ prompts: [Prompt], _ lap: () -> Double
+  ) throws -> (
     [Prediction], Double, Double
   ) {
     let embedding: S.Embedding
@@ -57,7 +69,7 @@ public struct SingleImagePrediction: Sendable {
     }
     let embed = lap()
     do {
-      let predictions = try segmenter.predict(embedding, prompts: request.prompts, multimask: multimask)
+      let predictions = try segmenter.predict(embedding, prompts: prompts, multimask: multimask)
       return (predictions, embed, lap())
     } catch {
       throw SAMBatchError.prediction(error.localizedDescription)

@@ -16,15 +16,19 @@ struct PredictCommand: ParsableCommand {
         [{"points": [[x, y, label], ...], "box": [x0, y0, x1, y1], "mask_input": "file.npy"}, ...]
       (every key optional, but each prompt needs a point or a box; mask_input paths are relative \
       to the JSON file). Coordinates are pixels of the image as decoded (after EXIF orientation \
-      unless --no-exif); labels are 1 (foreground) or 0 (background).
+      unless --no-exif); labels are 1 (foreground) or 0 (background). As in `sambatch run`, a box \
+      reaching outside the image is clipped to it (with a "warning" in the output), and a box \
+      entirely outside the image or a point outside it is refused.
 
       Output: {"width": W, "height": H, "prompts": [{"masks": [{"score": s, "area": a, \
       "bbox": [x, y, w, h], "rle": {"size": [H, W], "counts": "..."}}]}], "timings_ms": {...}}, \
       masks in the reference's order (3 with --multimask, else 1), score = predicted IoU, bbox \
-      and counts as pycocotools' toBbox and encode.
+      and counts as pycocotools' toBbox and encode; a prompt whose box was clipped has a \
+      "warning".
 
       Exit status: 0 success; 64 invalid request (bad or conflicting options, invalid prompt, \
-      unreadable --prompts or --mask-input file, no model given), reported before the model is \
+      unreadable --prompts or --mask-input file, no model given, a prompt outside the image), \
+      reported before the model is \
       loaded; 1 failure while working (model or image missing or unreadable, writing --logits).
       """)
 
@@ -84,6 +88,12 @@ struct PredictCommand: ParsableCommand {
     prediction.multimask = multimask
     prediction.applyEXIF = !noEXIF
     prediction.logits = logits.map { URL(fileURLWithPath: $0) }
-    try reportingErrors("predict") { print(try prediction.run()) }
+    do {
+      print(try prediction.run(warn: { note("sambatch predict: warning: \($0)") }))
+    } catch SAMBatchError.invalidRequest(let message) {
+      throw fail("predict", message, status: .usage)
+    } catch {
+      throw fail("predict", error.localizedDescription)
+    }
   }
 }
