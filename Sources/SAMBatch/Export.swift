@@ -1,5 +1,4 @@
 import Foundation
-import MobileSAM
 import SAMImage
 
 /// Writes a store's masks out: a COCO instances file with RLE segmentations, or PNG files. Both

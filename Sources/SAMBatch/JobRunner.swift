@@ -1,6 +1,4 @@
-import Dispatch
 import Foundation
-import MobileSAM
 import SAMTensor
 
 public enum SAMBatchVersion {

@@ -120,4 +120,16 @@ final class FaultCLITests: XCTestCase {
     XCTAssertTrue(result.stderr.contains("absent.pt"), result.stderr)
     XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("results.db").path))
   }
+
+  func testABadCheckpointIsNamedOnce() throws {
+    let dir = try temporaryDirectory()
+    let model = dir.appendingPathComponent("not-a-model.pt")
+    try Data("definitely not a zip".utf8).write(to: model)
+    let job = try makeSampleJob(in: dir, count: 1, extra: "model: \(model.path)")
+    let result = try runSambatch(["run", job.path])
+    XCTAssertEqual(result.status, 1)
+    XCTAssertEqual(result.stderr.components(separatedBy: "not-a-model.pt").count, 2, result.stderr)
+    XCTAssertTrue(result.stderr.contains("not a usable MobileSAM vit_t checkpoint"), result.stderr)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("results.db").path))
+  }
 }
