@@ -61,7 +61,9 @@ public struct RunSummary: Sendable {
   /// Images of the whole job (this run's shard may hold fewer).
   public var jobImages: Int
   /// Why the run stopped before the end (a signal), nil when it ran to the end.
-  public var interrupted: String?
+  public var interrupted: String? = nil
+  /// The first few manifest problems (all of them are in `manifest_problems`).
+  public var problems: [ManifestProblemRecord] = []
 
   /// 0 when every image and prompt went through, 2 when some failed or were rejected (the job
   /// still ran to the end); errors that stop the job exit with 1 from the command line.
@@ -90,6 +92,9 @@ public struct JobRunner: Sendable {
     self.log = log
     self.progress = progress
   }
+
+  /// Manifest problems a summary lists; the rest are counted and queried from the database.
+  public static let problemsShown = 5
 
   /// The database this run writes.
   public var databaseURL: URL { options.database ?? options.shard.database(for: job.database) }
@@ -149,7 +154,7 @@ public struct JobRunner: Sendable {
           return RunSummary(
             database: url, nothingToDo: true, processed: 0, failedThisRun: 0,
             seconds: Date().timeIntervalSince(started), counts: try existing.counts(),
-            jobImages: plan.images.count)
+            jobImages: plan.images.count, problems: try existing.manifestProblems(limit: Self.problemsShown))
         }
       default: break
       }
@@ -201,7 +206,8 @@ public struct JobRunner: Sendable {
     if todo.isEmpty {
       return RunSummary(
         database: url, nothingToDo: true, processed: 0, failedThisRun: 0,
-        seconds: Date().timeIntervalSince(started), counts: try target.counts(), jobImages: plan.images.count)
+        seconds: Date().timeIntervalSince(started), counts: try target.counts(), jobImages: plan.images.count,
+        problems: try target.manifestProblems(limit: Self.problemsShown))
     }
     let (runId, tookOver) = try target.startRun(
       host: ProcessInfo.processInfo.hostName, pid: Int(ProcessInfo.processInfo.processIdentifier),
@@ -228,7 +234,7 @@ public struct JobRunner: Sendable {
     return RunSummary(
       database: url, nothingToDo: false, processed: result.processed, failedThisRun: result.failed,
       seconds: Date().timeIntervalSince(started), counts: try target.counts(), jobImages: plan.images.count,
-      interrupted: reason)
+      interrupted: reason, problems: try target.manifestProblems(limit: Self.problemsShown))
   }
 
   private func process<S: Segmenter>(

@@ -76,6 +76,15 @@ struct RunCommand: ParsableCommand {
           ? "; \(count(c.manifestProblems, "unreadable manifest entry", plural: "unreadable manifest entries"))"
           : "")
         + ".")
+    if !s.problems.isEmpty {
+      print("Unreadable manifest entries (\(c.manifestProblems)):")
+      for p in s.problems { print("  \(p.file)\(p.line.map { ":\($0)" } ?? ""): \(quoted(p.message))") }
+      if c.manifestProblems > s.problems.count {
+        print(
+          "  ... all of them: sqlite3 \(shellQuote(s.database.path)) \"SELECT file, line, message FROM manifest_problems\""
+        )
+      }
+    }
     if c.manifestProblems > 0 || c.failed > 0 || c.rejectedPrompts > 0 {
       print("Details: sambatch status \(shellQuote(job))")
     }

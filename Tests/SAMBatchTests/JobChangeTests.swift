@@ -200,3 +200,39 @@ final class LogLines: @unchecked Sendable {
   var lines: [String] { lock.withLock { _lines } }
   func append(_ line: String) { lock.withLock { _lines.append(line) } }
 }
+
+/// Issue 7, items 8 and 11: huge inputs are quoted, not echoed; manifest problems are listed.
+final class MessageSizeTests: XCTestCase {
+  func testAHugeImagePathIsQuotedInErrorsAndStatus() throws {
+    let long = String(repeating: "very-long-folder-name/", count: 500) + "photo.jpg"  // 11,009 characters
+    let job = try TestJob(manifests: [
+      ("m.jsonl", "jsonl", #"{"image": "\#(long)", "objects": [{"box": [1, 1, 5, 5]}]}"#)
+    ])
+    XCTAssertEqual(try job.run().counts.failed, 1)
+    let error = try XCTUnwrap(
+      try DatabaseQueue(path: job.database.path).read {
+        try String.fetchOne($0, sql: "SELECT error FROM images")
+      })
+    XCTAssertLessThan(error.count, 600, error)
+    XCTAssertTrue(error.contains("very-long-folder-name/very-long"), error)
+    let status = try job.status()
+    XCTAssertLessThan(status.failedImages[0].path.count + status.failedImages[0].error.count, 1200)
+  }
+
+  func testAHugeYAMLLineIsQuoted() throws {
+    let yaml = "version: 1\nmanifests: [" + String(repeating: "[", count: 200_000) + "\n"
+    XCTAssertThrowsError(try JobFile.parse(yaml: yaml, jobURL: URL(fileURLWithPath: "/tmp/job.yaml"))) {
+      XCTAssertLessThan($0.localizedDescription.count, 1000, String($0.localizedDescription.prefix(300)))
+    }
+  }
+
+  func testTheRunSummaryListsTheFirstManifestProblems() throws {
+    let lines = (0..<8).map { "{broken \($0)" } + [#"{"image": "picture1.jpg", "objects": []}"#]
+    let job = try TestJob(manifests: [("m.jsonl", "jsonl", lines.joined(separator: "\n"))])
+    let summary = try job.run()
+    XCTAssertEqual(summary.counts.manifestProblems, 8)
+    XCTAssertEqual(summary.problems.map(\.line), [1, 2, 3, 4, 5])
+    XCTAssertTrue(summary.problems.allSatisfy { $0.file.hasSuffix("m.jsonl") })
+    XCTAssertEqual(try job.status().problems.count, 5)
+  }
+}
