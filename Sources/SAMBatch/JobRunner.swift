@@ -224,13 +224,11 @@ public struct JobRunner: Sendable {
     do {
       result = try process(todo, plan: plan, segmenter: segmenter, store: target, runId: runId)
     } catch {
-      try? target.endRun(runId, done: 0, failed: 0, reason: "error: \(error.localizedDescription)")
+      try? target.endRun(runId, reason: "error: \(error.localizedDescription)")
       throw error
     }
     let reason = options.stop.reason
-    try target.endRun(
-      runId, done: result.processed - result.failed, failed: result.failed,
-      reason: reason.map { "interrupted (\($0))" } ?? "finished")
+    try target.endRun(runId, reason: reason.map { "interrupted (\($0))" } ?? "finished")
     return RunSummary(
       database: url, nothingToDo: false, processed: result.processed, failedThisRun: result.failed,
       seconds: Date().timeIntervalSince(started), counts: try target.counts(), jobImages: plan.images.count,

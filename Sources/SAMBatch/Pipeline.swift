@@ -11,6 +11,8 @@ private struct ImageWork<Embedding: Sendable>: Sendable {
   var prepared: [PreparedPrompt] = []
   var embedding: Embedding?
   var started: DispatchTime
+  /// The image could not be read because the images folder itself is gone.
+  var folderVanished = false
 }
 
 /// Counters shared by the stages; written by the writer, read at the end.
@@ -101,12 +103,18 @@ struct Pipeline<S: Segmenter>: Sendable {
         let encoded = self.encode(work)
         decodeQueue.async {
           let rows = self.decode(encoded)
+          let vanished = encoded.folderVanished
           writeQueue.async {
             defer {
               slots.signal()
               group.leave()
             }
             guard state.fatal == nil else { return }
+            if vanished {
+              // Stop here, leaving this image and the rest pending: every one would fail.
+              state.fail(SAMBatchError.imagesFolderVanished(folder: self.runner.job.images.path))
+              return
+            }
             do {
               try self.store.commit(rows, runId: self.runId)
               let (processed, failed, masks) = state.record(
@@ -143,6 +151,9 @@ struct Pipeline<S: Segmenter>: Sendable {
       work.prepared = entry.objects.map {
         PromptBuilder.prepare($0, width: image.width, height: image.height)
       }
+    } catch let error as ImageError where !imagesFolderExists(for: entry.path) {
+      work.rows.failed = error.localizedDescription
+      work.folderVanished = true
     } catch let error as ImageError {
       // The decoder's messages name the file: say it once, and at most its first 200 characters.
       let message = error.localizedDescription
@@ -153,6 +164,14 @@ struct Pipeline<S: Segmenter>: Sendable {
     }
     work.rows.readMs = milliseconds(since: started)
     return work
+  }
+
+  /// Whether the folder a manifest path is read from still exists (an absolute path has none).
+  private func imagesFolderExists(for path: String) -> Bool {
+    guard !path.hasPrefix("/") else { return true }
+    var isFolder: ObjCBool = false
+    return FileManager.default.fileExists(atPath: runner.job.images.path, isDirectory: &isFolder)
+      && isFolder.boolValue
   }
 
   private func encode(_ input: ImageWork<S.Embedding>) -> ImageWork<S.Embedding> {

@@ -302,13 +302,13 @@ public final class ResultStore: Sendable {
     }
   }
 
-  func endRun(_ id: Int, done: Int, failed: Int, reason: String) throws {
+  /// Closes a run; its image counts were kept up to date by every commit.
+  func endRun(_ id: Int, reason: String) throws {
     try wrap("closing the run") {
       try queue.write { db in
         try db.execute(
-          sql:
-            "UPDATE runs SET ended_at = ?, images_done = ?, images_failed = ?, end_reason = ? WHERE id = ?",
-          arguments: [timestamp(), done, failed, reason, id])
+          sql: "UPDATE runs SET ended_at = ?, end_reason = ? WHERE id = ?",
+          arguments: [timestamp(), reason, id])
       }
     }
   }

@@ -12,6 +12,8 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
   case noImages(job: String, manifests: [String])
   /// The images folder the manifests' relative paths point into does not exist.
   case imagesFolderMissing(folder: String)
+  /// The images folder disappeared during the run (an unmounted disk, a moved folder).
+  case imagesFolderVanished(folder: String)
   /// The database exists but was written for another model, manifest or settings, and holds
   /// results that the change would invalidate.
   case jobChanged(database: String, changes: [String])
@@ -51,6 +53,10 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
       return "\(job): the manifests list no images (\(manifests.joined(separator: ", "))): nothing to do"
     case .imagesFolderMissing(let folder):
       return "the images folder \(folder) does not exist (the job's 'images:'); nothing was recorded"
+    case .imagesFolderVanished(let folder):
+      return
+        "the images folder \(folder) disappeared during the run: stopped, and the images not processed are"
+        + " left pending. Put it back (or mount it again) and run the same command to continue."
     case .jobChanged(let database, let changes):
       return "\(database) was written for a different job: \(changes.joined(separator: "; ")). "
         + "Delete \(database) (or point 'database:' elsewhere) to start afresh."

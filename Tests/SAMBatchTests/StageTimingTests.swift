@@ -120,3 +120,66 @@ final class ExportIdTests: XCTestCase {
     XCTAssertEqual(Set((0..<20_000).map { table.id(nil, "label\($0)") }).count, 20_000)
   }
 }
+
+/// The fake, which moves the images folder away during its first encoding.
+final class FolderMovingSource: SegmenterSource, @unchecked Sendable {
+  let folder: URL
+  init(folder: URL) { self.folder = folder }
+  func identify() throws -> ModelIdentity {
+    ModelIdentity(path: "mover", sha256: FakeSegmenterSource.defaultSHA256)
+  }
+  func load() throws -> any Segmenter { FolderMovingSegmenter(folder: folder) }
+}
+
+struct FolderMovingSegmenter: Segmenter {
+  let folder: URL
+  let inner = FakeSegmenter()
+  var modelKind: String { "fake" }
+  func embed(_ image: RGBImage) throws -> FakeSegmenter.Embedding {
+    if FileManager.default.fileExists(atPath: folder.path) {
+      try FileManager.default.moveItem(at: folder, to: folder.appendingPathExtension("moved"))
+    }
+    return try inner.embed(image)
+  }
+  func predict(_ embedding: FakeSegmenter.Embedding, prompts: [Prompt], multimask: Bool) throws
+    -> [Prediction]
+  {
+    try inner.predict(embedding, prompts: prompts, multimask: multimask)
+  }
+}
+
+final class VanishedFolderTests: XCTestCase {
+  /// Issue 7, item 9: the images folder disappearing mid-run stops the run, with the images not
+  /// processed left pending (not marked failed); with the folder back, the run continues.
+  func testAVanishedImagesFolderStopsTheRunAndLeavesImagesPending() throws {
+    let dir = try temporaryDirectory()
+    let images = dir.appendingPathComponent("images")
+    try FileManager.default.copyItem(at: Fixtures.url("images"), to: images)
+    let lines = [1, 2, 3, 5].map {
+      #"{"image": "picture\#($0).jpg", "objects": [{"box": [10, 20, 60, 70]}]}"#
+    }
+    try lines.joined(separator: "\n").write(
+      to: dir.appendingPathComponent("m.jsonl"), atomically: true, encoding: .utf8)
+    let jobURL = dir.appendingPathComponent("job.yaml")
+    try "version: 1\nimages: images\nmanifests: [{path: m.jsonl, format: jsonl}]\n".write(
+      to: jobURL, atomically: true, encoding: .utf8)
+    var options = RunOptions()
+    options.inFlight = 1
+    let runner = JobRunner(
+      job: try JobFile.load(contentsOf: jobURL), model: FolderMovingSource(folder: images), options: options,
+      log: { _ in })
+    XCTAssertThrowsError(try runner.run()) {
+      XCTAssertTrue($0.localizedDescription.contains("disappeared during the run"), $0.localizedDescription)
+    }
+    let store = try ResultStore(url: dir.appendingPathComponent("results.db"), access: .readOnly)
+    XCTAssertEqual(try store.counts(), StatusCounts(pending: 3, done: 1, prompts: 1, masks: 1))
+    XCTAssertEqual(try store.runs().first?.imagesDone, 1)
+    XCTAssertTrue(try store.runs().first?.endReason?.contains("disappeared") ?? false)
+    store.close()
+    try FileManager.default.moveItem(at: images.appendingPathExtension("moved"), to: images)
+    let resumed = try JobRunner(
+      job: try JobFile.load(contentsOf: jobURL), model: FakeSegmenterSource(), options: options, log: { _ in }
+    ).run()
+    XCTAssertEqual(resumed.counts.done, 4)
+  }
+}
