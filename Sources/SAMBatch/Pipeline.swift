@@ -144,7 +144,8 @@ struct Pipeline<S: Segmenter>: Sendable {
     var work = ImageWork<S.Embedding>(
       rows: ImageResult(imageId: id, exifApplied: runner.job.exif), file: file, started: started)
     do {
-      let image = try ImageDecoder.decode(contentsOf: file, applyEXIFOrientation: runner.job.exif)
+      let image = try ImageDecoder.decode(
+        contentsOf: file, applyEXIFOrientation: runner.job.exif, maxPixels: runner.job.maxImagePixels)
       work.image = image
       work.rows.width = image.width
       work.rows.height = image.height
@@ -156,7 +157,8 @@ struct Pipeline<S: Segmenter>: Sendable {
       work.folderVanished = true
     } catch let error as ImageError {
       // The decoder's messages name the file: say it once, and at most its first 200 characters.
-      let message = error.localizedDescription
+      var message = error.localizedDescription
+      if case .tooManyPixels = error { message += " (the job's max_image_pixels)" }
       work.rows.failed =
         file.path.count > 200 ? message.replacingOccurrences(of: file.path, with: quoted(file.path)) : message
     } catch {

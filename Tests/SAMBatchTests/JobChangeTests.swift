@@ -236,3 +236,27 @@ final class MessageSizeTests: XCTestCase {
     XCTAssertEqual(try job.status().problems.count, 5)
   }
 }
+
+/// Issue 7, item 10: the image size limit is a job setting.
+final class PixelLimitTests: XCTestCase {
+  func testMaxImagePixelsIsAJobSetting() throws {
+    let line = #"{"image": "picture1.jpg", "objects": [{"box": [10, 20, 60, 70]}]}"#  // 769x770
+    let small = try TestJob(manifests: [("m.jsonl", "jsonl", line)], extra: "max_image_pixels: 500000\n")
+    XCTAssertEqual(try small.run().counts.failed, 1)
+    let error = try DatabaseQueue(path: small.database.path).read {
+      try String.fetchOne($0, sql: "SELECT error FROM images")
+    }
+    XCTAssertTrue(error?.contains("more than the limit of 500000") ?? false, error ?? "")
+    XCTAssertTrue(error?.contains("max_image_pixels") ?? false, error ?? "")
+    let enough = try TestJob(manifests: [("m.jsonl", "jsonl", line)], extra: "max_image_pixels: 592130\n")
+    XCTAssertEqual(try enough.run().counts.done, 1)
+    XCTAssertThrowsError(
+      try JobFile.parse(
+        yaml: "version: 1\nmax_image_pixels: 0\nmanifests: [{path: m.jsonl, format: jsonl}]\n",
+        jobURL: URL(fileURLWithPath: "/tmp/job.yaml"))
+    ) {
+      XCTAssertTrue(
+        $0.localizedDescription.contains("'max_image_pixels': must be at least 1"), $0.localizedDescription)
+    }
+  }
+}
