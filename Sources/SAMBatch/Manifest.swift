@@ -121,32 +121,7 @@ public struct LoadedManifests: Sendable {
     var hasher = SHA256()
     for spec in job.manifests {
       let file = spec.path.path
-      let data = try readManifest(spec.path)
-      hasher.update(data: Data("\(spec.format.rawValue)|\(spec.box.rawValue)|\(data.count)|".utf8))
-      hasher.update(data: data)
-      let images: [ManifestImage]
-      switch spec.format {
-      case .coco:
-        images = try ManifestReader.coco(data: data, file: file, box: spec.box, problems: &problems)
-      case .cocoResults:
-        guard let imagesURL = spec.images else {
-          throw SAMBatchError.manifest(file: file, line: nil, message: "coco-results needs an images file")
-        }
-        let imagesData = try readManifest(imagesURL)
-        hasher.update(data: Data("|images|\(imagesData.count)|".utf8))
-        hasher.update(data: imagesData)
-        images = try ManifestReader.cocoResults(
-          data: data, file: file, imagesData: imagesData, imagesFile: imagesURL.path, box: spec.box,
-          problems: &problems)
-      case .jsonl:
-        if !spec.keys.isEmpty {
-          // Another mapping reads other prompts from the same bytes.
-          let mapping = spec.keys.keys.sorted().map { "\($0)=\(spec.keys[$0]!)" }.joined(separator: ",")
-          hasher.update(data: Data("|keys|\(mapping)|".utf8))
-        }
-        images = ManifestReader.jsonLines(
-          data: data, file: file, box: spec.box, keys: JSONLinesKeys(spec.keys), problems: &problems)
-      }
+      let images = try read(spec, hasher: &hasher, problems: &problems)
       // Image entries of a results list come from its images file.
       let imagesFile = spec.format == .cocoResults ? spec.images?.path ?? file : file
       // Per manifest: the entry that first named each file, and the ids of its objects.
@@ -214,6 +189,40 @@ public struct LoadedManifests: Sendable {
     }
     let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
     return LoadedManifests(images: result, problems: problems, belowMinScore: below, sha256: digest)
+  }
+
+  /// One manifest's images as its reader gives them; its bytes (and those of a results list's
+  /// images file, and a JSON Lines key mapping) go into the job's manifests hash.
+  private static func read(_ spec: ManifestSpec, hasher: inout SHA256, problems: inout [ManifestProblem])
+    throws
+    -> [ManifestImage]
+  {
+    let file = spec.path.path
+    let data = try readManifest(spec.path)
+    hasher.update(data: Data("\(spec.format.rawValue)|\(spec.box.rawValue)|\(data.count)|".utf8))
+    hasher.update(data: data)
+    switch spec.format {
+    case .coco:
+      return try ManifestReader.coco(data: data, file: file, box: spec.box, problems: &problems)
+    case .cocoResults:
+      guard let imagesURL = spec.images else {
+        throw SAMBatchError.manifest(file: file, line: nil, message: "coco-results needs an images file")
+      }
+      let imagesData = try readManifest(imagesURL)
+      hasher.update(data: Data("|images|\(imagesData.count)|".utf8))
+      hasher.update(data: imagesData)
+      return try ManifestReader.cocoResults(
+        data: data, file: file, imagesData: imagesData, imagesFile: imagesURL.path, box: spec.box,
+        problems: &problems)
+    case .jsonl:
+      if !spec.keys.isEmpty {
+        // Another mapping reads other prompts from the same bytes.
+        let mapping = spec.keys.keys.sorted().map { "\($0)=\(spec.keys[$0]!)" }.joined(separator: ",")
+        hasher.update(data: Data("|keys|\(mapping)|".utf8))
+      }
+      return ManifestReader.jsonLines(
+        data: data, file: file, box: spec.box, keys: JSONLinesKeys(spec.keys), problems: &problems)
+    }
   }
 
   private static func readManifest(_ url: URL) throws -> Data {
