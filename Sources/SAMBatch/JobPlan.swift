@@ -50,6 +50,23 @@ struct JobPlan: Sendable {
     self.manifestSHA256 = manifests.sha256
   }
 
+  /// The size and modification time of every file the job's manifests are read from, with how
+  /// each is read: while this text is the one stored with the plan, the manifests are taken as
+  /// unchanged without reading them (as make and rsync do). nil when a file cannot be looked at.
+  static func manifestStats(_ job: JobFile) -> String? {
+    var lines: [String] = []
+    for spec in job.manifests {
+      for url in [spec.path] + (spec.images.map { [$0] } ?? []) {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
+          let size = attributes[.size] as? Int, let modified = attributes[.modificationDate] as? Date
+        else { return nil }
+        // Milliseconds: what every file system keeps, and what a copy that keeps times restores.
+        lines.append("\(spec) \(url.path) \(size) \(Int((modified.timeIntervalSince1970 * 1000).rounded()))")
+      }
+    }
+    return lines.joined(separator: "\n")
+  }
+
   /// What decides an image's results besides the settings: its prompts as read (every field of
   /// every object) and its source id.
   static func fingerprint(_ image: ManifestImage) -> String {
