@@ -42,7 +42,10 @@ final class ManifestTests: XCTestCase {
     let cases: [(String, String)] = [
       (#"{"annotations": []}"#, "needs an 'images' list"),
       (#"{"images": []}"#, "needs an 'annotations' list"),
-      ("not json", "not valid JSON: line 1, column 1"),
+      ("not json", "x.json:1: not valid JSON: column 1: expected a value"),
+      (
+        "{\"images\": [\n{\"id\": 1},\n,]}", "x.json:3: not valid JSON: column 1: expected a value, found ','"
+      ),
       (#"[{"image_id": 1, "bbox": [1, 2, 3, 4]}]"#, "coco-results"),
     ]
     for (text, fragment) in cases {
