@@ -54,12 +54,18 @@ public struct ManifestSpec: Sendable, Equatable {
   /// For `coco-results`: the instances file that lists the images.
   public var images: URL?
   public var box: BoxConvention
+  /// For `jsonl`: our field -> the file's key (`JSONLinesKeys`), for the renamed fields only.
+  public var keys: [String: String]
 
-  public init(path: URL, format: ManifestFormat, images: URL? = nil, box: BoxConvention? = nil) {
+  public init(
+    path: URL, format: ManifestFormat, images: URL? = nil, box: BoxConvention? = nil,
+    keys: [String: String] = [:]
+  ) {
     self.path = path
     self.format = format
     self.images = images
     self.box = box ?? format.defaultBoxConvention
+    self.keys = keys
   }
 }
 
@@ -103,11 +109,14 @@ public struct JobFile: Sendable, Equatable {
 
   /// Every key the decoder accepts, as dotted paths (`manifests[]` for list items). A test holds
   /// this list against Schemas/job.schema.json.
-  public static let acceptedKeys: [String] = [
-    "version", "model", "database", "images", "exif", "workers", "max_image_pixels",
-    "manifests", "manifests[].path", "manifests[].format", "manifests[].images", "manifests[].box",
-    "prompts", "prompts.multimask", "prompts.keep", "prompts.min_score",
-  ]
+  public static let acceptedKeys: [String] =
+    [
+      "version", "model", "database", "images", "exif", "workers", "max_image_pixels",
+      "manifests", "manifests[].path", "manifests[].format", "manifests[].images", "manifests[].box",
+      "manifests[].keys",
+    ] + JSONLinesKeys.fields.map { "manifests[].keys.\($0)" } + [
+      "prompts", "prompts.multimask", "prompts.keep", "prompts.min_score",
+    ]
 
   public static func load(contentsOf url: URL) throws -> JobFile {
     let text: String
@@ -178,7 +187,7 @@ public struct JobFile: Sendable, Equatable {
     var manifests: [ManifestSpec] = []
     for (i, item) in list.enumerated() {
       let prefix = "manifests[\(i)]"
-      let m = try reader.mapping(item, key: prefix, allowed: ["path", "format", "images", "box"])
+      let m = try reader.mapping(item, key: prefix, allowed: ["path", "format", "images", "box", "keys"])
       guard let pathNode = m["path"] else { throw reader.error(item, key: "\(prefix).path", "is required") }
       guard let formatNode = m["format"] else {
         throw reader.error(
@@ -199,10 +208,23 @@ public struct JobFile: Sendable, Equatable {
           item, key: "\(prefix).images",
           "is required for coco-results: the instances file that lists the images")
       }
+      var keys: [String: String] = [:]
+      if let node = m["keys"] {
+        guard format == .jsonl else {
+          throw reader.error(node, key: "\(prefix).keys", "only applies to format jsonl")
+        }
+        for (field, keyNode) in try reader.mapping(node, key: "\(prefix).keys", allowed: JSONLinesKeys.fields)
+        {
+          keys[field] = try reader.string(keyNode, key: "\(prefix).keys.\(field)")
+        }
+        if let problem = JSONLinesKeys(keys).problem {
+          throw reader.error(node, key: "\(prefix).keys", problem)
+        }
+      }
       manifests.append(
         ManifestSpec(
           path: reader.resolve(try reader.string(pathNode, key: "\(prefix).path"), base: base),
-          format: format, images: imagesFile, box: box))
+          format: format, images: imagesFile, box: box, keys: keys))
     }
 
     var prompts = PromptOptions()

@@ -121,26 +121,7 @@ public struct LoadedManifests: Sendable {
     var hasher = SHA256()
     for spec in job.manifests {
       let file = spec.path.path
-      let data = try readManifest(spec.path)
-      hasher.update(data: Data("\(spec.format.rawValue)|\(spec.box.rawValue)|\(data.count)|".utf8))
-      hasher.update(data: data)
-      let images: [ManifestImage]
-      switch spec.format {
-      case .coco:
-        images = try ManifestReader.coco(data: data, file: file, box: spec.box, problems: &problems)
-      case .cocoResults:
-        guard let imagesURL = spec.images else {
-          throw SAMBatchError.manifest(file: file, line: nil, message: "coco-results needs an images file")
-        }
-        let imagesData = try readManifest(imagesURL)
-        hasher.update(data: Data("|images|\(imagesData.count)|".utf8))
-        hasher.update(data: imagesData)
-        images = try ManifestReader.cocoResults(
-          data: data, file: file, imagesData: imagesData, imagesFile: imagesURL.path, box: spec.box,
-          problems: &problems)
-      case .jsonl:
-        images = ManifestReader.jsonLines(data: data, file: file, box: spec.box, problems: &problems)
-      }
+      let images = try read(spec, hasher: &hasher, problems: &problems)
       // Image entries of a results list come from its images file.
       let imagesFile = spec.format == .cocoResults ? spec.images?.path ?? file : file
       // Per manifest: the entry that first named each file, and the ids of its objects.
@@ -210,6 +191,40 @@ public struct LoadedManifests: Sendable {
     return LoadedManifests(images: result, problems: problems, belowMinScore: below, sha256: digest)
   }
 
+  /// One manifest's images as its reader gives them; its bytes (and those of a results list's
+  /// images file, and a JSON Lines key mapping) go into the job's manifests hash.
+  private static func read(_ spec: ManifestSpec, hasher: inout SHA256, problems: inout [ManifestProblem])
+    throws
+    -> [ManifestImage]
+  {
+    let file = spec.path.path
+    let data = try readManifest(spec.path)
+    hasher.update(data: Data("\(spec.format.rawValue)|\(spec.box.rawValue)|\(data.count)|".utf8))
+    hasher.update(data: data)
+    switch spec.format {
+    case .coco:
+      return try ManifestReader.coco(data: data, file: file, box: spec.box, problems: &problems)
+    case .cocoResults:
+      guard let imagesURL = spec.images else {
+        throw SAMBatchError.manifest(file: file, line: nil, message: "coco-results needs an images file")
+      }
+      let imagesData = try readManifest(imagesURL)
+      hasher.update(data: Data("|images|\(imagesData.count)|".utf8))
+      hasher.update(data: imagesData)
+      return try ManifestReader.cocoResults(
+        data: data, file: file, imagesData: imagesData, imagesFile: imagesURL.path, box: spec.box,
+        problems: &problems)
+    case .jsonl:
+      if !spec.keys.isEmpty {
+        // Another mapping reads other prompts from the same bytes.
+        let mapping = spec.keys.keys.sorted().map { "\($0)=\(spec.keys[$0]!)" }.joined(separator: ",")
+        hasher.update(data: Data("|keys|\(mapping)|".utf8))
+      }
+      return ManifestReader.jsonLines(
+        data: data, file: file, box: spec.box, keys: JSONLinesKeys(spec.keys), problems: &problems)
+    }
+  }
+
   private static func readManifest(_ url: URL) throws -> Data {
     do {
       return try Data(contentsOf: url)
@@ -230,20 +245,73 @@ func plural(_ count: Int, _ noun: String) -> String {
   "\(count) \(noun)\(count == 1 ? "" : "s")"
 }
 
+/// The keys a JSON Lines manifest uses for our fields, so that another tool's output (Grounding
+/// DINO, GroundingSAM, ...) is read as it is written: `keys: {score: logit, label: phrase, box:
+/// bbox}` in the job file. Fields not named keep their own key.
+public struct JSONLinesKeys: Sendable, Equatable {
+  /// Our fields: a line's, then an object's.
+  public static let lineFields = ["image", "objects"]
+  public static let objectFields = ["box", "points", "label", "category_id", "score", "id"]
+  public static var fields: [String] { lineFields + objectFields }
+
+  /// Our field -> the file's key, for the renamed fields only.
+  public var renamed: [String: String]
+
+  public init(_ renamed: [String: String] = [:]) {
+    self.renamed = renamed
+  }
+
+  /// The file's key for one of our fields.
+  public func key(_ field: String) -> String { renamed[field] ?? field }
+
+  /// Why the mapping cannot be used, or nil: unknown fields, empty keys, two fields read from one key.
+  public var problem: String? {
+    if let field = renamed.keys.sorted().first(where: { !Self.fields.contains($0) }) {
+      return "'\(field)' is not a field (fields: \(Self.fields.joined(separator: ", ")))"
+    }
+    if let field = renamed.keys.sorted().first(where: { renamed[$0]!.isEmpty }) {
+      return "'\(field)' needs a key name"
+    }
+    for group in [Self.lineFields, Self.objectFields] {
+      let keys = group.map(key)
+      if let twice = keys.first(where: { k in keys.filter { $0 == k }.count > 1 }) {
+        let fields = group.filter { key($0) == twice }
+        return "\(fields.map { "'\($0)'" }.joined(separator: " and ")) are both read from '\(twice)'"
+      }
+    }
+    return nil
+  }
+}
+
 /// Parsers for the manifest formats documented in Schemas/manifests.md.
 public enum ManifestReader {
-  /// The keys of a JSON Lines object.
-  static let jsonLinesObjectKeys = ["box", "points", "label", "category_id", "score", "id"]
 
   /// JSON Lines: one image per line, `{"image": "a.jpg", "objects": [{"box": [...], "points":
   /// [[x, y, label], ...], "label": "car", "score": 0.9, "id": "7"}]}`. Blank lines are skipped;
   /// a line that cannot be read, and an object with a field that breaks the rule of its type, is
   /// recorded as a problem (file, line, what and why) and left out; the rest is read.
+  ///
+  /// With `keys` renaming fields, other keys are ignored (another tool's output has its own
+  /// extras), and a renamed key that no line or object of the file has is reported once, as the
+  /// sign of a typo in the mapping.
   public static func jsonLines(
-    data: Data, file: String, box: BoxConvention, problems: inout [ManifestProblem]
+    data: Data, file: String, box: BoxConvention, keys: JSONLinesKeys = JSONLinesKeys(),
+    problems: inout [ManifestProblem]
   ) -> [ManifestImage] {
     var result: [ManifestImage] = []
     let reader = JSONReader()
+    let foreign = !keys.renamed.isEmpty
+    let lineKeys = JSONLinesKeys.lineFields.map(keys.key)
+    let objectKeys = JSONLinesKeys.objectFields.map(keys.key)
+    var unseen = Set(keys.renamed.values)
+    func allow(_ o: JSONObject, _ allowed: [String]) throws(JSONFieldError) {
+      if foreign {
+        try o.checkDuplicateKeys()
+        for key in o.keys { unseen.remove(key) }
+      } else {
+        try o.checkKeys(allowed: allowed)
+      }
+    }
     var lineNumber = 0
     for rawLine in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
       lineNumber += 1
@@ -265,13 +333,14 @@ public enum ManifestReader {
       let path: String
       let objects: [JSONValue]
       do throws(JSONFieldError) {
-        try line.checkKeys(allowed: ["image", "objects"])
-        guard let image = try line.string("image") else { throw JSONFieldError("no 'image' path") }
+        try allow(line, lineKeys)
+        let imageKey = keys.key("image")
+        guard let image = try line.string(imageKey) else { throw JSONFieldError("no '\(imageKey)' path") }
         guard let normalized = ImagePath.normalize(image) else {
-          throw JSONFieldError("'image' \(JSONWriter.string(image)) does not name a file")
+          throw JSONFieldError("'\(imageKey)' \(JSONWriter.string(image)) does not name a file")
         }
         path = normalized
-        objects = try line.list("objects") ?? []
+        objects = try line.list(keys.key("objects")) ?? []
       } catch {
         problem(error.message)
         continue
@@ -280,18 +349,26 @@ public enum ManifestReader {
       for (i, item) in objects.enumerated() {
         do throws(JSONFieldError) {
           guard let o = item.object else { throw JSONFieldError("not a JSON object") }
-          try o.checkKeys(allowed: jsonLinesObjectKeys)
+          try allow(o, objectKeys)
           image.objects.append(
             ManifestObject(
-              sourceId: try o.identifier("id"), categoryId: try o.integer("category_id"),
-              category: try o.string("label"), detectorScore: try o.finiteNumber("score"),
-              box: try o.box("box"), boxConvention: box, points: try o.points("points") ?? [],
+              sourceId: try o.identifier(keys.key("id")), categoryId: try o.integer(keys.key("category_id")),
+              category: try o.string(keys.key("label")), detectorScore: try o.finiteNumber(keys.key("score")),
+              box: try o.box(keys.key("box")), boxConvention: box,
+              points: try o.points(keys.key("points")) ?? [],
               line: lineNumber))
         } catch {
           problem("objects[\(i)]: \(error.message)")
         }
       }
       result.append(image)
+    }
+    for field in JSONLinesKeys.fields {
+      guard let key = keys.renamed[field], unseen.contains(key) else { continue }
+      problems.append(
+        ManifestProblem(
+          file: file, line: nil,
+          message: "keys: '\(field)' is read from '\(key)', but no line or object of the file has that key"))
     }
     return result
   }

@@ -83,7 +83,7 @@ public struct PredictRequest: Sendable, Equatable {
     do {
       data = try Data(contentsOf: url)
     } catch {
-      throw InputError.promptsFile(file: name, reason: "cannot be read (\(readableCause(error)))")
+      throw InputError.promptsFile(file: name, reason: "cannot be read (\(fileReadCause(url, error)))")
     }
     let root: JSONValue
     do throws(JSONSyntaxError) {
