@@ -113,7 +113,7 @@ final class PredictCLITests: XCTestCase {
     let notModel = try write("definitely not a zip", "model.pt")
     try assertRefused(
       ["--model", notModel, "--image", image, "--box", "1,2,3,4"], status: 1,
-      "not a usable MobileSAM vit_t checkpoint: \(notModel)")
+      "not a usable SAM checkpoint (vit_t, vit_b, vit_l or vit_h): \(notModel)")
   }
 
   func testMissingImageAndLogitsFolder() throws {
