@@ -26,8 +26,12 @@ public struct Checkpoint: Sendable {
 
   /// Reads the checkpoint at `url`. Throws `TorchCheckpointError` naming the file and the cause
   /// for anything that is not a plain state dict of tensors.
-  public static func load(contentsOf url: URL) throws -> Checkpoint {
-    return try CheckpointReader(url: url).read()
+  /// `memoryLimit` (default: the machine's physical memory) bounds the float32 bytes the tensors
+  /// may take; a file declaring more is refused before anything large is allocated.
+  public static func load(
+    contentsOf url: URL, memoryLimit: UInt64 = ProcessInfo.processInfo.physicalMemory
+  ) throws -> Checkpoint {
+    return try CheckpointReader(url: url).read(memoryLimit: memoryLimit)
   }
 }
 
@@ -99,11 +103,27 @@ private struct CheckpointReader {
     return head.count == 2 && head[head.startIndex] == 0x80 && head[head.startIndex + 1] == 0x02
   }
 
-  func read() throws -> Checkpoint {
+  func read(memoryLimit: UInt64) throws -> Checkpoint {
     try refuseBigEndian()
     let pickleBytes = try readEntry(dataPickle, byteCount: nil, limit: CheckpointLimits.maximumPickleBytes)
     let references = try RestrictedUnpickler.unpickle(pickleBytes, file: file, stateDict(from:))
+    try refuseMoreThanMemory(references, limit: memoryLimit)
     return try materialize(references)
+  }
+
+  /// The storages as float32 must fit in `limit`: checked from the pickle's declarations, before
+  /// any storage is read.
+  private func refuseMoreThanMemory(_ references: [(String, TensorReference)], limit: UInt64) throws {
+    var seen: Set<String> = []
+    var bytes: UInt64 = 0
+    for (_, reference) in references where seen.insert(reference.storage.key).inserted {
+      let (size, overflow) = UInt64(max(0, reference.storage.elementCount)).multipliedReportingOverflow(by: 4)
+      let (sum, overflow2) = bytes.addingReportingOverflow(size)
+      bytes = overflow || overflow2 ? .max : sum
+    }
+    guard bytes <= limit else {
+      throw TorchCheckpointError.exceedsMemory(file: file, bytes: bytes, limit: limit)
+    }
   }
 
   /// Newer torch writes `<prefix>/byteorder`; its absence means little-endian (older torch only
