@@ -310,10 +310,11 @@ public enum PredictOutput {
   /// "rle": {"size": [H, W], "counts": "..."}}]}], "timings_ms": {"load_model": .., "decode_image":
   /// .., "embed": .., "predict": .., "total": ..}}`. Masks in the reference's order; `score` is the
   /// predicted IoU (null if not finite), `bbox` as pycocotools' `toBbox`, `counts` the compressed
-  /// COCO RLE. One line, no spaces.
-  public static func json(width: Int, height: Int, predictions: [Prediction], timings: PredictTimings)
-    -> String
-  {
+  /// COCO RLE. One line, no spaces. With `model`, `"model": {"kind": .., "sha256": ..}` comes
+  /// before `timings_ms`.
+  public static func json(
+    width: Int, height: Int, predictions: [Prediction], timings: PredictTimings, model: ModelIdentity? = nil
+  ) -> String {
     var out = "{\"width\":\(width),\"height\":\(height),\"prompts\":["
     for (i, prediction) in predictions.enumerated() {
       if i > 0 { out += "," }
@@ -328,7 +329,11 @@ public enum PredictOutput {
       }
       out += "]}"
     }
-    out += "],\"timings_ms\":{"
+    out += "]"
+    if let model {
+      out += ",\"model\":{\"kind\":\(jsonString(model.kind)),\"sha256\":\(jsonString(model.sha256))}"
+    }
+    out += ",\"timings_ms\":{"
     let times = [
       ("load_model", timings.loadModel), ("decode_image", timings.decodeImage), ("embed", timings.embed),
       ("predict", timings.predict), ("total", timings.total),

@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
       reference and ONNX Runtime on the same image and prints the ratios.
       """)
 
-  @Option(help: "The MobileSAM checkpoint. Default: $SAMBATCH_MODEL.")
+  @Option(help: "The checkpoint (vit_t, vit_b, vit_l or vit_h). Default: $SAMBATCH_MODEL.")
   var model: String?
 
   @Option(help: "The image (JPEG or PNG).")
@@ -59,7 +59,11 @@ struct BenchCommand: ParsableCommand {
     benchmark.warmup = warmup
     var result = try benchmark.run(model: samModel, image: rgb, box: prompt)
     result["threads"] = Double(threads)
-    let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+    let identity = try ModelIdentity(model: samModel, file: URL(fileURLWithPath: modelPath))
+    var output: [String: Any] = result
+    output["model_kind"] = identity.kind
+    output["model_sha256"] = identity.sha256
+    let data = try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))
   }
 }

@@ -31,7 +31,7 @@ struct PredictCommand: ParsableCommand {
       loaded; 1 failure while working (model or image missing or unreadable, writing --logits).
       """)
 
-  @Option(help: "The MobileSAM checkpoint (mobile_sam.pt). Default: $SAMBATCH_MODEL.")
+  @Option(help: "The checkpoint: mobile_sam.pt or sam_vit_b/l/h_*.pth. Default: $SAMBATCH_MODEL.")
   var model: String?
 
   @Option(help: "The image (JPEG or PNG).")
@@ -143,11 +143,18 @@ struct PredictCommand: ParsableCommand {
         throw fail(error.localizedDescription, status: .failure)
       }
     }
+    let identity: ModelIdentity
+    do {
+      identity = try ModelIdentity(model: samModel, file: URL(fileURLWithPath: modelPath))
+    } catch {
+      throw fail(error.localizedDescription, status: .failure)
+    }
     let total = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
     let timings = PredictTimings(
       loadModel: loadModel, decodeImage: decodeImage, embed: embed, predict: predict, total: total)
     print(
-      PredictOutput.json(width: rgb.width, height: rgb.height, predictions: predictions, timings: timings))
+      PredictOutput.json(
+        width: rgb.width, height: rgb.height, predictions: predictions, timings: timings, model: identity))
   }
 }
 
