@@ -120,15 +120,19 @@ public func relativePositionAttention(
     blockRows: min(tokens, relativeAttentionBlockRows), scale: scale)
   let blocksPerGroup = (tokens + geometry.blockRows - 1) / geometry.blockRows
   _ = BLASCore.selection  // before the first GEMM: replace OpenBLAS's SSE3 fallback (BLASCore.swift)
+  // The tables transposed per position, [position, d, keys padded to 8]: a row's bias terms are
+  // then sums of d vectors (no horizontal sums).
+  let transposedH = transposeRelativeTable(tableH)
+  let transposedW = transposeRelativeTable(tableW)
   return Tensor(shape: [groups, tokens, depth]) { out in
     qkv.data.withUnsafeBufferPointer { qkvp in
-      tableH.data.withUnsafeBufferPointer { hp in
-        tableW.data.withUnsafeBufferPointer { wp in
+      transposedH.withUnsafeBufferPointer { hp in
+        transposedW.withUnsafeBufferPointer { wp in
           let sources = RelativeAttentionSources(
             qkv: qkvp.baseAddress!, tableH: hp.baseAddress!, tableW: wp.baseAddress!)
           parallelForChunks(groups * blocksPerGroup) { range in
             let scratch = UnsafeMutablePointer<Float>.allocate(
-              capacity: geometry.blockRows * (tokens + height + width))
+              capacity: geometry.blockRows * tokens + paddedCount(height) + paddedCount(width))
             defer { scratch.deallocate() }
             for item in range {
               let group = item / blocksPerGroup
@@ -176,8 +180,9 @@ private func attendQueryBlock(
   let v = k + plane
   let count = rows.count
   let scores = scratch  // [count, n]
-  let relH = scratch + g.blockRows * n  // [count, height]
-  let relW = relH + g.blockRows * g.height  // [count, width]
+  let relH = scratch + g.blockRows * n  // [height padded to 8]
+  let relW = relH + paddedCount(g.height)  // [width padded to 8]
+  let (paddedH, paddedW) = (paddedCount(g.height), paddedCount(g.width))
   let qRows = q + rows.lowerBound * d
   cblas_sgemm(
     CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(n), Int32(d), g.scale, qRows, Int32(d),
@@ -186,20 +191,70 @@ private func attendQueryBlock(
     let token = rows.lowerBound + r
     let (y, x) = (token / g.width, token % g.width)
     let query = qRows + r * d
-    for kh in 0..<g.height {
-      relH[r * g.height + kh] = dot(query, sources.tableH + (y * g.height + kh) * d, count: d)
-    }
-    for kw in 0..<g.width {
-      relW[r * g.width + kw] = dot(query, sources.tableW + (x * g.width + kw) * d, count: d)
-    }
+    transposedMatrixVector(
+      relH, query, table: sources.tableH + y * d * paddedH, depth: d, paddedColumns: paddedH)
+    transposedMatrixVector(
+      relW, query, table: sources.tableW + x * d * paddedW, depth: d, paddedColumns: paddedW)
     let row = scores + r * n
-    addDecomposedBias(
-      row, relH: relH + r * g.height, relW: relW + r * g.width, height: g.height, width: g.width)
+    addDecomposedBias(row, relH: relH, relW: relW, height: g.height, width: g.width)
     softmaxRow(row, count: n)
   }
   cblas_sgemm(
     CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count), Int32(d), Int32(n), 1, scores, Int32(n), v,
     Int32(d), 0, out + (group * n + rows.lowerBound) * d, Int32(d))
+}
+
+@inline(__always)
+func paddedCount(_ count: Int) -> Int { (count + 7) / 8 * 8 }
+
+/// table [P, K, d] -> [P, d, K padded to 8] (padding zero).
+private func transposeRelativeTable(_ table: Tensor) -> [Float] {
+  let (positions, keys, depth) = (table.shape[0], table.shape[1], table.shape[2])
+  let padded = paddedCount(keys)
+  var out = [Float](repeating: 0, count: positions * depth * padded)
+  for p in 0..<positions {
+    for kIndex in 0..<keys {
+      for c in 0..<depth {
+        out[(p * depth + c) * padded + kIndex] = table.data[(p * keys + kIndex) * depth + c]
+      }
+    }
+  }
+  return out
+}
+
+/// out[j] = sum over c of vector[c] * table[c, j] for j < paddedColumns (a multiple of 8).
+private func transposedMatrixVector(
+  _ out: UnsafeMutablePointer<Float>, _ vector: UnsafePointer<Float>, table: UnsafePointer<Float>, depth: Int,
+  paddedColumns: Int
+) {
+  var j = 0
+  while j + 32 <= paddedColumns {
+    var a0 = SIMD8<Float>.zero
+    var a1 = SIMD8<Float>.zero
+    var a2 = SIMD8<Float>.zero
+    var a3 = SIMD8<Float>.zero
+    for c in 0..<depth {
+      let w = SIMD8<Float>(repeating: vector[c])
+      let row = table + c * paddedColumns + j
+      a0.addProduct(w, loadVector(row))
+      a1.addProduct(w, loadVector(row + 8))
+      a2.addProduct(w, loadVector(row + 16))
+      a3.addProduct(w, loadVector(row + 24))
+    }
+    storeVector(a0, out + j)
+    storeVector(a1, out + j + 8)
+    storeVector(a2, out + j + 16)
+    storeVector(a3, out + j + 24)
+    j += 32
+  }
+  while j < paddedColumns {
+    var a0 = SIMD8<Float>.zero
+    for c in 0..<depth {
+      a0.addProduct(SIMD8<Float>(repeating: vector[c]), loadVector(table + c * paddedColumns + j))
+    }
+    storeVector(a0, out + j)
+    j += 8
+  }
 }
 
 /// row[kh * width + kw] += relH[kh] + relW[kw].
@@ -220,21 +275,6 @@ private func addDecomposedBias(
       kw += 1
     }
   }
-}
-
-private func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-  var sums = SIMD8<Float>.zero
-  var i = 0
-  while i + 8 <= count {
-    sums.addProduct(loadVector(a + i), loadVector(b + i))
-    i += 8
-  }
-  var total = sums.sum()
-  while i < count {
-    total += a[i] * b[i]
-    i += 1
-  }
-  return total
 }
 
 // Per-file copies: SwiftPM's debug builds compile file by file, and the optimizer cannot inline a
