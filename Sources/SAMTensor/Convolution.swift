@@ -38,8 +38,11 @@ public func conv2d(
   let geometry = ConvolutionGeometry(
     height: height, width: width, channels: inChannels, kernelH: kernelH, kernelW: kernelW,
     stride: stride, padding: padding, outW: outW)
+  // With an activation, its pass adds the bias too (as in `linear`).
+  let epilogueBias = activation != .identity ? (bias?.data ?? []) : []
   return Tensor(shape: [outH, outW, outChannels]) { out in
-    let beta = fillRows(out, rows: outH * outW, columns: outChannels, with: bias)
+    let beta = fillRows(
+      out, rows: outH * outW, columns: outChannels, with: activation != .identity ? nil : bias)
     x.data.withUnsafeBufferPointer { xp in
       reordered.data.withUnsafeBufferPointer { wp in
         columns.withUnsafeMutableBufferPointer { cp in
@@ -58,10 +61,13 @@ public func conv2d(
               c: out + firstRow * outW * outChannels, ldc: outChannels, beta: beta)
             if activation != .identity {
               let block = out + firstRow * outW * outChannels
-              parallelForChunks(rows) { range in
-                applyEpilogue(
-                  block + range.lowerBound * outW * outChannels, rows: range.count * outW,
-                  columns: outChannels, stride: outChannels, bias: nil, activation: activation)
+              epilogueBias.withUnsafeBufferPointer { bp in
+                let biasPointer = epilogueBias.isEmpty ? nil : bp.baseAddress
+                parallelForChunks(rows) { range in
+                  applyEpilogue(
+                    block + range.lowerBound * outW * outChannels, rows: range.count * outW,
+                    columns: outChannels, stride: outChannels, bias: biasPointer, activation: activation)
+                }
               }
             }
             firstRow += rows
