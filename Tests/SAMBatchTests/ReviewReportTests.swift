@@ -1,0 +1,183 @@
+import Foundation
+import MobileSAM
+import SAMImage
+import XCTest
+
+@testable import SAMBatch
+
+final class ReviewReportTests: XCTestCase {
+  static func sample() -> ReviewData {
+    ReviewData(
+      title: "Review of job.yaml",
+      images: [
+        .init(
+          path: "good.jpg", overlay: "overlays/0.png",
+          masks: [.init(category: "dog", score: 0.95, stability: 0.97, gtIoU: nil)]),
+        .init(path: "empty.jpg", overlay: "overlays/1.png", masks: []),
+        .init(
+          path: "bad <b>.jpg", overlay: "overlays/2.png",
+          masks: [
+            .init(category: "cat", score: 0.91, stability: 0.5, gtIoU: 0.8),
+            .init(category: "dog", score: 0.88, stability: nil, gtIoU: nil),
+          ]),
+        .init(
+          path: "middle.jpg", overlay: "overlays/3.png",
+          masks: [.init(category: "cat", score: 0.6, stability: 0.9, gtIoU: nil)]),
+      ],
+      failures: [.init(kind: "image", place: "broken.jpg", reason: "not a JPEG & not a PNG")],
+      stageMilliseconds: [("read", 120), ("embed", 5400), ("predict", 300), ("write", 40)])
+  }
+
+  func testImagesWorstFirstWithoutMasksLast() {
+    let html = ReviewReport.html(Self.sample())
+    let order = ["bad &lt;b&gt;.jpg", "middle.jpg", "good.jpg", "empty.jpg"].map {
+      html.range(of: "<div class=\"path\">\($0)</div>")?.lowerBound
+    }
+    XCTAssertFalse(order.contains(nil), "every image is listed")
+    XCTAssertEqual(
+      order.compactMap { $0 }, order.compactMap { $0 }.sorted(), "stability 0.5 < IoU 0.6 < 0.95 < none")
+    XCTAssertEqual(html.components(separatedBy: "<div class=\"item\"").count - 1, 4)
+    XCTAssertTrue(html.contains("no masks (no detections)"))
+    XCTAssertTrue(html.contains("not a JPEG &amp; not a PNG"))
+    XCTAssertFalse(html.contains("<b>"), "names are escaped")
+    XCTAssertTrue(html.contains("<option value=\"cat\">cat</option><option value=\"dog\">dog</option>"))
+    XCTAssertFalse(
+      html.contains("http://")
+        && html.replacingOccurrences(of: "http://www.w3.org/2000/svg", with: "").contains("http://"),
+      "nothing is fetched from the network")
+    XCTAssertTrue(html.contains("Ground-truth IoU"), "the ground-truth histogram appears when there is one")
+  }
+
+  func testHistogramAndCounts() {
+    let bins = ReviewReport.histogram([0, 0.05, 0.95, 1, .nan])
+    XCTAssertEqual(bins.map(\.1), [2, 0, 0, 0, 0, 0, 0, 0, 0, 2])
+    let counts = ReviewReport.categoryCounts(Self.sample())
+    XCTAssertEqual(counts.map(\.0), ["cat", "dog"])
+    XCTAssertEqual(counts.map(\.1), [2, 2])
+  }
+}
+
+/// The report in a real browser: headless Chromium from the system packages (`make test` installs
+/// it). Skipped, saying why, only when no Chromium is installed.
+final class ReviewReportBrowserTests: XCTestCase {
+  var folder: URL!
+
+  override func setUpWithError() throws {
+    folder = FileManager.default.temporaryDirectory.appendingPathComponent("review-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+  }
+
+  override func tearDownWithError() throws {
+    try? FileManager.default.removeItem(at: folder)
+  }
+
+  static func chromium() -> URL? {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    for dir in path.split(separator: ":") {
+      for name in ["chromium", "chromium-browser", "google-chrome"] {
+        let url = URL(fileURLWithPath: String(dir)).appendingPathComponent(name)
+        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+      }
+    }
+    return nil
+  }
+
+  /// Runs Chromium headless on `page` with `arguments`; returns stdout and stderr.
+  func runChromium(_ arguments: [String], page: URL) throws -> (stdout: String, stderr: String) {
+    guard let binary = Self.chromium() else { throw XCTSkip("no chromium on PATH") }
+    let process = Process()
+    process.executableURL = binary
+    let profile = folder.appendingPathComponent("profile-\(UUID().uuidString)")
+    process.arguments =
+      [
+        "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=\(profile.path)",
+        "--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000",
+      ] + arguments + [page.absoluteString]
+    // Into files rather than pipes: Chromium's log can be large and nothing has to drain it.
+    let outURL = folder.appendingPathComponent("chromium-\(UUID().uuidString).out")
+    let errURL = folder.appendingPathComponent("chromium-\(UUID().uuidString).err")
+    FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let out = try FileHandle(forWritingTo: outURL)
+    let err = try FileHandle(forWritingTo: errURL)
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    process.waitUntilExit()
+    try out.close()
+    try err.close()
+    let stdout = try Data(contentsOf: outURL)
+    let stderr = try Data(contentsOf: errURL)
+    return (String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+  }
+
+  /// Console messages at error level and uncaught exceptions in Chromium's log.
+  func consoleErrors(_ log: String) -> [String] {
+    log.split(separator: "\n").map(String.init).filter {
+      ($0.contains("CONSOLE") && ($0.contains("Uncaught") || $0.contains(":ERROR:")))
+        || $0.contains("Uncaught")
+    }
+  }
+
+  func makeReport() throws -> URL {
+    var data = ReviewReportTests.sample()
+    try FileManager.default.createDirectory(
+      at: folder.appendingPathComponent("overlays"), withIntermediateDirectories: true)
+    for (i, image) in data.images.enumerated() {
+      var pixels = [UInt8](repeating: 0, count: 160 * 120)
+      for y in 30..<90 { for x in (20 + 10 * i)..<(100 + 10 * i) { pixels[y * 160 + x] = 1 } }
+      let base = RGBImage(
+        width: 160, height: 120,
+        pixels: (0..<(160 * 120 * 3)).map { UInt8(truncatingIfNeeded: $0 / 3 % 160 + 60) })
+      let masks = image.masks.map {
+        OverlayMask(
+          mask: BinaryMask(width: 160, height: 120, pixels: pixels), category: $0.category,
+          box: [15, 25, 140, 95])
+      }
+      let overlay = try OverlayRenderer.render(image: base, masks: masks, maxSide: 160)
+      try encodePNG(overlay).write(to: folder.appendingPathComponent(image.overlay))
+    }
+    data.title = "Browser test"
+    return try ReviewReport.write(data, to: folder)
+  }
+
+  func testReportRendersInHeadlessChromium() throws {
+    guard Self.chromium() != nil else {
+      print(
+        "ReviewReportBrowserTests skipped: no chromium on PATH (apt-get install chromium; `make test` does)")
+      throw XCTSkip("no chromium on PATH")
+    }
+    let page = try makeReport()
+    let dom = try runChromium(["--dump-dom"], page: page)
+    XCTAssertEqual(consoleErrors(dom.stderr), [], "console errors")
+    // The script ran: it counted the items it shows.
+    XCTAssertTrue(dom.stdout.contains("4 of 4 images shown"), String(dom.stdout.suffix(2000)))
+    XCTAssertEqual(dom.stdout.components(separatedBy: "<div class=\"item\"").count - 1, 4)
+
+    let shot = folder.appendingPathComponent("shot.png")
+    let run = try runChromium(
+      ["--screenshot=\(shot.path)", "--window-size=1280,1600", "--hide-scrollbars"], page: page)
+    XCTAssertEqual(consoleErrors(run.stderr), [], "console errors")
+    let image = try ImageDecoder.decode(contentsOf: shot)
+    XCTAssertEqual(image.width, 1280)
+    // Not blank: many distinct colours (text, charts, overlays), not one background.
+    var colours = Set<Int>()
+    for p in stride(from: 0, to: image.pixels.count, by: 3) {
+      colours.insert(Int(image.pixels[p]) << 16 | Int(image.pixels[p + 1]) << 8 | Int(image.pixels[p + 2]))
+    }
+    XCTAssertGreaterThan(colours.count, 50, "the screenshot looks blank")
+  }
+
+  func testConsoleErrorsAreDetected() throws {
+    guard Self.chromium() != nil else {
+      print(
+        "ReviewReportBrowserTests skipped: no chromium on PATH (apt-get install chromium; `make test` does)")
+      throw XCTSkip("no chromium on PATH")
+    }
+    // The check above must be able to fail: a page whose script throws is caught.
+    let page = folder.appendingPathComponent("broken.html")
+    try Data("<html><body><script>undefinedFunction();</script></body></html>".utf8).write(to: page)
+    let run = try runChromium(["--dump-dom"], page: page)
+    XCTAssertFalse(consoleErrors(run.stderr).isEmpty, run.stderr)
+  }
+}
