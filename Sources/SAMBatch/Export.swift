@@ -12,6 +12,14 @@ public enum Exporter {
   /// `iscrowd` 0, and our `source_id` (the manifest annotation's id: a number when it is one),
   /// `mask_index`, `stability_score` (null where undefined) and `detector_score`.
   public static func coco(from database: URL) throws -> Data {
+    try coco(from: database, polygons: false).data
+  }
+
+  /// `coco(from:)`; with `polygons`, each mask without a hole has `segmentation` as COCO polygons
+  /// (one per part, along the pixel edges: pycocotools fills them back to exactly the mask) and a
+  /// mask with a hole keeps its RLE (`keptAsRLE` counts them).
+  public static func coco(from database: URL, polygons: Bool) throws -> (data: Data, keptAsRLE: Int) {
+    var keptAsRLE = 0
     let store = try ResultStore(url: database, create: false)
     defer { store.close() }
     return try store.wrap("exporting COCO") {
@@ -81,6 +89,14 @@ public enum Exporter {
             "prompt_index": row["prompt_index"] as Int,
             "stability_score": (row["stability_score"] as Double?) ?? NSNull(),
           ]
+          if polygons {
+            let mask = try MaskRLE.decode(row["rle"], width: row["width"], height: row["height"])
+            if let parts = COCOPolygons.polygons(of: mask) {
+              a["segmentation"] = parts.map { $0.map { Int($0) } }  // pixel corners: integers
+            } else if MaskRLE.area(mask) > 0 {
+              keptAsRLE += 1
+            }
+          }
           if let categoryId = row["category_id"] as Int? {
             a["category_id"] = categoryId
           } else if let label = row["category"] as String?, let id = labelIds[label] {
@@ -96,7 +112,7 @@ public enum Exporter {
           ],
           "images": imageList, "annotations": annotations, "categories": categories,
         ]
-        return Data(JSONWriter.write(document).utf8)
+        return (Data(JSONWriter.write(document).utf8), keptAsRLE)
       }
     }
   }

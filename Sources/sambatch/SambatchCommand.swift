@@ -8,7 +8,8 @@ struct Sambatch: ParsableCommand {
     commandName: "sambatch",
     abstract: "Runs MobileSAM over whole datasets: prompts in, masks out.",
     subcommands: [
-      PredictCommand.self, RunCommand.self, StatusCommand.self, ExportCommand.self, MergeCommand.self,
+      PredictCommand.self, RunCommand.self, StatusCommand.self, ExportCommand.self, ReviewCommand.self,
+      MergeCommand.self,
       BenchCommand.self,
     ])
 

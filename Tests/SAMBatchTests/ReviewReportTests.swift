@@ -1,6 +1,7 @@
 import Foundation
 import MobileSAM
 import SAMImage
+import TestSupport
 import XCTest
 
 @testable import SAMBatch
@@ -71,53 +72,12 @@ final class ReviewReportBrowserTests: XCTestCase {
     try? FileManager.default.removeItem(at: folder)
   }
 
-  static func chromium() -> URL? {
-    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-    for dir in path.split(separator: ":") {
-      for name in ["chromium", "chromium-browser", "google-chrome"] {
-        let url = URL(fileURLWithPath: String(dir)).appendingPathComponent(name)
-        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-      }
-    }
-    return nil
-  }
-
-  /// Runs Chromium headless on `page` with `arguments`; returns stdout and stderr.
   func runChromium(_ arguments: [String], page: URL) throws -> (stdout: String, stderr: String) {
-    guard let binary = Self.chromium() else { throw XCTSkip("no chromium on PATH") }
-    let process = Process()
-    process.executableURL = binary
-    let profile = folder.appendingPathComponent("profile-\(UUID().uuidString)")
-    process.arguments =
-      [
-        "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=\(profile.path)",
-        "--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000",
-      ] + arguments + [page.absoluteString]
-    // Into files rather than pipes: Chromium's log can be large and nothing has to drain it.
-    let outURL = folder.appendingPathComponent("chromium-\(UUID().uuidString).out")
-    let errURL = folder.appendingPathComponent("chromium-\(UUID().uuidString).err")
-    FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    let out = try FileHandle(forWritingTo: outURL)
-    let err = try FileHandle(forWritingTo: errURL)
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    process.waitUntilExit()
-    try out.close()
-    try err.close()
-    let stdout = try Data(contentsOf: outURL)
-    let stderr = try Data(contentsOf: errURL)
-    return (String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    guard let binary = Chromium.binary() else { throw XCTSkip(Chromium.missingReason) }
+    return try Chromium.run(binary, page: page, arguments: arguments, scratch: folder)
   }
 
-  /// Console messages at error level and uncaught exceptions in Chromium's log.
-  func consoleErrors(_ log: String) -> [String] {
-    log.split(separator: "\n").map(String.init).filter {
-      ($0.contains("CONSOLE") && ($0.contains("Uncaught") || $0.contains(":ERROR:")))
-        || $0.contains("Uncaught")
-    }
-  }
+  func consoleErrors(_ log: String) -> [String] { Chromium.consoleErrors(log) }
 
   func makeReport() throws -> URL {
     var data = ReviewReportTests.sample()
@@ -142,10 +102,9 @@ final class ReviewReportBrowserTests: XCTestCase {
   }
 
   func testReportRendersInHeadlessChromium() throws {
-    guard Self.chromium() != nil else {
-      print(
-        "ReviewReportBrowserTests skipped: no chromium on PATH (apt-get install chromium; `make test` does)")
-      throw XCTSkip("no chromium on PATH")
+    guard Chromium.binary() != nil else {
+      print("ReviewReportBrowserTests skipped: \(Chromium.missingReason)")
+      throw XCTSkip(Chromium.missingReason)
     }
     let page = try makeReport()
     let dom = try runChromium(["--dump-dom"], page: page)
@@ -169,10 +128,9 @@ final class ReviewReportBrowserTests: XCTestCase {
   }
 
   func testConsoleErrorsAreDetected() throws {
-    guard Self.chromium() != nil else {
-      print(
-        "ReviewReportBrowserTests skipped: no chromium on PATH (apt-get install chromium; `make test` does)")
-      throw XCTSkip("no chromium on PATH")
+    guard Chromium.binary() != nil else {
+      print("ReviewReportBrowserTests skipped: \(Chromium.missingReason)")
+      throw XCTSkip(Chromium.missingReason)
     }
     // The check above must be able to fail: a page whose script throws is caught.
     let page = folder.appendingPathComponent("broken.html")
