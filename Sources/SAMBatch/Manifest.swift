@@ -73,11 +73,32 @@ public struct LoadedManifests: Sendable {
     var hasher = SHA256()
     var below = 0
     for spec in job.manifests {
+      if spec.format == .yolo {
+        // A folder, not a file: its reader hashes the names file and every label file it reads.
+        hasher.update(data: Data("\(spec.format.rawValue)|\(spec.box.rawValue)|".utf8))
+        let images = try YOLOManifest.read(
+          spec, imagesFolder: job.images, hasher: &hasher, problems: &problems)
+        for image in images where byPath[image.path] == nil {
+          order.append(image.path)
+          byPath[image.path] = []
+        }
+        for image in images {
+          for object in image.objects {
+            if let minScore = job.prompts.minScore, let score = object.detectorScore, score < minScore {
+              below += 1
+              continue
+            }
+            byPath[image.path]?.append(object)
+          }
+        }
+        continue
+      }
       let data = try readManifest(spec.path)
       hasher.update(data: Data("\(spec.format.rawValue)|\(spec.box.rawValue)|\(data.count)|".utf8))
       hasher.update(data: data)
       let images: [ManifestImage]
       switch spec.format {
+      case .yolo: continue  // read above
       case .coco:
         images = try ManifestReader.coco(data: data, file: spec.path.path, box: spec.box, problems: &problems)
       case .cocoResults:

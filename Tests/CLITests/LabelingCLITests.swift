@@ -135,3 +135,83 @@ final class LabelingCLITests: XCTestCase {
     XCTAssertGreaterThan(try Data(contentsOf: shot).count, 20_000, "a blank 1200x1400 PNG is a few KB")
   }
 }
+
+/// `format: yolo` manifests: YOLO detection label folders as `yolo predict save_txt=True
+/// save_conf=True` writes them.
+final class YOLOManifestCLITests: XCTestCase {
+  func makeYOLOJob(names: String = "names: [car, bear]\n") throws -> (job: URL, dir: URL) {
+    let dir = try temporaryDirectory()
+    let images = dir.appendingPathComponent("images")
+    let labels = dir.appendingPathComponent("labels")
+    try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(at: labels, withIntermediateDirectories: true)
+    for (name, photo) in [
+      ("a.jpg", "picture1.jpg"), ("b.jpg", "picture3.jpg"), ("c.jpg", "picture5.jpg"),
+      ("d.jpg", "picture2.jpg"),
+    ] {
+      try FileManager.default.createSymbolicLink(
+        at: images.appendingPathComponent(name), withDestinationURL: Fixtures.url("images/\(photo)"))
+    }
+    try "0 0.5 0.5 0.4 0.3 0.91\n1 0.25 0.25 0.2 0.2 0.40\n".write(
+      to: labels.appendingPathComponent("a.txt"), atomically: true, encoding: .utf8)
+    // b: a good line between bad ones (4 fields, class past the names, outside 0-1, NaN).
+    try "0 0.5 0.5 0.2\n1 0.5 0.5 0.3 0.3\n7 0.5 0.5 0.2 0.2\n0 1.2 0.5 0.2 0.2\n0 nan 0.5 0.2 0.2\n".write(
+      to: labels.appendingPathComponent("b.txt"), atomically: true, encoding: .utf8)
+    try "".write(to: labels.appendingPathComponent("c.txt"), atomically: true, encoding: .utf8)
+    // d.jpg has no label file; orphan.txt has no image.
+    try "0 0.5 0.5 0.2 0.2\n".write(
+      to: labels.appendingPathComponent("orphan.txt"), atomically: true, encoding: .utf8)
+    try names.write(to: dir.appendingPathComponent("data.yaml"), atomically: true, encoding: .utf8)
+    let job = dir.appendingPathComponent("job.yaml")
+    try """
+    version: 1
+    database: results.db
+    images: images
+    manifests:
+      - {path: labels/, format: yolo, names: data.yaml}
+    """.write(to: job, atomically: true, encoding: .utf8)
+    return (job, dir)
+  }
+
+  func testYOLOLabelsRunWithProblemsRecordedAndEmptyImagesDone() throws {
+    let (job, dir) = try makeYOLOJob()
+    let run = try runSambatch(["run", job.path], environment: ["SAMBATCH_FAKE_SEGMENTER": "1"])
+    XCTAssertEqual(run.status, 2, "manifest problems: " + run.stderr)
+    let db = dir.appendingPathComponent("results.db")
+    XCTAssertEqual(try query(db, "SELECT COUNT(*) FROM images WHERE status = 'done'") as Int?, 4)
+    XCTAssertEqual(try query(db, "SELECT prompt_count FROM images WHERE path = 'a.jpg'") as Int?, 2)
+    XCTAssertEqual(try query(db, "SELECT prompt_count FROM images WHERE path = 'b.jpg'") as Int?, 1)
+    XCTAssertEqual(
+      try query(db, "SELECT prompt_count FROM images WHERE path = 'c.jpg'") as Int?, 0, "empty label file")
+    XCTAssertEqual(
+      try query(db, "SELECT prompt_count FROM images WHERE path = 'd.jpg'") as Int?, 0, "no label file")
+    XCTAssertEqual(
+      try query(db, "SELECT category FROM prompts WHERE source_id = 'a.txt:2'") as String?, "bear")
+    XCTAssertEqual(try query(db, "SELECT category_id FROM prompts WHERE source_id = 'a.txt:2'") as Int?, 1)
+    XCTAssertEqual(
+      try query(db, "SELECT detector_score FROM prompts WHERE source_id = 'a.txt:1'") as Double?, 0.91)
+    // The box: centre (0.5, 0.5), size (0.4, 0.3) of the decoded image.
+    let width: Int = try XCTUnwrap(query(db, "SELECT width FROM images WHERE path = 'a.jpg'"))
+    let x0: Double = try XCTUnwrap(query(db, "SELECT box_x0 FROM prompts WHERE source_id = 'a.txt:1'"))
+    XCTAssertEqual(x0, 0.3 * Double(width), accuracy: 1e-9)
+    let problems = try DatabaseQueue(path: db.path).read {
+      try Row.fetchAll($0, sql: "SELECT file, line, message FROM manifest_problems ORDER BY file, line")
+    }
+    XCTAssertEqual(
+      problems.map { ($0["file"] as String).split(separator: "/").last.map(String.init) ?? "" },
+      ["b.txt", "b.txt", "b.txt", "b.txt", "orphan.txt"])
+    XCTAssertEqual(problems.map { $0["line"] as Int? }, [1, 3, 4, 5, nil])
+    let status = try runSambatch(["status", job.path])
+    XCTAssertTrue(status.stdout.contains("4"), status.stdout)
+  }
+
+  func testBadDatasetYAMLStopsBeforeAnyWork() throws {
+    let (job, dir) = try makeYOLOJob(names: "nc: 2\n")
+    let run = try runSambatch(["run", job.path], environment: ["SAMBATCH_FAKE_SEGMENTER": "1"])
+    XCTAssertEqual(run.status, 1)
+    XCTAssertTrue(run.stderr.contains("data.yaml") && run.stderr.contains("'names'"), run.stderr)
+    XCTAssertFalse(
+      FileManager.default.fileExists(atPath: dir.appendingPathComponent("results.db").path),
+      "no database is created for a job that cannot start")
+  }
+}
