@@ -9,6 +9,7 @@ struct Sambatch: ParsableCommand {
     abstract: "Runs MobileSAM over whole datasets: prompts in, masks out.",
     subcommands: [
       PredictCommand.self, RunCommand.self, StatusCommand.self, ExportCommand.self, ReviewCommand.self,
+      EvalCommand.self,
       MergeCommand.self,
       BenchCommand.self,
     ])

@@ -215,3 +215,63 @@ final class YOLOManifestCLITests: XCTestCase {
       "no database is created for a job that cannot start")
   }
 }
+
+/// `sambatch eval`: IoU with COCO ground-truth segmentations, stored in masks.gt_iou.
+final class EvalCLITests: XCTestCase {
+  func testEvalStoresIoUAndPrintsMeans() throws {
+    let dir = try temporaryDirectory()
+    let images = dir.appendingPathComponent("images")
+    try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+    try FileManager.default.createSymbolicLink(
+      at: images.appendingPathComponent("p2.jpg"), withDestinationURL: Fixtures.url("images/picture2.jpg"))
+    let size: (w: Int, h: Int) = (769, 770)
+    // The fake segmenter fills each box: a box-shaped ground truth gives IoU 1, its left half 0.5
+    // (a small object), a crowd region covering the whole box intersection over the mask: 1.
+    let runs = [100 * size.h, 20 * size.h, (size.w - 120) * size.h]  // columns 100-119, all rows
+    let coco = """
+      {"images": [{"id": 7, "file_name": "p2.jpg", "width": \(size.w), "height": \(size.h)}],
+       "categories": [{"id": 1, "name": "bus"}, {"id": 2, "name": "person"}],
+       "annotations": [
+        {"id": 1, "image_id": 7, "category_id": 1, "bbox": [200, 300, 400, 200], "area": 80000,
+         "segmentation": [[200, 300, 600, 300, 600, 500, 200, 500]], "iscrowd": 0},
+        {"id": 2, "image_id": 7, "category_id": 2, "bbox": [700, 300, 20, 40], "area": 400,
+         "segmentation": [[700, 300, 710, 300, 710, 340, 700, 340]], "iscrowd": 0},
+        {"id": 3, "image_id": 7, "category_id": 2, "bbox": [100, 100, 20, 100], "area": 15400,
+         "segmentation": {"size": [\(size.h), \(size.w)], "counts": \(runs)}, "iscrowd": 1},
+        {"id": 4, "image_id": 7, "category_id": 2, "bbox": [300, 600, 40, 40], "area": 1600}
+       ]}
+      """
+    try coco.write(to: dir.appendingPathComponent("gt.json"), atomically: true, encoding: .utf8)
+    let job = dir.appendingPathComponent("job.yaml")
+    try """
+    version: 1
+    database: results.db
+    images: images
+    manifests:
+      - {path: gt.json, format: coco}
+    """.write(to: job, atomically: true, encoding: .utf8)
+    let run = try runSambatch(["run", job.path], environment: ["SAMBATCH_FAKE_SEGMENTER": "1"])
+    XCTAssertEqual(run.status, 0, run.stderr)
+    let width: Int? = try query(dir.appendingPathComponent("results.db"), "SELECT width FROM images")
+    XCTAssertEqual(width, size.w, "the fixture's size must be the photo's")
+
+    let result = try runSambatch(["eval", job.path])
+    XCTAssertEqual(result.status, 0, result.stderr)
+    let db = dir.appendingPathComponent("results.db")
+    func gtIoU(_ source: String) throws -> Double? {
+      try query(db, "SELECT gt_iou FROM results WHERE source_id = '\(source)'")
+    }
+    XCTAssertEqual(try gtIoU("1"), 1)
+    XCTAssertEqual(try gtIoU("2"), 0.5)
+    XCTAssertEqual(try gtIoU("3"), 1, "crowd: intersection over the mask's area")
+    XCTAssertNil(try gtIoU("4"), "no segmentation, no gt_iou")
+    XCTAssertTrue(result.stdout.contains("mIoU 0.7500 over 2 prompts"), result.stdout)
+    XCTAssertTrue(result.stdout.contains("(1 crowd annotations left out of the means)"), result.stdout)
+    XCTAssertTrue(
+      result.stdout.range(of: #"small\s+0\.5000  \(1\)"#, options: .regularExpression) != nil, result.stdout)
+    XCTAssertTrue(
+      result.stdout.range(of: #"large\s+1\.0000  \(1\)"#, options: .regularExpression) != nil, result.stdout)
+    XCTAssertTrue(
+      result.stdout.range(of: #"bus\s+1\.0000  \(1\)"#, options: .regularExpression) != nil, result.stdout)
+  }
+}
