@@ -8,10 +8,8 @@ struct Sambatch: ParsableCommand {
     commandName: "sambatch",
     abstract: "Runs MobileSAM over whole datasets: prompts in, masks out.",
     subcommands: [
-      PredictCommand.self, RunCommand.self, StatusCommand.self, ExportCommand.self, ReviewCommand.self,
-      EvalCommand.self,
-      MergeCommand.self,
-      BenchCommand.self,
+      PredictCommand.self, RunCommand.self, StatusCommand.self, ExportCommand.self, MergeCommand.self,
+      BenchCommand.self, ValidateCommand.self, EvalCommand.self, ReviewCommand.self,
     ])
 
   static func main() {

@@ -275,3 +275,64 @@ final class EvalCLITests: XCTestCase {
       result.stdout.range(of: #"bus\s+1\.0000  \(1\)"#, options: .regularExpression) != nil, result.stdout)
   }
 }
+
+/// `sambatch validate`: the run's checks before the model loads, writing nothing.
+final class ValidateCLITests: XCTestCase {
+  func testValidateReportsEveryProblemAndWritesNothing() throws {
+    let dir = try temporaryDirectory()
+    // The sample job has a missing image and a zero-area box; add a box partly outside.
+    let job = try makeSampleJob(in: dir, count: 2)
+    let manifest = dir.appendingPathComponent("m.jsonl")
+    var text = try String(contentsOf: manifest, encoding: .utf8)
+    text +=
+      "\n" + #"{"image": "img1-picture2.jpg", "objects": [{"id": "wide", "box": [700, 10, 900, 50]}]}"# + "\n"
+    text += "{not json\n"
+    try text.write(to: manifest, atomically: true, encoding: .utf8)
+    try Data("not an image".utf8).write(to: dir.appendingPathComponent("images/broken.jpg"))
+    text += #"{"image": "broken.jpg", "objects": [{"box": [1, 1, 5, 5]}]}"# + "\n"
+    try text.write(to: manifest, atomically: true, encoding: .utf8)
+
+    let result = try runSambatch(["validate", job.path], environment: ["SAMBATCH_FAKE_SEGMENTER": "1"])
+    XCTAssertEqual(result.status, 2, result.stdout + result.stderr)
+    let out = result.stdout
+    XCTAssertTrue(out.contains("problem: missing.jpg: cannot read the image"), out)
+    XCTAssertTrue(out.contains("problem: broken.jpg: cannot read the image"), out)
+    XCTAssertTrue(out.contains("problem: img0-picture1.jpg prompt 2 (bad): box"), out)
+    XCTAssertTrue(out.contains("zero or negative area"), out)
+    XCTAssertTrue(out.contains("warning: img1-picture2.jpg prompt 1 (wide): box"), out)
+    XCTAssertTrue(
+      out.range(of: #"m\.jsonl:\d+: "#, options: .regularExpression) != nil, "the bad line: " + out)
+    XCTAssertTrue(
+      out.contains("4 images (2 unreadable), 5 prompts (1 rejected, 1 clipped), 1 manifest problems"), out)
+    XCTAssertFalse(
+      FileManager.default.fileExists(atPath: dir.appendingPathComponent("results.db").path),
+      "validate creates no database")
+
+    // Without the fake segmenter and with no model anywhere, that is a problem too.
+    let noModel = try runSambatch(
+      ["validate", job.path], environment: ["SAMBATCH_MODEL": dir.appendingPathComponent("none.pt").path])
+    XCTAssertTrue(
+      noModel.stdout.contains("problem: model: \(dir.appendingPathComponent("none.pt").path) does not exist"),
+      noModel.stdout)
+  }
+
+  func testValidateOfACleanJobSaysOK() throws {
+    let dir = try temporaryDirectory()
+    let images = dir.appendingPathComponent("images")
+    try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+    try FileManager.default.createSymbolicLink(
+      at: images.appendingPathComponent("a.jpg"), withDestinationURL: Fixtures.url("images/picture1.jpg"))
+    try #"{"image": "a.jpg", "objects": [{"box": [10, 10, 100, 100]}]}"#.write(
+      to: dir.appendingPathComponent("m.jsonl"), atomically: true, encoding: .utf8)
+    let job = dir.appendingPathComponent("job.yaml")
+    try "version: 1\ndatabase: r.db\nimages: images\nmanifests:\n  - {path: m.jsonl, format: jsonl}\n".write(
+      to: job, atomically: true, encoding: .utf8)
+    let result = try runSambatch(["validate", job.path], environment: ["SAMBATCH_FAKE_SEGMENTER": "1"])
+    XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+    XCTAssertTrue(
+      result.stdout.contains("1 images (0 unreadable), 1 prompts (0 rejected, 0 clipped)"), result.stdout)
+    XCTAssertTrue(result.stdout.contains("OK: the job can run."), result.stdout)
+    let bad = try runSambatch(["validate", dir.appendingPathComponent("none.yaml").path])
+    XCTAssertEqual(bad.status, 1)
+  }
+}
