@@ -1,4 +1,5 @@
 import Foundation
+import SAMImage
 import Yams
 
 /// How a manifest's boxes are written. Every convention is turned into corner form
@@ -106,11 +107,13 @@ public struct JobFile: Sendable, Equatable {
   public var prompts: PromptOptions
   /// The compute threads the job may use in all.
   public var workers: Int
+  /// Images whose header claims more pixels are failed before any memory is allocated for them.
+  public var maxImagePixels: Int = ImageDecoder.defaultMaxPixels
 
   /// Every key the decoder accepts, as dotted paths (`manifests[]` for list items). A test holds
   /// this list against Schemas/job.schema.json.
   public static let acceptedKeys: [String] = [
-    "version", "model", "database", "images", "exif", "workers",
+    "version", "model", "database", "images", "exif", "workers", "max_image_pixels",
     "manifests", "manifests[].path", "manifests[].format", "manifests[].images", "manifests[].box",
     "manifests[].names",
     "prompts", "prompts.multimask", "prompts.keep", "prompts.min_score",
@@ -139,12 +142,16 @@ public struct JobFile: Sendable, Equatable {
     } catch let error as SAMBatchError {
       throw error
     } catch {
-      throw SAMBatchError.job(file: jobURL.path, line: nil, key: nil, message: "not valid YAML: \(error)")
+      throw SAMBatchError.job(
+        file: jobURL.path, line: nil, key: nil, message: "not valid YAML: \(quoted("\(error)", limit: 400))")
     }
     let base = jobURL.deletingLastPathComponent()
     let top = try reader.mapping(
       root, key: nil,
-      allowed: ["version", "model", "database", "images", "exif", "manifests", "prompts", "workers"])
+      allowed: [
+        "version", "model", "database", "images", "exif", "manifests", "prompts", "workers",
+        "max_image_pixels",
+      ])
 
     guard let versionNode = top["version"] else {
       throw reader.error(root, key: "version", "is required (the only version is 1)")
@@ -162,6 +169,14 @@ public struct JobFile: Sendable, Equatable {
     if let node = top["workers"] {
       workers = try reader.int(node, key: "workers")
       if workers < 1 { throw reader.error(node, key: "workers", "must be at least 1, got \(workers)") }
+    }
+
+    var maxImagePixels = ImageDecoder.defaultMaxPixels
+    if let node = top["max_image_pixels"] {
+      maxImagePixels = try reader.int(node, key: "max_image_pixels")
+      if maxImagePixels < 1 {
+        throw reader.error(node, key: "max_image_pixels", "must be at least 1, got \(maxImagePixels)")
+      }
     }
 
     guard let manifestsNode = top["manifests"] else {
@@ -224,7 +239,7 @@ public struct JobFile: Sendable, Equatable {
     }
     return JobFile(
       url: jobURL, version: version, model: model, database: database, images: images, exif: exif,
-      manifests: manifests, prompts: prompts, workers: workers)
+      manifests: manifests, prompts: prompts, workers: workers, maxImagePixels: maxImagePixels)
   }
 }
 

@@ -20,11 +20,11 @@ struct EvalCommand: ParsableCommand {
   @Option(help: "Evaluate this database instead of the job's.") var database: String?
 
   func run() throws {
-    do {
+    try reportingErrors("eval") {
       let jobFile = try JobFile.load(contentsOf: URL(fileURLWithPath: job))
       let shard = try shard.map { try Shard(parsing: $0) } ?? .whole
       let db =
-        database.map { URL(fileURLWithPath: $0) } ?? JobRunner.shardDatabase(jobFile.database, shard: shard)
+        database.map { URL(fileURLWithPath: $0) } ?? shard.database(for: jobFile.database)
       let summary = try GroundTruthEvaluator.evaluate(job: jobFile, database: db)
       for problem in summary.problems { note("warning: \(problem)") }
       guard let overall = summary.overall else {
@@ -48,9 +48,6 @@ struct EvalCommand: ParsableCommand {
       summary.byArea.forEach { print(line($0)) }
       print("by category:")
       summary.perCategory.forEach { print(line($0)) }
-    } catch let error as SAMBatchError {
-      note("error: \(error.localizedDescription)")
-      throw ExitCode(1)
     }
   }
 }

@@ -15,19 +15,16 @@ struct ReviewCommand: ParsableCommand {
   @Option(help: "Review this database instead of the job's.") var database: String?
 
   func run() throws {
-    do {
+    try reportingErrors("review") {
       let jobURL = URL(fileURLWithPath: job)
       let jobFile = try JobFile.load(contentsOf: jobURL)
       let shard = try shard.map { try Shard(parsing: $0) } ?? .whole
       let db =
-        database.map { URL(fileURLWithPath: $0) } ?? JobRunner.shardDatabase(jobFile.database, shard: shard)
+        database.map { URL(fileURLWithPath: $0) } ?? shard.database(for: jobFile.database)
       let page = try LabelingExporter.review(
         from: db, title: "sambatch review: \(jobURL.lastPathComponent)", imagesFolder: jobFile.images,
         exif: jobFile.exif, to: URL(fileURLWithPath: out), maxSide: maxSide)
       print("Wrote \(page.path)")
-    } catch let error as SAMBatchError {
-      note("error: \(error.localizedDescription)")
-      throw ExitCode(1)
     }
   }
 }

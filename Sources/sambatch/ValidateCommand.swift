@@ -16,7 +16,7 @@ struct ValidateCommand: ParsableCommand {
   @Argument(help: "The job file (YAML).") var job: String
 
   func run() throws {
-    do {
+    try reportingErrors("validate") {
       let jobFile = try JobFile.load(contentsOf: URL(fileURLWithPath: job))
       let override = ProcessInfo.processInfo.environment["SAMBATCH_MODEL"].map { URL(fileURLWithPath: $0) }
       let fake = ProcessInfo.processInfo.environment["SAMBATCH_FAKE_SEGMENTER"] == "1"
@@ -30,9 +30,6 @@ struct ValidateCommand: ParsableCommand {
           + "\(report.manifestProblems) manifest problems, \(report.belowMinScore) objects below min_score")
       print(report.isClean ? "OK: the job can run." : "\(report.problems.count) problems.")
       if !report.isClean { throw ExitCode(2) }
-    } catch let error as SAMBatchError {
-      note("error: \(error.localizedDescription)")
-      throw ExitCode(1)
     }
   }
 }

@@ -106,7 +106,7 @@ final class LabelingCLITests: XCTestCase {
     let bad = try runSambatch([
       "export", job.path, "--format", "overlay", "--out", out.path, "--max-side", "0",
     ])
-    XCTAssertEqual(bad.status, 1)
+    XCTAssertEqual(bad.status, 64, "a usage error")
     XCTAssertTrue(bad.stderr.contains("--max-side"), bad.stderr)
   }
 
@@ -295,11 +295,12 @@ final class ValidateCLITests: XCTestCase {
     let result = try runSambatch(["validate", job.path], environment: ["SAMBATCH_FAKE_SEGMENTER": "1"])
     XCTAssertEqual(result.status, 2, result.stdout + result.stderr)
     let out = result.stdout
-    XCTAssertTrue(out.contains("problem: missing.jpg: cannot read the image"), out)
-    XCTAssertTrue(out.contains("problem: broken.jpg: cannot read the image"), out)
-    XCTAssertTrue(out.contains("problem: img0-picture1.jpg prompt 2 (bad): box"), out)
+    XCTAssertTrue(
+      out.contains("problem: missing.jpg: ") && out.contains("missing.jpg: no such image file"), out)
+    XCTAssertTrue(out.contains("problem: broken.jpg: ") && out.contains("unsupported image format"), out)
+    XCTAssertTrue(out.contains("problem: img0-picture1.jpg prompt 2 (bad): the box"), out)
     XCTAssertTrue(out.contains("zero or negative area"), out)
-    XCTAssertTrue(out.contains("warning: img1-picture2.jpg prompt 1 (wide): box"), out)
+    XCTAssertTrue(out.contains("warning: img1-picture2.jpg prompt 1 (wide): the box"), out)
     XCTAssertTrue(
       out.range(of: #"m\.jsonl:\d+: "#, options: .regularExpression) != nil, "the bad line: " + out)
     XCTAssertTrue(

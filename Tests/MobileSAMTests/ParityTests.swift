@@ -1,6 +1,5 @@
 import Foundation
 import MobileSAM
-import SAMBatch
 import SAMImage
 import TestSupport
 import XCTest
@@ -15,7 +14,7 @@ final class ParityTests: XCTestCase {
     let reference = try reference()
     XCTAssertFalse(reference.cases.embeddings.isEmpty)
     for expected in reference.cases.embeddings {
-      let want = try Npy.read(contentsOf: Fixtures.url(expected.file))
+      let want = try readFloat32Npy(Fixtures.url(expected.file))
       XCTAssertEqual(want.shape, [1, 256, 64, 64])
       let got = try reference.embedding(expected.image).channelsFirstFeatures
       let diff = maxAbsDifference(got, want.values)
@@ -55,13 +54,15 @@ final class ParityTests: XCTestCase {
       for (got, want) in zip(prediction.stabilityScores, testCase.stability) {
         XCTAssertEqual(got ?? -1, want, accuracy: 1e-3, "\(testCase.name): stability score")
       }
-      let logits = try Npy.read(contentsOf: Fixtures.url(testCase.logits))
+      let logits = try readFloat32Npy(Fixtures.url(testCase.logits))
       let logitDiff = maxAbsDifference(prediction.lowResLogits.flatMap { $0 }, logits.values)
       XCTAssertLessThanOrEqual(logitDiff, 1e-2, "\(testCase.name): low-res logits")
       var worstIoU = 1.0
       for (mask, rle) in zip(prediction.masks, testCase.masks) {
         XCTAssertEqual([mask.height, mask.width], rle.size, testCase.name)
-        let want = try MaskRLE.decode(rle.counts, width: rle.size[1], height: rle.size[0])
+        let want = BinaryMask(
+          width: rle.size[1], height: rle.size[0],
+          pixels: try decodeCOCORLE(rle.counts, width: rle.size[1], height: rle.size[0]))
         worstIoU = min(worstIoU, maskIoU(mask, want))
       }
       print("\(testCase.name): logits max |diff| \(logitDiff), worst mask IoU \(worstIoU)")

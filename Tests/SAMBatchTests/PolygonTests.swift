@@ -180,19 +180,19 @@ final class PolygonTests: XCTestCase {
   }
 
   func testSegmentationParsing() throws {
-    let polygons = try JSONSerialization.jsonObject(with: Data(#"[[1, 2, 3, 4, 5.5, 6]]"#.utf8))
+    let polygons = try JSONReader().parse(#"[[1, 2, 3, 4, 5.5, 6]]"#)
     XCTAssertEqual(try GroundTruthSegmentation.parse(polygons), .polygons([[1, 2, 3, 4, 5.5, 6]]))
-    let rle = try JSONSerialization.jsonObject(with: Data(#"{"size": [2, 3], "counts": [1, 2, 3]}"#.utf8))
+    let rle = try JSONReader().parse(#"{"size": [2, 3], "counts": [1, 2, 3]}"#)
     XCTAssertEqual(
       try GroundTruthSegmentation.parse(rle), .uncompressedRLE(width: 3, height: 2, runs: [1, 2, 3]))
-    let compressed = try JSONSerialization.jsonObject(with: Data(#"{"size": [2, 3], "counts": "0"}"#.utf8))
+    let compressed = try JSONReader().parse(#"{"size": [2, 3], "counts": "0"}"#)
     XCTAssertEqual(
       try GroundTruthSegmentation.parse(compressed), .compressedRLE(width: 3, height: 2, counts: "0"))
     for bad in [
       #"[[1, 2, 3, 4]]"#, #"[[1, 2, 3, 4, 5]]"#, #"[]"#, #"[["a", 2, 3, 4, 5, 6]]"#, #"{"counts": "0"}"#,
       #"[[1, 2, 3, 4, 5, true]]"#,
     ] {
-      let value = try JSONSerialization.jsonObject(with: Data(bad.utf8))
+      let value = try JSONReader().parse(bad)
       XCTAssertThrowsError(try GroundTruthSegmentation.parse(value), bad)
     }
     // Runs that do not add up to the size.

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import MobileSAM
 
 /// Quality against ground truth: the box-prompt protocol of EfficientViT-SAM and EdgeSAM (each
@@ -28,7 +27,7 @@ public struct EvalSummary: Sendable {
 
 public enum GroundTruthEvaluator {
   struct Annotation {
-    var segmentation: Any?
+    var segmentation: JSONValue?
     var isCrowd: Bool
     var area: Double?
     var imageWidth: Int
@@ -40,35 +39,36 @@ public enum GroundTruthEvaluator {
   static func groundTruth(_ job: JobFile) throws -> [String: [String: Annotation]] {
     var result: [String: [String: Annotation]] = [:]
     for spec in job.manifests where spec.format == .coco {
-      let object: Any
+      let file = spec.path.path
+      let document: JSONValue
       do {
-        object = try JSONSerialization.jsonObject(with: Data(contentsOf: spec.path))
+        document = try JSONReader().parse(Data(contentsOf: spec.path))
+      } catch let error as JSONSyntaxError {
+        throw SAMBatchError.manifest(file: file, line: error.line, message: error.description)
       } catch {
         throw SAMBatchError.manifest(
-          file: spec.path.path, line: nil, message: "cannot read it as JSON (\(error))")
+          file: file, line: nil, message: "cannot read it (\(fileReadCause(spec.path, error)))")
       }
-      guard let document = object as? [String: Any], let images = document["images"] as? [[String: Any]],
-        let annotations = document["annotations"] as? [[String: Any]]
+      guard let images = document.object?["images"]?.array,
+        let annotations = document.object?["annotations"]?.array
       else {
         throw SAMBatchError.manifest(
-          file: spec.path.path, line: nil, message: "not a COCO instances file (images, annotations)")
+          file: file, line: nil, message: "not a COCO instances file (images, annotations)")
       }
       var imageInfo: [Int: (name: String, width: Int, height: Int)] = [:]
-      for image in images {
-        guard let id = (image["id"] as? NSNumber)?.intValue, let name = image["file_name"] as? String else {
-          continue
-        }
+      for image in images.compactMap(\.object) {
+        guard let id = image["id"]?.integer, let name = image["file_name"]?.string else { continue }
         imageInfo[id] = (
-          name, (image["width"] as? NSNumber)?.intValue ?? 0, (image["height"] as? NSNumber)?.intValue ?? 0
+          ImagePath.normalize(name) ?? name, image["width"]?.integer ?? 0, image["height"]?.integer ?? 0
         )
       }
-      for a in annotations {
-        guard let id = (a["id"] as? NSNumber)?.intValue, let imageId = (a["image_id"] as? NSNumber)?.intValue,
-          let image = imageInfo[imageId]
+      for a in annotations.compactMap(\.object) {
+        guard let id = a["id"]?.integer, let imageId = a["image_id"]?.integer, let image = imageInfo[imageId]
         else { continue }
+        let segmentation = a["segmentation"].flatMap { $0 == .null ? nil : $0 }
         result[image.name, default: [:]][String(id)] = Annotation(
-          segmentation: a["segmentation"], isCrowd: ((a["iscrowd"] as? NSNumber)?.intValue ?? 0) != 0,
-          area: (a["area"] as? NSNumber)?.doubleValue, imageWidth: image.width, imageHeight: image.height)
+          segmentation: segmentation, isCrowd: (a["iscrowd"]?.integer ?? 0) != 0, area: a["area"]?.number,
+          imageWidth: image.width, imageHeight: image.height)
       }
     }
     return result
@@ -80,96 +80,103 @@ public enum GroundTruthEvaluator {
   /// `keep: best` the only one).
   public static func evaluate(job: JobFile, database: URL) throws -> EvalSummary {
     let truth = try groundTruth(job)
-    let store = try ResultStore(url: database, create: false)
+    let store = try ResultStore(url: database, access: .readWrite)
     defer { store.close() }
-    return try store.wrap("evaluating") {
-      try store.queue.write { db in
-        try db.execute(sql: "UPDATE masks SET gt_iou = NULL")
-        let rows = try Row.fetchAll(
-          db,
-          sql: """
-            SELECT m.image_id, m.prompt_index, m.mask_index, m.score, m.rle, p.source_id,
-              COALESCE(p.category, CAST(p.category_id AS TEXT)) AS category, i.path, i.width, i.height
-            FROM masks m JOIN prompts p ON p.image_id = m.image_id AND p.prompt_index = m.prompt_index
-            JOIN images i ON i.id = m.image_id ORDER BY m.image_id, m.prompt_index, m.mask_index
-            """)
-        var summary = EvalSummary(
-          prompts: 0, masks: 0, crowdPrompts: 0, withoutSegmentation: 0, overall: nil, perCategory: [],
-          byArea: [],
-          problems: [])
-        var groundTruthMasks: [String: BinaryMask?] = [:]
-        // Per prompt: (best score, its IoU, category, area bucket).
-        var best: [String: (score: Double, iou: Double, category: String, area: Double, crowd: Bool)] = [:]
-        var order: [String] = []
-        var noSegmentation = Set<String>()
-        for row in rows {
-          let path: String = row["path"]
-          guard let source = row["source_id"] as String?, let annotation = truth[path]?[source] else {
-            continue
-          }
-          let key = "\(path)|\(source)"
-          guard let segmentation = annotation.segmentation else {
-            noSegmentation.insert(key)
-            continue
-          }
-          let width: Int = row["width"]
-          let height: Int = row["height"]
-          if groundTruthMasks[key] == nil {
-            do {
-              let parsed = try GroundTruthSegmentation.parse(segmentation)
-              let mask = try parsed.mask(
-                imageWidth: annotation.imageWidth, imageHeight: annotation.imageHeight)
-              guard mask.width == width, mask.height == height else {
-                throw LabelingError.segmentation(
-                  "\(mask.width)x\(mask.height), but the image decoded to \(width)x\(height) (EXIF orientation?)"
-                )
-              }
-              groundTruthMasks[key] = mask
-            } catch {
-              summary.problems.append("\(path) annotation \(source): \(error.localizedDescription)")
-              groundTruthMasks[key] = .some(nil)
-            }
-          }
-          guard let gt = groundTruthMasks[key] ?? nil else { continue }
-          let mask = try MaskRLE.decode(row["rle"], width: width, height: height)
-          let iou = MaskIoU.iou(mask, gt, isCrowd: annotation.isCrowd)
-          try db.execute(
-            sql: "UPDATE masks SET gt_iou = ? WHERE image_id = ? AND prompt_index = ? AND mask_index = ?",
-            arguments: [iou, row["image_id"] as Int, row["prompt_index"] as Int, row["mask_index"] as Int])
-          summary.masks += 1
-          let score: Double = row["score"]
-          if best[key] == nil { order.append(key) }
-          if best[key] == nil || score > best[key]!.score {
-            best[key] = (
-              score, iou, (row["category"] as String?) ?? LabelingExporter.defaultCategory,
-              annotation.area ?? Double(MaskRLE.area(gt)), annotation.isCrowd
+    var summary = EvalSummary(
+      prompts: 0, masks: 0, crowdPrompts: 0, withoutSegmentation: 0, overall: nil, perCategory: [],
+      byArea: [],
+      problems: [])
+    var groundTruthMasks: [String: BinaryMask?] = [:]
+    var values: [(imageId: Int, promptIndex: Int, maskIndex: Int, iou: Double)] = []
+    // Per prompt: the stored mask with the best predicted IoU, its gt IoU, category and gt area.
+    var best: [String: Compared] = [:]
+    var order: [String] = []
+    var noSegmentation = Set<String>()
+    for stored in try store.masksForEvaluation() {
+      guard let source = stored.sourceId, let annotation = truth[stored.path]?[source] else { continue }
+      let key = "\(stored.path)|\(source)"
+      guard let segmentation = annotation.segmentation else {
+        noSegmentation.insert(key)
+        continue
+      }
+      if groundTruthMasks[key] == nil {
+        do {
+          let parsed = try GroundTruthSegmentation.parse(segmentation)
+          let mask = try parsed.mask(imageWidth: annotation.imageWidth, imageHeight: annotation.imageHeight)
+          guard mask.width == stored.width, mask.height == stored.height else {
+            throw LabelingError.segmentation(
+              "\(mask.width)x\(mask.height), but the image decoded to \(stored.width)x\(stored.height) (EXIF orientation?)"
             )
           }
+          groundTruthMasks[key] = mask
+        } catch {
+          summary.problems.append("\(stored.path) annotation \(source): \(error.localizedDescription)")
+          groundTruthMasks[key] = .some(nil)
         }
-        summary.withoutSegmentation = noSegmentation.count
-        let counted = order.compactMap { best[$0] }.filter { !$0.crowd }
-        summary.crowdPrompts = order.count - counted.count
-        summary.prompts = counted.count
-        func group(
-          _ name: String, _ items: [(score: Double, iou: Double, category: String, area: Double, crowd: Bool)]
+      }
+      guard let gt = groundTruthMasks[key] ?? nil else { continue }
+      let mask: BinaryMask
+      do {
+        mask = try MaskRLE.decode(stored.rle, width: stored.width, height: stored.height)
+      } catch {
+        throw SAMBatchError.store(
+          database: database.path,
+          message:
+            "\(stored.path) prompt \(stored.promptIndex): stored RLE is damaged (\(error.localizedDescription))"
         )
-          -> EvalSummary.Group?
-        {
-          guard !items.isEmpty else { return nil }
-          return EvalSummary.Group(
-            name: name, meanIoU: items.reduce(0) { $0 + $1.iou } / Double(items.count), count: items.count)
-        }
-        summary.overall = group("all", counted)
-        summary.perCategory = Dictionary(grouping: counted, by: \.category).keys.sorted().compactMap { name in
-          group(name, counted.filter { $0.category == name })
-        }
-        summary.byArea = [
-          group("small", counted.filter { $0.area < 32 * 32 }),
-          group("medium", counted.filter { $0.area >= 32 * 32 && $0.area < 96 * 96 }),
-          group("large", counted.filter { $0.area >= 96 * 96 }),
-        ].compactMap { $0 }
-        return summary
+      }
+      let iou = MaskIoU.iou(mask, gt, isCrowd: annotation.isCrowd)
+      values.append((stored.imageId, stored.promptIndex, stored.maskIndex, iou))
+      if best[key] == nil { order.append(key) }
+      if best[key] == nil || stored.score > best[key]!.score {
+        best[key] = Compared(
+          score: stored.score, iou: iou, category: stored.category,
+          area: annotation.area ?? Double(MaskRLE.area(gt)), crowd: annotation.isCrowd)
       }
     }
+    try store.storeGroundTruthIoU(values)
+    summary.masks = values.count
+    summary.withoutSegmentation = noSegmentation.count
+    let counted = order.compactMap { best[$0] }.filter { !$0.crowd }
+    summary.crowdPrompts = order.count - counted.count
+    summary.prompts = counted.count
+    summary.overall = group("all", counted)
+    summary.perCategory = Set(counted.map(\.category)).sorted().compactMap { name in
+      group(name, counted.filter { $0.category == name })
+    }
+    summary.byArea = [
+      group("small", counted.filter { $0.area < 32 * 32 }),
+      group("medium", counted.filter { $0.area >= 32 * 32 && $0.area < 96 * 96 }),
+      group("large", counted.filter { $0.area >= 96 * 96 }),
+    ].compactMap { $0 }
+    return summary
+  }
+
+  struct Compared {
+    var score: Double
+    var iou: Double
+    var category: String
+    var area: Double
+    var crowd: Bool
+  }
+
+  /// One stored mask as eval reads it.
+  struct StoredMask {
+    var imageId: Int
+    var promptIndex: Int
+    var maskIndex: Int
+    var score: Double
+    var rle: String
+    var sourceId: String?
+    var category: String
+    var path: String
+    var width: Int
+    var height: Int
+  }
+
+  private static func group(_ name: String, _ items: [Compared]) -> EvalSummary.Group? {
+    guard !items.isEmpty else { return nil }
+    return EvalSummary.Group(
+      name: name, meanIoU: items.reduce(0) { $0 + $1.iou } / Double(items.count), count: items.count)
   }
 }

@@ -10,19 +10,19 @@ public enum GroundTruthSegmentation: Sendable, Equatable {
   /// `{"size": [h, w], "counts": "string"}`.
   case compressedRLE(width: Int, height: Int, counts: String)
 
-  /// Reads the JSON value of `segmentation` (as `JSONSerialization` gives it); the error says
-  /// what is wrong with it.
-  public static func parse(_ value: Any) throws -> GroundTruthSegmentation {
-    if let list = value as? [Any] {
+  /// Reads the JSON value of `segmentation`; the error says what is wrong with it.
+  public static func parse(_ value: JSONValue) throws -> GroundTruthSegmentation {
+    if let list = value.array {
       var polygons: [[Double]] = []
       for (index, item) in list.enumerated() {
-        guard let numbers = item as? [Any] else {
+        guard let numbers = item.array else {
           throw LabelingError.segmentation("polygon \(index + 1) is not a list of numbers")
         }
         var polygon: [Double] = []
         for number in numbers {
-          guard let v = jsonNumber(number), v.isFinite, abs(v) < 1e7 else {
-            throw LabelingError.segmentation("polygon \(index + 1) holds \(number), not a finite coordinate")
+          guard let v = number.number, v.isFinite, abs(v) < 1e7 else {
+            throw LabelingError.segmentation(
+              "polygon \(index + 1) holds \(number.described), not a finite coordinate")
           }
           polygon.append(v)
         }
@@ -36,23 +36,22 @@ public enum GroundTruthSegmentation: Sendable, Equatable {
       guard !polygons.isEmpty else { throw LabelingError.segmentation("an empty list of polygons") }
       return .polygons(polygons)
     }
-    guard let object = value as? [String: Any] else {
+    guard let object = value.object else {
       throw LabelingError.segmentation("neither a list of polygons nor an RLE object")
     }
-    guard let size = object["size"] as? [Any], size.count == 2, let h = jsonInt(size[0]),
-      let w = jsonInt(size[1]),
+    guard let size = object["size"]?.array, size.count == 2, let h = size[0].integer, let w = size[1].integer,
       h >= 0, w >= 0
     else { throw LabelingError.segmentation("RLE 'size' is not [height, width]") }
-    if let counts = object["counts"] as? String {
+    if let counts = object["counts"]?.string {
       return .compressedRLE(width: w, height: h, counts: counts)
     }
-    guard let list = object["counts"] as? [Any] else {
+    guard let list = object["counts"]?.array else {
       throw LabelingError.segmentation("RLE 'counts' is neither a string nor a list of run lengths")
     }
     var runs: [Int] = []
     for item in list {
-      guard let run = jsonInt(item), run >= 0 else {
-        throw LabelingError.segmentation("RLE 'counts' holds \(item), not a run length")
+      guard let run = item.integer, run >= 0 else {
+        throw LabelingError.segmentation("RLE 'counts' holds \(item.described), not a run length")
       }
       runs.append(run)
     }
@@ -120,15 +119,4 @@ public enum LabelingError: Error, LocalizedError, Equatable {
     case .line(let path, let line, let reason): return "\(path):\(line): \(reason)"
     }
   }
-}
-
-private func jsonNumber(_ value: Any) -> Double? {
-  // Foundation hands JSON true/false over as NSNumber too (and on Linux `is Bool` holds for 1).
-  guard let n = value as? NSNumber, String(describing: type(of: n)) != "__NSCFBoolean" else { return nil }
-  return n.doubleValue
-}
-
-private func jsonInt(_ value: Any) -> Int? {
-  guard let d = jsonNumber(value), d.isFinite, d.rounded() == d, abs(d) < 1e15 else { return nil }
-  return Int(d)
 }

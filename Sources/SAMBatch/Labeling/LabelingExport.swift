@@ -1,13 +1,9 @@
 import Foundation
-import GRDB
 import MobileSAM
 import SAMImage
 
 /// The labeling exports of a store: a YOLO-seg dataset, overlay images and the review report.
 public enum LabelingExporter {
-  /// The category of a prompt that has none (no label, no category id).
-  public static let defaultCategory = "object"
-
   // MARK: - Reading the store
 
   struct StoredImage {
@@ -40,66 +36,9 @@ public enum LabelingExporter {
   }
 
   static func snapshot(_ database: URL) throws -> Snapshot {
-    let store = try ResultStore(url: database, create: false)
+    let store = try ResultStore(url: database, access: .readOnly)
     defer { store.close() }
-    return try store.wrap("reading the store") {
-      try store.queue.read { db in
-        let images = try Row.fetchAll(db, sql: "SELECT * FROM images ORDER BY id").map { row in
-          StoredImage(
-            id: row["id"], path: row["path"], status: row["status"], error: row["error"],
-            width: (row["width"] as Int?) ?? 0, height: (row["height"] as Int?) ?? 0,
-            timings: [
-              "read": (row["read_ms"] as Double?) ?? 0, "embed": (row["embed_ms"] as Double?) ?? 0,
-              "predict": (row["predict_ms"] as Double?) ?? 0,
-            ])
-        }
-        let hasGT = try db.columns(in: "masks").contains { $0.name == "gt_iou" }
-        let masks = try Row.fetchAll(
-          db,
-          sql: """
-            SELECT m.image_id, m.prompt_index, m.mask_index, m.score, m.stability_score, m.rle,
-              \(hasGT ? "m.gt_iou" : "NULL") AS gt_iou, p.category_id, p.category,
-              p.box_x0, p.box_y0, p.box_x1, p.box_y1
-            FROM masks m JOIN prompts p ON p.image_id = m.image_id AND p.prompt_index = m.prompt_index
-            ORDER BY m.image_id, m.prompt_index, m.mask_index
-            """
-        ).map { row -> StoredMask in
-          let categoryId: Int? = row["category_id"]
-          let box: [Double?] = [row["box_x0"], row["box_y0"], row["box_x1"], row["box_y1"]]
-          return StoredMask(
-            imageId: row["image_id"], promptIndex: row["prompt_index"], maskIndex: row["mask_index"],
-            categoryId: categoryId,
-            category: (row["category"] as String?) ?? categoryId.map(String.init) ?? defaultCategory,
-            score: row["score"], stability: row["stability_score"], gtIoU: row["gt_iou"], rle: row["rle"],
-            box: box.contains(nil) ? nil : box.compactMap { $0 })
-        }
-        var failures: [ReviewData.Failure] = []
-        for image in images where image.status == "failed" {
-          failures.append(.init(kind: "image", place: image.path, reason: image.error ?? "failed"))
-        }
-        for row in try Row.fetchAll(
-          db,
-          sql: """
-            SELECT i.path, p.prompt_index, p.source_id, p.error FROM prompts p JOIN images i ON i.id = p.image_id
-            WHERE p.error IS NOT NULL ORDER BY p.image_id, p.prompt_index
-            """)
-        {
-          let source = (row["source_id"] as String?).map { " (\($0))" } ?? ""
-          failures.append(
-            .init(
-              kind: "prompt", place: "\(row["path"] as String) prompt \(row["prompt_index"] as Int)\(source)",
-              reason: row["error"]))
-        }
-        for row in try Row.fetchAll(db, sql: "SELECT file, line, message FROM manifest_problems ORDER BY id")
-        {
-          let line = (row["line"] as Int?).map { ":\($0)" } ?? ""
-          failures.append(
-            .init(kind: "manifest", place: "\(row["file"] as String)\(line)", reason: row["message"]))
-        }
-        return Snapshot(
-          images: images, masksByImage: Dictionary(grouping: masks, by: \.imageId), failures: failures)
-      }
-    }
+    return try store.labelingSnapshot()
   }
 
   // MARK: - YOLO-seg
@@ -139,8 +78,12 @@ public enum LabelingExporter {
         let mask = try decode(stored, image)
         masks.append((classes[stored.category] ?? 0, mask))
       }
+      // Images outside the images folder get a flat name of their own in the dataset.
+      let outside = image.path.hasPrefix("/") || image.path.split(separator: "/").contains("..")
+      let relative = outside ? "\(image.id)-\((image.path as NSString).lastPathComponent)" : image.path
       try writer.add(
-        relativePath: image.path, source: imagesFolder.appendingPathComponent(image.path), width: image.width,
+        relativePath: relative, source: URL(fileURLWithPath: ImagePath.resolve(image.path, in: imagesFolder)),
+        width: image.width,
         height: image.height, masks: masks)
     }
     try writer.finish(names: Dictionary(uniqueKeysWithValues: classes.map { ($1, $0) }))
@@ -186,10 +129,10 @@ public enum LabelingExporter {
     }
     var names: [Int: String] = [:]
     for image in snapshot.images where image.status == "done" {
-      let source = imagesFolder.appendingPathComponent(image.path)
+      let source = URL(fileURLWithPath: ImagePath.resolve(image.path, in: imagesFolder))
       let pixels: RGBImage
       do {
-        pixels = try ImageDecoder.decode(contentsOf: source, applyEXIFOrientation: exif)
+        pixels = try ImageDecoder.decode(contentsOf: source, applyEXIFOrientation: exif, maxPixels: .max)
       } catch {
         throw SAMBatchError.export(
           "cannot read \(source.path) for its overlay: \(error.localizedDescription)")

@@ -47,7 +47,8 @@ public enum JobValidator {
         ? URL(fileURLWithPath: entry.path) : job.images.appendingPathComponent(entry.path)
       let size: (width: Int, height: Int)
       do {
-        size = try ImageDecoder.size(contentsOf: file, applyEXIFOrientation: job.exif)
+        size = try ImageDecoder.size(
+          contentsOf: file, applyEXIFOrientation: job.exif, maxPixels: job.maxImagePixels)
       } catch {
         report.unreadableImages += 1
         report.problems.append(

@@ -56,7 +56,7 @@ enum YOLOManifest {
       let objects = parsed.detections.map { d in
         ManifestObject(
           sourceId: "\(labelURL.lastPathComponent):\(d.line)", categoryId: d.classIndex, category: d.category,
-          detectorScore: d.confidence, box: [d.cx, d.cy, d.w, d.h], boxConvention: spec.box)
+          detectorScore: d.confidence, box: [d.cx, d.cy, d.w, d.h], boxConvention: spec.box, line: d.line)
       }
       images.append(ManifestImage(path: pairing.image, objects: objects))
     }
