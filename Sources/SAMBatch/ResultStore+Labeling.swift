@@ -14,7 +14,7 @@ extension ResultStore {
             width: (row["width"] as Int?) ?? 0, height: (row["height"] as Int?) ?? 0,
             timings: [
               "read": (row["read_ms"] as Double?) ?? 0, "embed": (row["embed_ms"] as Double?) ?? 0,
-              "predict": (row["predict_ms"] as Double?) ?? 0,
+              "predict": (row["predict_ms"] as Double?) ?? 0, "wait": (row["wait_ms"] as Double?) ?? 0,
             ])
         }
         let hasGT = try db.columns(in: "masks").contains { $0.name == "gt_iou" }

@@ -177,7 +177,8 @@ public enum LabelingExporter {
           ReviewData.Mask(category: $0.category, score: $0.score, stability: $0.stability, gtIoU: $0.gtIoU)
         })
     }
-    let stages = ["read", "embed", "predict"].map { stage in
+    // Waiting for the model while other images used it is shown beside the image's own work.
+    let stages = ["read", "embed", "predict", "wait"].map { stage in
       (stage: stage, milliseconds: done.reduce(0) { $0 + ($1.timings[stage] ?? 0) })
     }
     let data = ReviewData(
