@@ -264,3 +264,51 @@ enum FillPoly {
     return BinaryMask(width: width, height: height, pixels: pixels)
   }
 }
+
+extension PolygonTests {
+  /// Prim's algorithm with the bounding-box shortcut against the plain one: the same total bridge
+  /// length on scattered parts (the tree may differ where distances tie).
+  func testBridgesAreAMinimumSpanningTree() {
+    // A small linear congruential generator: reproducible scattered rings.
+    var state: UInt64 = 11
+    func next() -> UInt64 {
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return state >> 33
+    }
+    for _ in 0..<20 {
+      let rings = (0..<(2 + Int(next() % 12))).map { _ -> [GridPoint] in
+        let x = Int(next() % 200)
+        let y = Int(next() % 200)
+        let w = 1 + Int(next() % 20)
+        return [GridPoint(x: x, y: y), GridPoint(x: x + w, y: y), GridPoint(x: x + w, y: y + w)]
+      }
+      let bridges = SinglePolygon.spanningBridges(rings)
+      XCTAssertEqual(bridges.count, rings.count - 1)
+      func length(_ b: SinglePolygon.Bridge) -> Int {
+        let p = rings[b.from][b.fromIndex]
+        let q = rings[b.to][b.toIndex]
+        return max(abs(p.x - q.x), abs(p.y - q.y))
+      }
+      // The plain O(n^2) Prim over closest-point distances.
+      var joined: Set<Int> = [0]
+      var total = 0
+      while joined.count < rings.count {
+        var best = Int.max
+        var pick = -1
+        for r in rings.indices where !joined.contains(r) {
+          for j in joined {
+            for p in rings[j] {
+              for q in rings[r] where max(abs(p.x - q.x), abs(p.y - q.y)) < best {
+                best = max(abs(p.x - q.x), abs(p.y - q.y))
+                pick = r
+              }
+            }
+          }
+        }
+        joined.insert(pick)
+        total += best
+      }
+      XCTAssertEqual(bridges.map(length).reduce(0, +), total)
+    }
+  }
+}

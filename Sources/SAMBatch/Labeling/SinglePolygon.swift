@@ -150,8 +150,19 @@ public enum SinglePolygon {
     var bridges: [Bridge] = []
     var newest = 0
     joined[0] = true
+    // Bounding boxes give a lower bound of the distance between two rings: a ring pair that
+    // cannot beat the best bridge found so far is not compared point by point.
+    let boxes = rings.map { ring in
+      ring.reduce((minX: Int.max, minY: Int.max, maxX: Int.min, maxY: Int.min)) {
+        (min($0.minX, $1.x), min($0.minY, $1.y), max($0.maxX, $1.x), max($0.maxY, $1.y))
+      }
+    }
     for _ in 1..<n {
+      let a = boxes[newest]
       for r in 0..<n where !joined[r] {
+        let b = boxes[r]
+        let bound = max(0, a.minX - b.maxX, b.minX - a.maxX, a.minY - b.maxY, b.minY - a.maxY)
+        if let current = best[r], bound >= current.distance { continue }
         let candidate = closestPair(rings[newest], rings[r])
         if best[r] == nil || candidate.distance < best[r]!.distance {
           best[r] = (
