@@ -113,6 +113,15 @@ final class ReviewReportBrowserTests: XCTestCase {
     XCTAssertTrue(dom.stdout.contains("4 of 4 images shown"), String(dom.stdout.suffix(2000)))
     XCTAssertEqual(dom.stdout.components(separatedBy: "<div class=\"item\"").count - 1, 4)
 
+    // The filters, set through the address as a user would set the controls.
+    // (Each Chromium start costs ~3 s: two cases, a category alone and with a score range.)
+    for (fragment, expected) in [("category=cat", "2 of 4"), ("category=dog&low=0&high=0.9", "1 of 4")] {
+      let filtered = try XCTUnwrap(URL(string: page.absoluteString + "#" + fragment))
+      let run = try runChromium(["--dump-dom"], page: filtered)
+      XCTAssertEqual(consoleErrors(run.stderr), [], fragment)
+      XCTAssertTrue(run.stdout.contains("\(expected) images shown"), "\(fragment): expected \(expected)")
+    }
+
     let shot = folder.appendingPathComponent("shot.png")
     let run = try runChromium(
       ["--screenshot=\(shot.path)", "--window-size=1280,1600", "--hide-scrollbars"], page: page)

@@ -73,8 +73,9 @@ public struct ReviewData: Sendable {
 ///
 /// Images come worst first (the lowest predicted IoU, stability or ground-truth IoU among their
 /// masks; images without masks last), can be filtered by category and by a score range (an image
-/// stays when one of its masks of the chosen category has a predicted IoU in the range), and
-/// open their full overlay on a click.
+/// stays when one of its masks of the chosen category has a predicted IoU in the range; the
+/// address can set the filters: `index.html#category=car&low=0&high=0.7`), and open their full
+/// overlay on a click.
 public enum ReviewReport {
   public static func html(_ data: ReviewData) -> String {
     let sorted = data.images.enumerated().sorted { a, b in
@@ -149,7 +150,7 @@ public enum ReviewReport {
 
       """
     for image in sorted {
-      let cats = image.masks.map(\.category).joined(separator: "\u{1F}")
+      let cats = "[" + image.masks.map { JSONWriter.string($0.category) }.joined(separator: ",") + "]"
       let scores = image.masks.map { String($0.score) }.joined(separator: " ")
       html += "<div class=\"item\" data-categories=\"\(escape(cats))\" data-scores=\"\(scores)\">"
       html += "<a href=\"\(escape(image.overlay))\" target=\"_blank\"><img src=\"\(escape(image.overlay))\" "
@@ -195,7 +196,7 @@ public enum ReviewReport {
           if (isNaN(lo)) lo = 0;
           if (isNaN(hi)) hi = 1;
           items.forEach(function (item) {
-            var cats = item.dataset.categories ? item.dataset.categories.split("\\u001f") : [];
+            var cats = JSON.parse(item.dataset.categories || "[]");
             var scores = item.dataset.scores ? item.dataset.scores.split(" ").map(Number) : [];
             var keep;
             if (cats.length === 0) {
@@ -211,6 +212,11 @@ public enum ReviewReport {
           shown.textContent = n + " of " + items.length + " images shown";
           shown.setAttribute("data-count", String(n));
         }
+        // Filters can be given in the address: index.html#category=car&low=0&high=0.7
+        var given = new URLSearchParams(location.hash.slice(1));
+        if (given.has("category")) category.value = given.get("category");
+        if (given.has("low")) low.value = given.get("low");
+        if (given.has("high")) high.value = given.get("high");
         category.addEventListener("change", update);
         low.addEventListener("input", update);
         high.addEventListener("input", update);
