@@ -133,6 +133,9 @@ JOIN images i ON i.id = m.image_id;
 -- The model family: vit_t (MobileSAM), vit_b, vit_l, vit_h; "fake" for the test segmenter. NULL
 -- in databases written before it was recorded.
 ALTER TABLE jobs ADD COLUMN model_kind TEXT;
+-- Size and modification time of every manifest file when the plan was last checked against them:
+-- while they are the same, `status` and a finished rerun do not read the manifests again.
+ALTER TABLE jobs ADD COLUMN manifest_stats TEXT;
 -- Time (ms) the image waited for the model while other images used it: not part of embed_ms or
 -- predict_ms, which count only the image's own work.
 ALTER TABLE images ADD COLUMN wait_ms REAL;

@@ -30,11 +30,16 @@ public struct JSONReader {
   }
 
   public func parse(_ data: Data) throws(JSONSyntaxError) -> JSONValue {
-    let bytes = [UInt8](data)
-    return try bytes.withUnsafeBufferPointer { (buffer) throws(JSONSyntaxError) -> JSONValue in
-      var scanner = Scanner(bytes: buffer, ignoring: ignoring)
-      return try scanner.document()
+    // Read in place: a manifest can be tens of megabytes.
+    let result = data.withUnsafeBytes { raw -> Result<JSONValue, JSONSyntaxError> in
+      var scanner = Scanner(bytes: raw.bindMemory(to: UInt8.self), ignoring: ignoring)
+      do throws(JSONSyntaxError) {
+        return .success(try scanner.document())
+      } catch {
+        return .failure(error)
+      }
     }
+    return try result.get()
   }
 
   public func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue {
@@ -52,8 +57,9 @@ private struct Scanner {
   var lineStart = 0
   var depth = 0
 
-  /// Deeper nesting than any manifest needs; guards the recursion against a hostile file.
-  static let maximumDepth = 512
+  /// Far deeper than any manifest needs (COCO nests 4 levels); keeps the recursion within a
+  /// secondary thread's stack on a hostile file.
+  static let maximumDepth = 128
 
   init(bytes: UnsafeBufferPointer<UInt8>, ignoring: Set<String>) {
     self.bytes = bytes

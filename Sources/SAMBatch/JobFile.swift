@@ -60,15 +60,19 @@ public struct ManifestSpec: Sendable, Equatable {
   public var box: BoxConvention
   /// For `yolo`: the dataset YAML with the class names.
   public var names: URL?
+  /// For `jsonl`: our field -> the file's key (`JSONLinesKeys`), for the renamed fields only.
+  public var keys: [String: String]
 
   public init(
-    path: URL, format: ManifestFormat, images: URL? = nil, box: BoxConvention? = nil, names: URL? = nil
+    path: URL, format: ManifestFormat, images: URL? = nil, box: BoxConvention? = nil, names: URL? = nil,
+    keys: [String: String] = [:]
   ) {
     self.path = path
     self.format = format
     self.images = images
     self.box = box ?? format.defaultBoxConvention
     self.names = names
+    self.keys = keys
   }
 }
 
@@ -112,12 +116,14 @@ public struct JobFile: Sendable, Equatable {
 
   /// Every key the decoder accepts, as dotted paths (`manifests[]` for list items). A test holds
   /// this list against Schemas/job.schema.json.
-  public static let acceptedKeys: [String] = [
-    "version", "model", "database", "images", "exif", "workers", "max_image_pixels",
-    "manifests", "manifests[].path", "manifests[].format", "manifests[].images", "manifests[].box",
-    "manifests[].names",
-    "prompts", "prompts.multimask", "prompts.keep", "prompts.min_score",
-  ]
+  public static let acceptedKeys: [String] =
+    [
+      "version", "model", "database", "images", "exif", "workers", "max_image_pixels",
+      "manifests", "manifests[].path", "manifests[].format", "manifests[].images", "manifests[].box",
+      "manifests[].names", "manifests[].keys",
+    ] + JSONLinesKeys.fields.map { "manifests[].keys.\($0)" } + [
+      "prompts", "prompts.multimask", "prompts.keep", "prompts.min_score",
+    ]
 
   public static func load(contentsOf url: URL) throws -> JobFile {
     let text: String
@@ -188,7 +194,8 @@ public struct JobFile: Sendable, Equatable {
     var manifests: [ManifestSpec] = []
     for (i, item) in list.enumerated() {
       let prefix = "manifests[\(i)]"
-      let m = try reader.mapping(item, key: prefix, allowed: ["path", "format", "images", "box", "names"])
+      let m = try reader.mapping(
+        item, key: prefix, allowed: ["path", "format", "images", "box", "names", "keys"])
       guard let pathNode = m["path"] else { throw reader.error(item, key: "\(prefix).path", "is required") }
       guard let formatNode = m["format"] else {
         throw reader.error(
@@ -220,10 +227,23 @@ public struct JobFile: Sendable, Equatable {
           item, key: "\(prefix).names", "is required for yolo: the dataset YAML whose 'names' are the classes"
         )
       }
+      var keys: [String: String] = [:]
+      if let node = m["keys"] {
+        guard format == .jsonl else {
+          throw reader.error(node, key: "\(prefix).keys", "only applies to format jsonl")
+        }
+        for (field, keyNode) in try reader.mapping(node, key: "\(prefix).keys", allowed: JSONLinesKeys.fields)
+        {
+          keys[field] = try reader.string(keyNode, key: "\(prefix).keys.\(field)")
+        }
+        if let problem = JSONLinesKeys(keys).problem {
+          throw reader.error(node, key: "\(prefix).keys", problem)
+        }
+      }
       manifests.append(
         ManifestSpec(
           path: reader.resolve(try reader.string(pathNode, key: "\(prefix).path"), base: base),
-          format: format, images: imagesFile, box: box, names: namesFile))
+          format: format, images: imagesFile, box: box, names: namesFile, keys: keys))
     }
 
     var prompts = PromptOptions()

@@ -50,12 +50,38 @@ struct JobPlan: Sendable {
     self.manifestSHA256 = manifests.sha256
   }
 
-  /// What decides an image's results besides the settings: its prompts as read (every field of
-  /// every object) and its source id.
+  /// The size and modification time of every file the job's manifests are read from, with how
+  /// each is read: while this text is the one stored with the plan, the manifests are taken as
+  /// unchanged without reading them (as make and rsync do). nil when a file cannot be looked at.
+  static func manifestStats(_ job: JobFile) -> String? {
+    var lines: [String] = []
+    for spec in job.manifests {
+      for url in [spec.path] + (spec.images.map { [$0] } ?? []) {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
+          let size = attributes[.size] as? Int, let modified = attributes[.modificationDate] as? Date
+        else { return nil }
+        // Milliseconds: what every file system keeps, and what a copy that keeps times restores.
+        lines.append("\(spec) \(url.path) \(size) \(Int((modified.timeIntervalSince1970 * 1000).rounded()))")
+      }
+    }
+    return lines.joined(separator: "\n")
+  }
+
+  /// What decides an image's results besides the settings: every field of every object that
+  /// reaches the prompts table (not the line it was read from: a line moved by an edit elsewhere
+  /// changes nothing), and the image's source id. Written out field by field: reflection
+  /// (`"\(objects)"`) costs milliseconds per image on a 100,000-image job.
   static func fingerprint(_ image: ManifestImage) -> String {
-    var hasher = SHA256()
-    hasher.update(data: Data("\(image.sourceImageId.map(String.init) ?? "-")|\(image.objects)".utf8))
-    return hex(hasher.finalize())
+    var text = image.sourceImageId.map(String.init) ?? "-"
+    func optional(_ value: String?) -> String { value.map { "\($0.utf8.count):\($0)" } ?? "-" }
+    for o in image.objects {
+      text += "|" + optional(o.sourceId) + "," + optional(o.categoryId.map(String.init)) + ","
+      text += optional(o.category) + "," + optional(o.detectorScore.map { "\($0)" }) + ","
+      text +=
+        optional(o.box.map { $0.map { "\($0)" }.joined(separator: " ") }) + "," + o.boxConvention.rawValue
+      for p in o.points { text += ",\(p.x) \(p.y) \(p.label)" }
+    }
+    return hex(SHA256.hash(data: Data(text.utf8)))
   }
 
   /// How a database's plan relates to this one.

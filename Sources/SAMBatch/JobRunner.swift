@@ -127,15 +127,28 @@ public struct JobRunner: Sendable {
   /// only images and prompts were added or changed, and refused otherwise.
   public func run() throws -> RunSummary {
     let started = Date()
-    let plan = try JobPlan(job: job, shard: options.shard)
-    if plan.images.isEmpty {
-      throw SAMBatchError.noImages(job: job.url.path, manifests: job.manifests.map(\.path.path))
-    }
     let identity = try model.identify()
     let url = databaseURL
     var store =
       FileManager.default.fileExists(atPath: url.path) ? try ResultStore(url: url, access: .readWrite) : nil
     defer { store?.close() }
+    // A finished job whose manifests kept their sizes and times: nothing to read, nothing to do.
+    let stats = JobPlan.manifestStats(job)
+    if let existing = store, let stored = try existing.jobRecord(), stats != nil,
+      try existing.manifestStats() == stats, stored.settings == settingsJSON,
+      stored.modelSHA256 == identity.sha256, stored.shard == options.shard,
+      try existing.todo(retryFailed: options.retryFailed).isEmpty
+    {
+      return RunSummary(
+        database: url, nothingToDo: true, processed: 0, failedThisRun: 0,
+        seconds: Date().timeIntervalSince(started), counts: try existing.counts(),
+        jobImages: stored.imageCount,
+        problems: try existing.manifestProblems(limit: Self.problemsShown))
+    }
+    let plan = try JobPlan(job: job, shard: options.shard)
+    if plan.images.isEmpty {
+      throw SAMBatchError.noImages(job: job.url.path, manifests: job.manifests.map(\.path.path))
+    }
     var comparison = JobPlan.Comparison.fresh
     if let existing = store, let stored = try existing.jobRecord() {
       comparison = plan.compare(
@@ -150,6 +163,7 @@ public struct JobRunner: Sendable {
           try existing.extendPlan(job: grown, added: missing, changed: [], problems: nil)
           log("\(count(missing.count, "image")) of the job were missing from the database: added as pending")
         }
+        try existing.setManifestStats(stats)
         if try existing.todo(retryFailed: options.retryFailed).isEmpty {
           return RunSummary(
             database: url, nothingToDo: true, processed: 0, failedThisRun: 0,
@@ -194,14 +208,14 @@ public struct JobRunner: Sendable {
         "\(url.path) holds no results yet, so the job's plan is replaced: \(changes.joined(separator: "; "))")
       try target.writePlan(job: newRecord, images: plan.planned, problems: problems, replace: true)
     case .grown(let added, let changed, let changes):
-      log(
-        "\(changes.joined(separator: "; ")): \(count(added.count, "image")) added, \(changed.count) to redo")
+      log("\(changes.joined(separator: "; ")): adding and redoing those, keeping the rest")
       try target.extendPlan(
         job: newRecord, added: added, changed: changed,
         problems: options.shard.index == 0 ? plan.problems : nil)
     case .same, .refused: break
     }
 
+    try target.setManifestStats(stats)
     let todo = try target.todo(retryFailed: options.retryFailed)
     if todo.isEmpty {
       return RunSummary(
@@ -209,6 +223,9 @@ public struct JobRunner: Sendable {
         seconds: Date().timeIntervalSince(started), counts: try target.counts(), jobImages: plan.images.count,
         problems: try target.manifestProblems(limit: Self.problemsShown))
     }
+    // The pipeline keeps the prompts of the images to do; the rest of the plan is let go.
+    let todoImages = Dictionary(uniqueKeysWithValues: todo.map { ($0, plan.images[$0]) })
+    let jobImages = plan.images.count
     let (runId, tookOver) = try target.startRun(
       host: ProcessInfo.processInfo.hostName, pid: Int(ProcessInfo.processInfo.processIdentifier),
       version: SAMBatchVersion.current, workers: job.workers, modelPath: identity.path)
@@ -222,7 +239,7 @@ public struct JobRunner: Sendable {
     )
     let result: (processed: Int, failed: Int)
     do {
-      result = try process(todo, plan: plan, segmenter: segmenter, store: target, runId: runId)
+      result = try process(todo, images: todoImages, segmenter: segmenter, store: target, runId: runId)
     } catch {
       try? target.endRun(runId, reason: "error: \(error.localizedDescription)")
       throw error
@@ -231,15 +248,14 @@ public struct JobRunner: Sendable {
     try target.endRun(runId, reason: reason.map { "interrupted (\($0))" } ?? "finished")
     return RunSummary(
       database: url, nothingToDo: false, processed: result.processed, failedThisRun: result.failed,
-      seconds: Date().timeIntervalSince(started), counts: try target.counts(), jobImages: plan.images.count,
+      seconds: Date().timeIntervalSince(started), counts: try target.counts(), jobImages: jobImages,
       interrupted: reason, problems: try target.manifestProblems(limit: Self.problemsShown))
   }
 
   private func process<S: Segmenter>(
-    _ todo: [Int], plan: JobPlan, segmenter: S, store: ResultStore, runId: Int
+    _ todo: [Int], images: [Int: ManifestImage], segmenter: S, store: ResultStore, runId: Int
   ) throws -> (processed: Int, failed: Int) {
-    try Pipeline(runner: self, segmenter: segmenter, images: plan.images, store: store, runId: runId).run(
-      todo)
+    try Pipeline(runner: self, segmenter: segmenter, images: images, store: store, runId: runId).run(todo)
   }
 
   /// The images folder must exist when a manifest names an image relative to it: otherwise every

@@ -44,38 +44,46 @@ public struct JobStatus: Sendable {
     }
     var counts = try store.counts()
     var nextRun = NextRun.upToDate
-    do {
-      var options = RunOptions()
-      options.shard = shard
-      let runner = JobRunner(
-        job: job, model: model ?? StoredModel(record: stored), options: options, log: { _ in })
-      let plan = try JobPlan(job: job, shard: shard)
-      let identity =
-        (try? model?.identify()) ?? ModelIdentity(path: stored.modelPath, sha256: stored.modelSHA256)
-      let images = try store.images()
-      switch plan.compare(
-        stored: stored, storedImages: images, record: runner.record(plan, identity: identity, modelKind: nil))
-      {
-      case .fresh, .same(missing: []): break
-      case .same(let missing): counts.pending += missing.count
-      case .grown(let added, let changed, _):
-        let status = Dictionary(images.map { ($0.id, $0.status) }, uniquingKeysWith: { a, _ in a })
-        for image in changed {
-          if status[image.id] == .done { counts.done -= 1 }
-          if status[image.id] == .failed { counts.failed -= 1 }
-          if status[image.id] != .pending { counts.pending += 1 }
+    var options = RunOptions()
+    options.shard = shard
+    let runner = JobRunner(
+      job: job, model: model ?? StoredModel(record: stored), options: options, log: { _ in })
+    let identity =
+      (try? model?.identify()) ?? ModelIdentity(path: stored.modelPath, sha256: stored.modelSHA256)
+    // Manifests with the sizes and times the plan was checked against are not read again.
+    let stats = JobPlan.manifestStats(job)
+    let unchanged =
+      try stats != nil && store.manifestStats() == stats && stored.settings == runner.settingsJSON
+      && stored.modelSHA256 == identity.sha256 && stored.shard == shard
+    if !unchanged {
+      do {
+        let plan = try JobPlan(job: job, shard: shard)
+        let images = try store.images()
+        switch plan.compare(
+          stored: stored, storedImages: images,
+          record: runner.record(plan, identity: identity, modelKind: nil))
+        {
+        case .fresh, .same(missing: []): break
+        case .same(let missing): counts.pending += missing.count
+        case .grown(let added, let changed, _):
+          let status = Dictionary(images.map { ($0.id, $0.status) }, uniquingKeysWith: { a, _ in a })
+          for image in changed {
+            if status[image.id] == .done { counts.done -= 1 }
+            if status[image.id] == .failed { counts.failed -= 1 }
+            if status[image.id] != .pending { counts.pending += 1 }
+          }
+          counts.pending += added.count
+          nextRun = .extends(added: added.count, redo: changed.count)
+        case .replace(let changes):
+          counts = StatusCounts(pending: plan.planned.count)
+          nextRun = .replaces(changes: changes)
+        case .refused(let changes):
+          nextRun = .refuses(changes: changes)
         }
-        counts.pending += added.count
-        nextRun = .extends(added: added.count, redo: changed.count)
-      case .replace(let changes):
-        counts = StatusCounts(pending: plan.planned.count)
-        nextRun = .replaces(changes: changes)
-      case .refused(let changes):
-        nextRun = .refuses(changes: changes)
+      } catch {
+        // A status must show even when the manifests are gone.
+        nextRun = .unknown(reason: error.localizedDescription)
       }
-    } catch {
-      // A status must show even when the manifests are gone.
-      nextRun = .unknown(reason: error.localizedDescription)
     }
     let failures = try store.failures(limit: listLimit)
     return JobStatus(

@@ -121,29 +121,7 @@ public struct LoadedManifests: Sendable {
     var hasher = SHA256()
     for spec in job.manifests {
       let file = spec.path.path
-      // A yolo manifest is a folder: its reader hashes the names file and every label file it reads.
-      let data = spec.format == .yolo ? Data() : try readManifest(spec.path)
-      hasher.update(data: Data("\(spec.format.rawValue)|\(spec.box.rawValue)|\(data.count)|".utf8))
-      hasher.update(data: data)
-      let images: [ManifestImage]
-      switch spec.format {
-      case .coco:
-        images = try ManifestReader.coco(data: data, file: file, box: spec.box, problems: &problems)
-      case .cocoResults:
-        guard let imagesURL = spec.images else {
-          throw SAMBatchError.manifest(file: file, line: nil, message: "coco-results needs an images file")
-        }
-        let imagesData = try readManifest(imagesURL)
-        hasher.update(data: Data("|images|\(imagesData.count)|".utf8))
-        hasher.update(data: imagesData)
-        images = try ManifestReader.cocoResults(
-          data: data, file: file, imagesData: imagesData, imagesFile: imagesURL.path, box: spec.box,
-          problems: &problems)
-      case .jsonl:
-        images = ManifestReader.jsonLines(data: data, file: file, box: spec.box, problems: &problems)
-      case .yolo:
-        images = try YOLOManifest.read(spec, imagesFolder: job.images, hasher: &hasher, problems: &problems)
-      }
+      let images = try read(spec, imagesFolder: job.images, hasher: &hasher, problems: &problems)
       // Image entries of a results list come from its images file.
       let imagesFile = spec.format == .cocoResults ? spec.images?.path ?? file : file
       // Per manifest: the entry that first named each file, and the ids of its objects.
@@ -213,6 +191,42 @@ public struct LoadedManifests: Sendable {
     return LoadedManifests(images: result, problems: problems, belowMinScore: below, sha256: digest)
   }
 
+  /// One manifest's images as its reader gives them; its bytes (and those of a results list's
+  /// images file, and a JSON Lines key mapping) go into the job's manifests hash.
+  private static func read(
+    _ spec: ManifestSpec, imagesFolder: URL, hasher: inout SHA256, problems: inout [ManifestProblem]
+  ) throws -> [ManifestImage] {
+    let file = spec.path.path
+    // A yolo manifest is a folder: its reader hashes the names file and every label file it reads.
+    let data = spec.format == .yolo ? Data() : try readManifest(spec.path)
+    hasher.update(data: Data("\(spec.format.rawValue)|\(spec.box.rawValue)|\(data.count)|".utf8))
+    hasher.update(data: data)
+    switch spec.format {
+    case .coco:
+      return try ManifestReader.coco(data: data, file: file, box: spec.box, problems: &problems)
+    case .cocoResults:
+      guard let imagesURL = spec.images else {
+        throw SAMBatchError.manifest(file: file, line: nil, message: "coco-results needs an images file")
+      }
+      let imagesData = try readManifest(imagesURL)
+      hasher.update(data: Data("|images|\(imagesData.count)|".utf8))
+      hasher.update(data: imagesData)
+      return try ManifestReader.cocoResults(
+        data: data, file: file, imagesData: imagesData, imagesFile: imagesURL.path, box: spec.box,
+        problems: &problems)
+    case .jsonl:
+      if !spec.keys.isEmpty {
+        // Another mapping reads other prompts from the same bytes.
+        let mapping = spec.keys.keys.sorted().map { "\($0)=\(spec.keys[$0]!)" }.joined(separator: ",")
+        hasher.update(data: Data("|keys|\(mapping)|".utf8))
+      }
+      return ManifestReader.jsonLines(
+        data: data, file: file, box: spec.box, keys: JSONLinesKeys(spec.keys), problems: &problems)
+    case .yolo:
+      return try YOLOManifest.read(spec, imagesFolder: imagesFolder, hasher: &hasher, problems: &problems)
+    }
+  }
+
   private static func readManifest(_ url: URL) throws -> Data {
     do {
       return try Data(contentsOf: url)
@@ -233,20 +247,102 @@ func plural(_ count: Int, _ noun: String) -> String {
   "\(count) \(noun)\(count == 1 ? "" : "s")"
 }
 
+/// The keys a JSON Lines manifest uses for our fields, so that another tool's output (Grounding
+/// DINO, GroundingSAM, ...) is read as it is written: `keys: {score: logit, label: phrase, box:
+/// bbox}` in the job file. Fields not named keep their own key.
+public struct JSONLinesKeys: Sendable, Equatable {
+  /// Our fields: a line's, then an object's.
+  public static let lineFields = ["image", "objects"]
+  public static let objectFields = ["box", "points", "label", "category_id", "score", "id"]
+  public static var fields: [String] { lineFields + objectFields }
+
+  /// Our field -> the file's key, for the renamed fields only.
+  public var renamed: [String: String]
+
+  public init(_ renamed: [String: String] = [:]) {
+    self.renamed = renamed
+  }
+
+  /// The file's key for one of our fields.
+  public func key(_ field: String) -> String { renamed[field] ?? field }
+
+  /// Why the mapping cannot be used, or nil: unknown fields, empty keys, two fields read from one key.
+  public var problem: String? {
+    if let field = renamed.keys.sorted().first(where: { !Self.fields.contains($0) }) {
+      return "'\(field)' is not a field (fields: \(Self.fields.joined(separator: ", ")))"
+    }
+    if let field = renamed.keys.sorted().first(where: { renamed[$0]!.isEmpty }) {
+      return "'\(field)' needs a key name"
+    }
+    for group in [Self.lineFields, Self.objectFields] {
+      let keys = group.map(key)
+      if let twice = keys.first(where: { k in keys.filter { $0 == k }.count > 1 }) {
+        let fields = group.filter { key($0) == twice }
+        return "\(fields.map { "'\($0)'" }.joined(separator: " and ")) are both read from '\(twice)'"
+      }
+    }
+    return nil
+  }
+}
+
 /// Parsers for the manifest formats documented in Schemas/manifests.md.
 public enum ManifestReader {
-  /// The keys of a JSON Lines object.
-  static let jsonLinesObjectKeys = ["box", "points", "label", "category_id", "score", "id"]
+  /// The objects of a foreign line without an objects list, from the object fields it holds
+  /// itself: as columns, one list per field with one value per object (as Grounding DINO returns
+  /// `boxes`, `logits`, `phrases`), or as the line's one object (one detection per line).
+  static func lineObjects(_ line: JSONObject, keys: JSONLinesKeys, objectKeys: [String])
+    throws(JSONFieldError)
+    -> [JSONValue]
+  {
+    let fields = objectKeys.compactMap { key in line.present(key).map { (key: key, value: $0) } }
+    guard !fields.isEmpty else { return [] }
+    // Columns when every field is a list of per-object values: a box column is a list of boxes,
+    // a points column a list of point lists.
+    let depth = [keys.key("box"): 1, keys.key("points"): 2]
+    func nested(_ value: JSONValue, _ levels: Int) -> Bool {
+      guard levels > 0 else { return true }
+      guard let items = value.array else { return false }
+      return items.allSatisfy { nested($0, levels - 1) }
+    }
+    guard fields.allSatisfy({ nested($0.value, 1 + (depth[$0.key] ?? 0)) }) else { return [.object(line)] }
+    let columns = fields.map { (key: $0.key, values: $0.value.array ?? []) }
+    let first = columns[0]
+    if let other = columns.first(where: { $0.values.count != first.values.count }) {
+      throw JSONFieldError(
+        "the columns '\(first.key)' (\(plural(first.values.count, "value"))) and '\(other.key)' "
+          + "(\(plural(other.values.count, "value"))) must have one value per object")
+    }
+    return (0..<first.values.count).map { row in
+      .object(JSONObject(columns.map { JSONObject.Entry($0.key, $0.values[row]) }, line: line.line))
+    }
+  }
 
   /// JSON Lines: one image per line, `{"image": "a.jpg", "objects": [{"box": [...], "points":
   /// [[x, y, label], ...], "label": "car", "score": 0.9, "id": "7"}]}`. Blank lines are skipped;
   /// a line that cannot be read, and an object with a field that breaks the rule of its type, is
   /// recorded as a problem (file, line, what and why) and left out; the rest is read.
+  ///
+  /// With `keys` renaming fields, other keys are ignored (another tool's output has its own
+  /// extras), and a renamed key that no line or object of the file has is reported once, as the
+  /// sign of a typo in the mapping.
   public static func jsonLines(
-    data: Data, file: String, box: BoxConvention, problems: inout [ManifestProblem]
+    data: Data, file: String, box: BoxConvention, keys: JSONLinesKeys = JSONLinesKeys(),
+    problems: inout [ManifestProblem]
   ) -> [ManifestImage] {
     var result: [ManifestImage] = []
     let reader = JSONReader()
+    let foreign = !keys.renamed.isEmpty
+    let lineKeys = JSONLinesKeys.lineFields.map(keys.key)
+    let objectKeys = JSONLinesKeys.objectFields.map(keys.key)
+    var unseen = Set(keys.renamed.values)
+    func allow(_ o: JSONObject, _ allowed: [String]) throws(JSONFieldError) {
+      if foreign {
+        try o.checkDuplicateKeys()
+        for key in o.keys { unseen.remove(key) }
+      } else {
+        try o.checkKeys(allowed: allowed)
+      }
+    }
     var lineNumber = 0
     for rawLine in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
       lineNumber += 1
@@ -268,13 +364,20 @@ public enum ManifestReader {
       let path: String
       let objects: [JSONValue]
       do throws(JSONFieldError) {
-        try line.checkKeys(allowed: ["image", "objects"])
-        guard let image = try line.string("image") else { throw JSONFieldError("no 'image' path") }
+        try allow(line, lineKeys)
+        let imageKey = keys.key("image")
+        guard let image = try line.string(imageKey) else { throw JSONFieldError("no '\(imageKey)' path") }
         guard let normalized = ImagePath.normalize(image) else {
-          throw JSONFieldError("'image' \(JSONWriter.string(image)) does not name a file")
+          throw JSONFieldError("'\(imageKey)' \(JSONWriter.string(image)) does not name a file")
         }
         path = normalized
-        objects = try line.list("objects") ?? []
+        if let list = try line.list(keys.key("objects")) {
+          objects = list
+        } else if foreign {
+          objects = try lineObjects(line, keys: keys, objectKeys: objectKeys)
+        } else {
+          objects = []
+        }
       } catch {
         problem(error.message)
         continue
@@ -283,18 +386,26 @@ public enum ManifestReader {
       for (i, item) in objects.enumerated() {
         do throws(JSONFieldError) {
           guard let o = item.object else { throw JSONFieldError("not a JSON object") }
-          try o.checkKeys(allowed: jsonLinesObjectKeys)
+          try allow(o, objectKeys)
           image.objects.append(
             ManifestObject(
-              sourceId: try o.identifier("id"), categoryId: try o.integer("category_id"),
-              category: try o.string("label"), detectorScore: try o.finiteNumber("score"),
-              box: try o.box("box"), boxConvention: box, points: try o.points("points") ?? [],
+              sourceId: try o.identifier(keys.key("id")), categoryId: try o.integer(keys.key("category_id")),
+              category: try o.string(keys.key("label")), detectorScore: try o.finiteNumber(keys.key("score")),
+              box: try o.box(keys.key("box")), boxConvention: box,
+              points: try o.points(keys.key("points")) ?? [],
               line: lineNumber))
         } catch {
           problem("objects[\(i)]: \(error.message)")
         }
       }
       result.append(image)
+    }
+    for field in JSONLinesKeys.fields {
+      guard let key = keys.renamed[field], unseen.contains(key) else { continue }
+      problems.append(
+        ManifestProblem(
+          file: file, line: nil,
+          message: "keys: '\(field)' is read from '\(key)', but no line or object of the file has that key"))
     }
     return result
   }

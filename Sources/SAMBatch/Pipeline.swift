@@ -65,8 +65,8 @@ struct Pipeline<S: Segmenter>: Sendable {
 
   let runner: JobRunner
   let segmenter: S
-  /// Every image of the job at its position (id), with the objects to prompt.
-  let images: [ManifestImage]
+  /// The images to do by id (their position in the job), with the objects to prompt.
+  let images: [Int: ManifestImage]
   let store: ResultStore
   let runId: Int
   /// Held around every segmenter call (see above).
@@ -137,7 +137,7 @@ struct Pipeline<S: Segmenter>: Sendable {
 
   private func read(_ id: Int) -> ImageWork<S.Embedding> {
     let started = DispatchTime.now()
-    let entry = images[id]
+    let entry = images[id] ?? ManifestImage(path: "", objects: [])
     let file =
       entry.path.hasPrefix("/")
       ? URL(fileURLWithPath: entry.path) : runner.job.images.appendingPathComponent(entry.path)

@@ -114,6 +114,21 @@ public final class ResultStore: Sendable {
       shard: Shard(index: row["shard_index"], count: row["shard_count"]), imageCount: row["image_count"])
   }
 
+  /// The manifests' sizes and modification times the plan was last checked against.
+  public func manifestStats() throws -> String? {
+    try wrap("reading the job row") {
+      try queue.read { db in try String.fetchOne(db, sql: "SELECT manifest_stats FROM jobs WHERE id = 1") }
+    }
+  }
+
+  func setManifestStats(_ stats: String?) throws {
+    try wrap("recording the manifests' sizes") {
+      try queue.write { db in
+        try db.execute(sql: "UPDATE jobs SET manifest_stats = ? WHERE id = 1", arguments: [stats])
+      }
+    }
+  }
+
   /// Every image the store holds, in job order.
   public func images() throws -> [ImageRecord] {
     try wrap("listing the images") {

@@ -46,7 +46,8 @@ public struct SingleImagePrediction: Sendable {
     for (prompt, source) in zip(fitted, request.sources) {
       if let warning = prompt.warning { warn("\(source): \(warning)") }
     }
-    let segmenter: any Segmenter = try CheckpointSource(url: model).load()
+    let source = CheckpointSource(url: model)
+    let segmenter: any Segmenter = try source.load()
     let loadModel = lap()
     let (predictions, embed, predict) = try predictAll(segmenter, rgb, fitted.map(\.prompt), lap)
     if let logits { try Npy.write(try PredictOutput.logits(predictions), to: logits) }
@@ -55,7 +56,7 @@ public struct SingleImagePrediction: Sendable {
       loadModel: loadModel, decodeImage: decodeImage, embed: embed, predict: predict, total: total)
     return PredictOutput.json(
       width: rgb.width, height: rgb.height, predictions: predictions, warnings: fitted.map(\.warning),
-      timings: timings)
+      timings: timings, model: (kind: segmenter.modelKind, sha256: try source.identify().sha256))
   }
 
   private func predictAll<S: Segmenter>(

@@ -139,7 +139,8 @@ enum StoreSchema {
   ]
 
   /// jobs.model_kind: the model family (vit_t, vit_b, vit_l, vit_h; "fake" for the test
-  /// segmenter), NULL in databases written before it was recorded. images.wait_ms: time the image
+  /// segmenter), NULL in databases written before it was recorded. jobs.manifest_stats: size and
+  /// modification time of every manifest file when the plan was last checked against them. images.wait_ms: time the image
   /// waited for the model while other images used it (not part of embed_ms or predict_ms).
   /// images.below_min_score: the image's detections left out for a score below min_score.
   /// images.prompts_sha256: a fingerprint of the image's prompts as planned, so that a grown
@@ -149,6 +150,7 @@ enum StoreSchema {
   /// stopped it.
   static let v2: [String] = [
     "ALTER TABLE jobs ADD COLUMN model_kind TEXT",
+    "ALTER TABLE jobs ADD COLUMN manifest_stats TEXT",
     "ALTER TABLE images ADD COLUMN wait_ms REAL",
     "ALTER TABLE images ADD COLUMN below_min_score INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE images ADD COLUMN prompts_sha256 TEXT",

@@ -59,6 +59,13 @@ struct BenchCommand: ParsableCommand {
     benchmark.warmup = warmup
     var result = try benchmark.run(model: samModel, image: rgb, box: prompt)
     result["threads"] = Double(threads)
-    print(JSONWriter.write(JSONValue(native: result), sortedKeys: true))
+    var output = JSONValue(native: result)
+    if case .object(var fields) = output {
+      let identity = try CheckpointSource(url: modelPath.url).identify()
+      fields.entries.append(JSONObject.Entry("model_kind", .string(samModel.modelKind)))
+      fields.entries.append(JSONObject.Entry("model_sha256", .string(identity.sha256)))
+      output = .object(fields)
+    }
+    print(JSONWriter.write(output, sortedKeys: true))
   }
 }

@@ -16,7 +16,8 @@ struct PredictCommand: ParsableCommand {
         [{"points": [[x, y, label], ...], "box": [x0, y0, x1, y1], "mask_input": "file.npy"}, ...]
       (every key optional, but each prompt needs a point or a box; mask_input paths are relative \
       to the JSON file). Coordinates are pixels of the image as decoded (after EXIF orientation \
-      unless --no-exif); labels are 1 (foreground) or 0 (background). As in `sambatch run`, a box \
+      unless --no-exif); labels are 1 (foreground) or 0 (background); numbers, on the command \
+      line as in the file, are written as in JSON (12, -3.5, 1e3). As in `sambatch run`, a box \
       reaching outside the image is clipped to it (with a "warning" in the output), and a box \
       entirely outside the image or a point outside it is refused.
 

@@ -121,7 +121,7 @@ final class JobChangeTests: XCTestCase {
     // Fixed: no result was ever stored, so the plan is replaced (no --retry-failed needed).
     try yaml.write(to: job.jobURL, atomically: true, encoding: .utf8)
     guard case .replaces = try job.status().nextRun else {
-      return XCTFail("status must say run starts afresh")
+      return XCTFail("status must say run starts afresh: \(try job.status().nextRun)")
     }
     let fixed = try job.run()
     XCTAssertEqual(fixed.counts, StatusCounts(done: 2, prompts: 2, masks: 2))
@@ -257,6 +257,30 @@ final class PixelLimitTests: XCTestCase {
     ) {
       XCTAssertTrue(
         $0.localizedDescription.contains("'max_image_pixels': must be at least 1"), $0.localizedDescription)
+    }
+  }
+}
+
+/// Issue 7, item 4: a finished rerun and status do not read manifests whose size and
+/// modification time are those the plan was checked against.
+final class ManifestStatsTests: XCTestCase {
+  func testUnchangedManifestsAreNotReadAgain() throws {
+    let line = #"{"image": "picture1.jpg", "objects": [{"box": [10, 20, 60, 70]}]}"#
+    let job = try TestJob(manifests: [("m.jsonl", "jsonl", line)])
+    XCTAssertEqual(try job.run().counts.done, 1)
+    let manifest = job.dir.appendingPathComponent("m.jsonl")
+    let modified = try XCTUnwrap(
+      try FileManager.default.attributesOfItem(atPath: manifest.path)[.modificationDate] as? Date)
+    // Same size, same time, other bytes: taken as unchanged, so never read (it would not parse).
+    try String(repeating: "#", count: line.utf8.count).write(to: manifest, atomically: false, encoding: .utf8)
+    try FileManager.default.setAttributes([.modificationDate: modified], ofItemAtPath: manifest.path)
+    XCTAssertTrue(try job.run().nothingToDo)
+    XCTAssertTrue(try job.status().isComplete)
+    // A new modification time: read and compared (the image is gone from it).
+    try FileManager.default.setAttributes(
+      [.modificationDate: modified.addingTimeInterval(10)], ofItemAtPath: manifest.path)
+    guard case .refuses = try job.status().nextRun else {
+      return XCTFail("the changed manifest must be read: \(try job.status().nextRun)")
     }
   }
 }

@@ -42,7 +42,10 @@ final class ManifestTests: XCTestCase {
     let cases: [(String, String)] = [
       (#"{"annotations": []}"#, "needs an 'images' list"),
       (#"{"images": []}"#, "needs an 'annotations' list"),
-      ("not json", "not valid JSON: line 1, column 1"),
+      ("not json", "x.json:1: not valid JSON: column 1: expected a value"),
+      (
+        "{\"images\": [\n{\"id\": 1},\n,]}", "x.json:3: not valid JSON: column 1: expected a value, found ','"
+      ),
       (#"[{"image_id": 1, "bbox": [1, 2, 3, 4]}]"#, "coco-results"),
     ]
     for (text, fragment) in cases {
@@ -268,6 +271,138 @@ final class ManifestTests: XCTestCase {
     try #"{"image": "b.jpg", "objects": []}"#.write(
       to: dir.appendingPathComponent("m.jsonl"), atomically: true, encoding: .utf8)
     XCTAssertNotEqual(try LoadedManifests.load(job).sha256, loaded.sha256)
+  }
+
+  // MARK: - Another tool's JSON Lines (issue 11, item 1)
+
+  func testForeignJSONLinesAreReadThroughTheirKeys() throws {
+    let text = """
+      {"file": "dog.jpg", "caption": "a dog", "detections": [{"bbox": [10, 20, 200, 300], "logit": 0.45, "phrase": "dog", "value": 1}, {"value": 0, "phrase": "background"}]}
+      {"file": "cat.jpg", "detections": [{"bbox": [1, 2, 3, 4], "logit": "high"}, {"bbox": [1, 2, 3, 4], "logit": 0.5, "logit": 0.6}]}
+      """
+    let keys = JSONLinesKeys([
+      "image": "file", "objects": "detections", "box": "bbox", "score": "logit", "label": "phrase",
+      "id": "uid",
+    ])
+    XCTAssertNil(keys.problem)
+    var problems: [ManifestProblem] = []
+    let images = ManifestReader.jsonLines(
+      data: Data(text.utf8), file: "dino.jsonl", box: .xyxy, keys: keys, problems: &problems)
+    XCTAssertEqual(images.map(\.path), ["dog.jpg", "cat.jpg"])
+    XCTAssertEqual(
+      images[0].objects,
+      [
+        ManifestObject(category: "dog", detectorScore: 0.45, box: [10, 20, 200, 300], line: 1),
+        ManifestObject(category: "background", line: 1),
+      ])
+    XCTAssertEqual(images[1].objects, [])
+    XCTAssertEqual(
+      problems,
+      [
+        ManifestProblem(
+          file: "dino.jsonl", line: 2, message: "objects[0]: 'logit' must be a finite number, got \"high\""),
+        ManifestProblem(file: "dino.jsonl", line: 2, message: "objects[1]: 'logit' appears twice"),
+        ManifestProblem(
+          file: "dino.jsonl", line: nil,
+          message: "keys: 'id' is read from 'uid', but no line or object of the file has that key"),
+      ])
+    // Without the mapping the same file is refused line by line.
+    problems = []
+    XCTAssertEqual(
+      ManifestReader.jsonLines(data: Data(text.utf8), file: "dino.jsonl", box: .xyxy, problems: &problems), []
+    )
+    XCTAssertEqual(problems.first?.message, "unknown key 'file' (allowed: image, objects)")
+  }
+
+  func testForeignJSONLinesInColumns() throws {
+    // Grounding DINO's predict() returns boxes (normalized centre form), logits and phrases.
+    let text = """
+      {"image_path": "a.jpg", "boxes": [[0.5, 0.5, 0.2, 0.4], [0.1, 0.1, 0.1, 0.1]], "logits": [0.45, 0.3], "phrases": ["dog", "cat"]}
+      {"image_path": "b.jpg", "boxes": [[0.5, 0.5, 0.2, 0.4]], "logits": [0.45, 0.3]}
+      {"image_path": "c.jpg", "boxes": [], "logits": [], "phrases": []}
+      """
+    let keys = JSONLinesKeys(["image": "image_path", "box": "boxes", "score": "logits", "label": "phrases"])
+    var problems: [ManifestProblem] = []
+    let images = ManifestReader.jsonLines(
+      data: Data(text.utf8), file: "dino.jsonl", box: .cxcywhNormalized, keys: keys, problems: &problems)
+    XCTAssertEqual(images.map(\.path), ["a.jpg", "c.jpg"])
+    XCTAssertEqual(
+      images[0].objects,
+      [
+        ManifestObject(
+          category: "dog", detectorScore: 0.45, box: [0.5, 0.5, 0.2, 0.4], boxConvention: .cxcywhNormalized,
+          line: 1),
+        ManifestObject(
+          category: "cat", detectorScore: 0.3, box: [0.1, 0.1, 0.1, 0.1], boxConvention: .cxcywhNormalized,
+          line: 1),
+      ])
+    XCTAssertEqual(images[1].objects, [])
+    XCTAssertEqual(
+      problems,
+      [
+        ManifestProblem(
+          file: "dino.jsonl", line: 2,
+          message: "the columns 'boxes' (1 value) and 'logits' (2 values) must have one value per object")
+      ])
+  }
+
+  func testForeignJSONLinesWithOneDetectionPerLine() throws {
+    let text = """
+      {"img": "a.jpg", "bbox": [1, 2, 30, 40], "conf": 0.9, "name": "car"}
+      {"img": "./a.jpg", "bbox": [5, 5, 9, 9], "conf": 0.4, "name": "bus", "frame": 7}
+      {"img": "b.jpg", "pts": [[3, 4, 1], [5, 6, 0]]}
+      """
+    let keys = JSONLinesKeys([
+      "image": "img", "box": "bbox", "score": "conf", "label": "name", "points": "pts",
+    ])
+    var problems: [ManifestProblem] = []
+    let images = ManifestReader.jsonLines(
+      data: Data(text.utf8), file: "d.jsonl", box: .xyxy, keys: keys, problems: &problems)
+    XCTAssertEqual(problems, [])
+    XCTAssertEqual(
+      images.map(\.path), ["a.jpg", "a.jpg", "b.jpg"], "the lines of one image merge when loaded")
+    XCTAssertEqual(
+      images.flatMap(\.objects),
+      [
+        ManifestObject(category: "car", detectorScore: 0.9, box: [1, 2, 30, 40], line: 1),
+        ManifestObject(category: "bus", detectorScore: 0.4, box: [5, 5, 9, 9], line: 2),
+        ManifestObject(
+          points: [PromptPoint(x: 3, y: 4, label: 1), PromptPoint(x: 5, y: 6, label: 0)], line: 3),
+      ])
+  }
+
+  func testKeysInTheJobFile() throws {
+    let dir = try temporaryDirectory()
+    try #"{"file": "a.jpg", "objects": [{"bbox": [0, 0, 5, 5], "logit": 0.9}]}"#.write(
+      to: dir.appendingPathComponent("d.jsonl"), atomically: true, encoding: .utf8)
+    func job(_ entry: String) throws -> JobFile {
+      try JobFile.parse(
+        yaml: "version: 1\nmanifests:\n  - \(entry)\n", jobURL: dir.appendingPathComponent("job.yaml"))
+    }
+    let mapped = try job("{path: d.jsonl, format: jsonl, keys: {image: file, box: bbox, score: logit}}")
+    XCTAssertEqual(mapped.manifests[0].keys, ["image": "file", "box": "bbox", "score": "logit"])
+    let loaded = try LoadedManifests.load(mapped)
+    XCTAssertEqual(loaded.problems, [])
+    XCTAssertEqual(loaded.images.first?.objects.first?.detectorScore, 0.9)
+    let other = try job("{path: d.jsonl, format: jsonl, keys: {image: file, box: bbox}}")
+    XCTAssertNotEqual(
+      try LoadedManifests.load(other).sha256, loaded.sha256, "the mapping is part of the hash")
+    let refused: [(String, String)] = [
+      ("{path: d.jsonl, format: coco, keys: {image: file}}", "only applies to format jsonl"),
+      ("{path: d.jsonl, format: jsonl, keys: {picture: file}}", "unknown key"),
+      (
+        "{path: d.jsonl, format: jsonl, keys: {box: b, points: b}}",
+        "'box' and 'points' are both read from 'b'"
+      ),
+      ("{path: d.jsonl, format: jsonl, keys: {score: box}}", "'box' and 'score' are both read from 'box'"),
+      ("{path: d.jsonl, format: jsonl, keys: {score: 5}}", "must be a string"),
+    ]
+    for (entry, fragment) in refused {
+      XCTAssertThrowsError(try job(entry), entry) {
+        XCTAssertTrue(
+          $0.localizedDescription.contains(fragment), "\($0.localizedDescription) lacks \(fragment)")
+      }
+    }
   }
 
   // MARK: - Duplicates (issue 6, defect 7)

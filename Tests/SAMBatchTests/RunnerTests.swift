@@ -336,7 +336,9 @@ final class PipelineTests: XCTestCase {
     let runner = JobRunner(job: jobFile, model: FakeSegmenterSource(), options: RunOptions(), log: { _ in })
     let runId = try store.startRun(host: "h", pid: 1, version: "v", workers: 1, modelPath: "m").id
     let result = try Pipeline(
-      runner: runner, segmenter: segmenter, images: manifests.images, store: store, runId: runId
+      runner: runner, segmenter: segmenter,
+      images: Dictionary(uniqueKeysWithValues: manifests.images.enumerated().map { ($0, $1) }), store: store,
+      runId: runId
     )
     .run([0])
     XCTAssertEqual(result.processed, 1)
@@ -406,7 +408,9 @@ final class PipelineComputeTests: XCTestCase {
     let runner = JobRunner(job: jobFile, model: FakeSegmenterSource(), options: options, log: { _ in })
     let runId = try store.startRun(host: "h", pid: 1, version: "v", workers: 2, modelPath: "m").id
     let result = try Pipeline(
-      runner: runner, segmenter: segmenter, images: manifests.images, store: store, runId: runId
+      runner: runner, segmenter: segmenter,
+      images: Dictionary(uniqueKeysWithValues: manifests.images.enumerated().map { ($0, $1) }), store: store,
+      runId: runId
     )
     .run(ids)
     XCTAssertEqual(result.processed, ids.count)
