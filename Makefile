@@ -4,6 +4,7 @@ APT_PACKAGES := libopenblas-dev libjpeg-dev libpng-dev libsqlite3-dev sqlite3 pk
 WEIGHTS_URL := https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt
 WEIGHTS_BLOB := 7ef2d090979fd9853adf17b7a99c8b94a1c5a6a7
 RELEASE := .build/release/sambatch
+PYTHON ?= .venv-ref/bin/python
 
 .PHONY: test deps build release lint format run weights bench
 
@@ -87,3 +88,14 @@ else
 	  echo "Downloaded file has SHA-256 $$got, expected $$want: not the official $(SAM_FILE_$(MODEL))."; exit 1; fi; \
 	mv "$$file.part" "$$file"; echo "$$file: OK (SHA-256 $$got). Use it with SAMBATCH_MODEL=$$file."
 endif
+
+# One table from one run: sambatch's encode, one box (decode + masks at original size + RLE), the
+# marginal box and GFLOP/s, beside PyTorch and ONNX Runtime on the same image (picture3 resized to
+# 1920x1080), 2 threads, with the ratios and the targets. Needs the reference venv
+# (Scripts/README.md; PYTHON=path/to/python to use another); the JSON goes to .build/bench.json.
+bench: release
+	@if [ ! -x "$(PYTHON)" ]; then \
+	  echo "No $(PYTHON): create the reference venv (Scripts/README.md) or set PYTHON=/path/to/python."; \
+	  exit 1; fi
+	$(PYTHON) Scripts/bench_reference.py --sambatch $(RELEASE) --resize 1920x1080 --threads 2 \
+	  --table --json .build/bench.json

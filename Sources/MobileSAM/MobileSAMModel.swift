@@ -101,8 +101,6 @@ public final class MobileSAMModel: Sendable {
   public var kind: SAMModelKind { imageEncoder.kind }
   let promptEncoder: PromptEncoder
   let maskDecoder: MaskDecoder
-  /// Prompts decoded together at most; bounds the decoder's memory (about 20 MB per prompt).
-  public static let maxBatch = 8
 
   /// Loads the official `mobile_sam.pt` or `sam_vit_b/l/h_*.pth` (or a file saved the same way),
   /// recognizing which from its keys and shapes. Strict: every key is used
@@ -158,9 +156,15 @@ public final class MobileSAMModel: Sendable {
   }
 
   /// One prediction per prompt, in order; each equals what `SamPredictor.predict` gives for that
-  /// prompt alone. Prompts with the same number of points and the same box presence are decoded
-  /// together (padding with not-a-point tokens would change the result). Throws `invalidPrompt`
-  /// before doing any work when a prompt is invalid.
+  /// prompt alone, and is the same bit for bit whatever other prompts come with it. Throws
+  /// `invalidPrompt` before doing any work when a prompt is invalid.
+  ///
+  /// Each prompt is decoded on its own. Stacking a batch's token rows into the same GEMMs made a
+  /// prompt's last bits depend on its batch-mates (issue 6: a box scored 0.79615456 beside another
+  /// box, 0.79615438 alone), because OpenBLAS picks its kernels and blocking, and `sgemm` its
+  /// split over threads, by the matrix sizes. Batches saved little: most of a prompt's cost is its
+  /// own 4096-token image side and its masks, the same work either way; only the token rows (5 to
+  /// 10 per prompt) shared GEMM calls.
   public func predict(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) throws -> [Prediction]
   {
     for (index, prompt) in prompts.enumerated() {
@@ -168,26 +172,10 @@ public final class MobileSAMModel: Sendable {
         throw MobileSAMError.invalidPrompt(index: index, reason: reason)
       }
     }
-    var batches: [[Int]] = []
-    var batchOf: [String: Int] = [:]
-    for (index, prompt) in prompts.enumerated() {
-      let key = "\(prompt.points.count)-\(prompt.box != nil)"
-      if let b = batchOf[key], batches[b].count < MobileSAMModel.maxBatch {
-        batches[b].append(index)
-      } else {
-        batchOf[key] = batches.count
-        batches.append([index])
-      }
-    }
-    var results = [Prediction?](repeating: nil, count: prompts.count)
-    for batch in batches {
-      let predictions = decode(embedding, prompts: batch.map { prompts[$0] }, multimask: multimask)
-      for (index, prediction) in zip(batch, predictions) { results[index] = prediction }
-    }
-    return results.compactMap { $0 }
+    return prompts.map { decode(embedding, prompts: [$0], multimask: multimask)[0] }
   }
 
-  /// Decodes prompts that share one shape as one batch.
+  /// Decodes prompts that share one shape (points and box presence) as one batch.
   private func decode(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) -> [Prediction] {
     let dim = MaskDecoder.transformerDim
     let inputFrame = prompts.map { Transforms.toInputFrame($0, embedding: embedding) }

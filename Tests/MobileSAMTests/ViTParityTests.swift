@@ -1,6 +1,5 @@
 import Foundation
 import MobileSAM
-import SAMBatch
 import SAMImage
 import TestSupport
 import XCTest
@@ -70,7 +69,7 @@ final class ViTParityTests: XCTestCase {
     let reference = try reference()
     XCTAssertFalse(reference.cases.embeddings.isEmpty)
     for expected in reference.cases.embeddings {
-      let want = try Npy.read(contentsOf: reference.resolve(expected.file))
+      let want = try readFloat32Npy(reference.resolve(expected.file))
       XCTAssertEqual(want.shape.count, 4)
       let got = try reference.embedding(expected.image).channelsFirstFeatures
       let diff = maxAbsDifference(Array(got.prefix(want.values.count)), want.values)
@@ -96,13 +95,15 @@ final class ViTParityTests: XCTestCase {
       for (got, want) in zip(prediction.stabilityScores, testCase.stability) {
         XCTAssertEqual(got ?? -1, want, accuracy: 1e-3, "\(testCase.name): stability score")
       }
-      let logits = try Npy.read(contentsOf: reference.resolve(testCase.logits))
+      let logits = try readFloat32Npy(reference.resolve(testCase.logits))
       let logitDiff = maxAbsDifference(prediction.lowResLogits.flatMap { $0 }, logits.values)
       XCTAssertLessThanOrEqual(logitDiff, 1e-2, "\(testCase.name): low-res logits")
       var worstIoU = 1.0
       for (mask, rle) in zip(prediction.masks, testCase.masks) {
         XCTAssertEqual([mask.height, mask.width], rle.size, testCase.name)
-        let want = try MaskRLE.decode(rle.counts, width: rle.size[1], height: rle.size[0])
+        let want = BinaryMask(
+          width: rle.size[1], height: rle.size[0],
+          pixels: try decodeCOCORLE(rle.counts, width: rle.size[1], height: rle.size[0]))
         worstIoU = min(worstIoU, maskIoU(mask, want))
       }
       print(
