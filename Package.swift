@@ -81,7 +81,7 @@ let package = Package(
     .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "TestSupport"]),
     .testTarget(name: "SAMImageTests", dependencies: ["SAMImage", "TestSupport"]),
     .testTarget(
-      name: "MobileSAMTests", dependencies: ["MobileSAM", "SAMBatch", "TestSupport"], swiftSettings: fastSwift
+      name: "MobileSAMTests", dependencies: ["MobileSAM", "TestSupport"], swiftSettings: fastSwift
     ),
     .testTarget(name: "SAMBatchTests", dependencies: ["SAMBatch", "SAMBatchFakes", "TestSupport"]),
     // Compiles README.md's library example (Tests/ReadmeExample/Example.swift holds the same code).
