@@ -1,6 +1,6 @@
 # sambatch: `make test` sets up and runs every test; `make run` runs the main job.
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev libjpeg-dev libpng-dev libsqlite3-dev sqlite3 pkg-config
+APT_PACKAGES := libopenblas-dev libjpeg-dev libpng-dev libsqlite3-dev sqlite3 pkg-config chromium
 WEIGHTS_URL := https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt
 WEIGHTS_BLOB := 7ef2d090979fd9853adf17b7a99c8b94a1c5a6a7
 RELEASE := .build/release/sambatch
