@@ -110,7 +110,9 @@ public struct AutomaticMaskGenerator: Sendable {
     while batchStart < points.count {
       let batch = Array(points[batchStart..<min(batchStart + parameters.pointsPerBatch, points.count)])
       start = DispatchTime.now()
-      let decoded = model.decodePoints(embedding, points: batch)
+      // Points whose three masks all fail the predicted-IoU filter are not upscaled.
+      let decoded = model.decodePoints(
+        embedding, points: batch, scoreAbove: parameters.predIouThresh > 0 ? iouThreshold : nil)
       timings.decode += milliseconds(since: start)
       start = DispatchTime.now()
       for index in 0..<(batch.count * 3) {
