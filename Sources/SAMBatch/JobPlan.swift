@@ -67,12 +67,21 @@ struct JobPlan: Sendable {
     return lines.joined(separator: "\n")
   }
 
-  /// What decides an image's results besides the settings: its prompts as read (every field of
-  /// every object) and its source id.
+  /// What decides an image's results besides the settings: every field of every object that
+  /// reaches the prompts table (not the line it was read from: a line moved by an edit elsewhere
+  /// changes nothing), and the image's source id. Written out field by field: reflection
+  /// (`"\(objects)"`) costs milliseconds per image on a 100,000-image job.
   static func fingerprint(_ image: ManifestImage) -> String {
-    var hasher = SHA256()
-    hasher.update(data: Data("\(image.sourceImageId.map(String.init) ?? "-")|\(image.objects)".utf8))
-    return hex(hasher.finalize())
+    var text = image.sourceImageId.map(String.init) ?? "-"
+    func optional(_ value: String?) -> String { value.map { "\($0.utf8.count):\($0)" } ?? "-" }
+    for o in image.objects {
+      text += "|" + optional(o.sourceId) + "," + optional(o.categoryId.map(String.init)) + ","
+      text += optional(o.category) + "," + optional(o.detectorScore.map { "\($0)" }) + ","
+      text +=
+        optional(o.box.map { $0.map { "\($0)" }.joined(separator: " ") }) + "," + o.boxConvention.rawValue
+      for p in o.points { text += ",\(p.x) \(p.y) \(p.label)" }
+    }
+    return hex(SHA256.hash(data: Data(text.utf8)))
   }
 
   /// How a database's plan relates to this one.

@@ -218,8 +218,7 @@ public struct JobRunner: Sendable {
         "\(url.path) holds no results yet, so the job's plan is replaced: \(changes.joined(separator: "; "))")
       try target.writePlan(job: newRecord, images: plan.planned, problems: problems, replace: true)
     case .grown(let added, let changed, let changes):
-      log(
-        "\(changes.joined(separator: "; ")): \(count(added.count, "image")) added, \(changed.count) to redo")
+      log("\(changes.joined(separator: "; ")): adding and redoing those, keeping the rest")
       try target.extendPlan(
         job: newRecord, added: added, changed: changed,
         problems: options.shard.index == 0 ? plan.problems : nil)

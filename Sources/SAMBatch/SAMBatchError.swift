@@ -1,8 +1,28 @@
 import Foundation
 
 /// Everything the batch side of sambatch can refuse: job files, manifests, models, the store,
-/// exports. Messages name the file (and line or key where there is one) and the cause, once.
+/// exports, and the inputs of single requests (RLE strings, .npy files, prompts). Messages name
+/// the file (and line or key where there is one) and the cause, once.
 public enum SAMBatchError: Error, LocalizedError, Equatable {
+  // Inputs of one request: a COCO RLE string, a .npy file, a prompt or a prompts file.
+  case rleInvalidCharacter(offset: Int, code: Int)
+  case rleTruncated(offset: Int)
+  case rleValueTooLong(offset: Int)
+  case rleNegativeRun(Int)
+  case rleRunTooLong(Int)
+  case rleSizeMismatch(runTotal: Int, width: Int, height: Int)
+  case rleInvalidSize(width: Int, height: Int)
+  /// A .npy file that cannot be read, parsed or written.
+  case npy(file: String, reason: String)
+  /// A prompt given on the command line or in a prompts file; `source` names it.
+  case prompt(source: String, reason: String)
+  /// A prompts JSON file that cannot be read or does not have the expected structure.
+  case promptsFile(file: String, reason: String)
+  /// Options that do not go together.
+  case usage(String)
+
+  // Jobs.
+
   /// A job file problem; `line` is 1-based where known.
   case job(file: String, line: Int?, key: String?, message: String)
   /// A manifest that cannot be read at all (a bad line in a JSON Lines manifest is not thrown: it
@@ -43,6 +63,22 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
 
   public var errorDescription: String? {
     switch self {
+    case .rleInvalidCharacter(let offset, let code):
+      return "RLE counts: character \(code) at offset \(offset) is outside '0'...'o' (48...111)"
+    case .rleTruncated(let offset):
+      return "RLE counts: the value starting at offset \(offset) is cut off at the end of the string"
+    case .rleValueTooLong(let offset):
+      return "RLE counts: the value starting at offset \(offset) has more than 12 characters"
+    case .rleNegativeRun(let value): return "RLE counts: a run has negative length \(value)"
+    case .rleRunTooLong(let value): return "RLE counts: a run of \(value) pixels exceeds 2^32 - 1"
+    case .rleSizeMismatch(let total, let width, let height):
+      return
+        "RLE counts: the runs cover \(total) pixels but the mask is \(width)x\(height) = \(width * height)"
+    case .rleInvalidSize(let width, let height): return "RLE: invalid mask size \(width)x\(height)"
+    case .npy(let file, let reason): return "\(file): \(reason)"
+    case .prompt(let source, let reason): return "\(source): \(reason)"
+    case .promptsFile(let file, let reason): return "\(file): \(reason)"
+    case .usage(let message): return message
     case .job(let file, let line, let key, let message):
       let place = line.map { "\(file):\($0)" } ?? file
       if let key { return "\(place): '\(key)': \(message)" }
@@ -81,6 +117,9 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
     }
   }
 }
+
+/// The name the input errors had before they joined SAMBatchError (one error type per module).
+public typealias InputError = SAMBatchError
 
 /// Why a file could not be read, in plain words: "no such file", "it is a folder, not a file",
 /// "permission denied", rather than Foundation's "NSCocoaErrorDomain error 256".

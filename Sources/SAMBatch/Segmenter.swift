@@ -7,7 +7,7 @@ import SAMImage
 /// against the embedding. `MobileSAMModel` is the real one; the test suite brings its own.
 public protocol Segmenter: Sendable {
   associatedtype Embedding: Sendable
-  /// The model family recorded with the job: "vit_t" for MobileSAM.
+  /// The model family recorded with the job: vit_t (MobileSAM), vit_b, vit_l or vit_h.
   var modelKind: String { get }
   func embed(_ image: RGBImage) throws -> Embedding
   /// One prediction per prompt, in order.
@@ -51,7 +51,7 @@ extension Segmenter {
 
 extension MobileSAMModel: Segmenter {
   public typealias Embedding = ImageEmbedding
-  public var modelKind: String { "vit_t" }
+  public var modelKind: String { kind.rawValue }
 
   /// Low-resolution logits for all the prompts (256 KB a mask), then the wanted masks at original
   /// size one at a time.

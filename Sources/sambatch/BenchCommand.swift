@@ -4,7 +4,8 @@ import MobileSAM
 import SAMBatch
 import SAMImage
 
-/// `sambatch bench`: medians of the encoder and of one box's decoding on one image, as JSON.
+/// `sambatch bench`: medians of the encoder and of box decoding on one image, the encoder's
+/// GFLOP/s beside OpenBLAS's on the same machine, as JSON.
 struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
@@ -39,6 +40,9 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "Boxes per image for the job-parts rate (job_parts_images_per_s).")
   var boxes = 8
 
+  @Option(help: "Vector width of the C kernels: auto (the widest the CPU has), avx2 or avx512.")
+  var kernels = "auto"
+
   func run() throws {
     try reportingErrors("bench", benchmark)
   }
@@ -55,13 +59,20 @@ struct BenchCommand: ParsableCommand {
       let (w, h) = (Float(rgb.width), Float(rgb.height))
       prompt = PromptBox(x0: w / 4, y0: h / 4, x1: 3 * w / 4, y1: 3 * h / 4)
     }
+    guard ModelBenchmark.useKernels(named: kernels) else {
+      throw ValidationError("--kernels \(kernels): expected auto, avx2 or avx512")
+    }
     var benchmark = ModelBenchmark()
     benchmark.threads = threads
     benchmark.encoderRuns = runs
     benchmark.decoderRuns = decoderRuns
     benchmark.warmup = warmup
-    var result = try benchmark.run(model: samModel, image: rgb, box: prompt)
-    result["threads"] = Double(threads)
+    var result: [String: Any] = try benchmark.run(model: samModel, image: rgb, box: prompt)
+    result["threads"] = threads
+    result["blas_core"] = ModelBenchmark.blasCore ?? "unknown"
+    result["vector_lanes"] = ModelBenchmark.vectorLanes
+    result["model_kind"] = samModel.modelKind
+    result["model_sha256"] = try CheckpointSource(url: modelPath.url).identify().sha256
     try addJobParts(to: &result, model: samModel, image: rgb, box: prompt)
     print(JSONWriter.write(JSONValue(native: result), sortedKeys: true))
   }
@@ -69,7 +80,7 @@ struct BenchCommand: ParsableCommand {
   /// read, RLE and write beside the model's parts, and the rate they allow a job with `boxes` boxes
   /// per image: what `sambatch run` on such images is measured against.
   private func addJobParts(
-    to result: inout [String: Double], model: MobileSAMModel, image rgb: RGBImage, box: PromptBox
+    to result: inout [String: Any], model: MobileSAMModel, image rgb: RGBImage, box: PromptBox
   ) throws {
     let embedding = try model.embed(rgb)
     let mask = try model.predict(embedding, prompts: [Prompt(box: box)], multimask: false)[0].masks[0]
@@ -79,9 +90,10 @@ struct BenchCommand: ParsableCommand {
     parts.boxes = boxes
     let timed = try parts.run(imageFile: URL(fileURLWithPath: image), mask: mask)
     result.merge(timed.fields) { $1 }
-    result["boxes"] = Double(boxes)
+    result["boxes"] = boxes
     result["job_parts_images_per_s"] = JobPartsBenchmark.imagesPerSecond(
-      readMs: timed.read, embedMs: result["embed_ms"] ?? 0, boxMs: result["predict_box_ms"] ?? 0,
+      readMs: timed.read, embedMs: result["embed_ms"] as? Double ?? 0,
+      boxMs: result["predict_box_ms"] as? Double ?? 0,
       rleMs: timed.rle, writeMs: timed.write, boxes: boxes)
   }
 }
