@@ -75,7 +75,7 @@ extension ManifestReader {
       return try JSONReader(ignoring: ignoring).parse(data)
     } catch {
       throw SAMBatchError.manifest(
-        file: file, line: error.line, message: "not valid JSON: \(error.description)")
+        file: file, line: error.line, message: "not valid JSON: column \(error.column): \(error.reason)")
     }
   }
 

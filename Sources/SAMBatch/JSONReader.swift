@@ -57,8 +57,9 @@ private struct Scanner {
   var lineStart = 0
   var depth = 0
 
-  /// Deeper nesting than any manifest needs; guards the recursion against a hostile file.
-  static let maximumDepth = 512
+  /// Far deeper than any manifest needs (COCO nests 4 levels); keeps the recursion within a
+  /// secondary thread's stack on a hostile file.
+  static let maximumDepth = 128
 
   init(bytes: UnsafeBufferPointer<UInt8>, ignoring: Set<String>) {
     self.bytes = bytes

@@ -285,6 +285,35 @@ public struct JSONLinesKeys: Sendable, Equatable {
 
 /// Parsers for the manifest formats documented in Schemas/manifests.md.
 public enum ManifestReader {
+  /// The objects of a foreign line without an objects list, from the object fields it holds
+  /// itself: as columns, one list per field with one value per object (as Grounding DINO returns
+  /// `boxes`, `logits`, `phrases`), or as the line's one object (one detection per line).
+  static func lineObjects(_ line: JSONObject, keys: JSONLinesKeys, objectKeys: [String])
+    throws(JSONFieldError)
+    -> [JSONValue]
+  {
+    let fields = objectKeys.compactMap { key in line.present(key).map { (key: key, value: $0) } }
+    guard !fields.isEmpty else { return [] }
+    // Columns when every field is a list of per-object values: a box column is a list of boxes,
+    // a points column a list of point lists.
+    let depth = [keys.key("box"): 1, keys.key("points"): 2]
+    func nested(_ value: JSONValue, _ levels: Int) -> Bool {
+      guard levels > 0 else { return true }
+      guard let items = value.array else { return false }
+      return items.allSatisfy { nested($0, levels - 1) }
+    }
+    guard fields.allSatisfy({ nested($0.value, 1 + (depth[$0.key] ?? 0)) }) else { return [.object(line)] }
+    let columns = fields.map { (key: $0.key, values: $0.value.array ?? []) }
+    let first = columns[0]
+    if let other = columns.first(where: { $0.values.count != first.values.count }) {
+      throw JSONFieldError(
+        "the columns '\(first.key)' (\(plural(first.values.count, "value"))) and '\(other.key)' "
+          + "(\(plural(other.values.count, "value"))) must have one value per object")
+    }
+    return (0..<first.values.count).map { row in
+      .object(JSONObject(columns.map { JSONObject.Entry($0.key, $0.values[row]) }, line: line.line))
+    }
+  }
 
   /// JSON Lines: one image per line, `{"image": "a.jpg", "objects": [{"box": [...], "points":
   /// [[x, y, label], ...], "label": "car", "score": 0.9, "id": "7"}]}`. Blank lines are skipped;
@@ -340,7 +369,13 @@ public enum ManifestReader {
           throw JSONFieldError("'\(imageKey)' \(JSONWriter.string(image)) does not name a file")
         }
         path = normalized
-        objects = try line.list(keys.key("objects")) ?? []
+        if let list = try line.list(keys.key("objects")) {
+          objects = list
+        } else if foreign {
+          objects = try lineObjects(line, keys: keys, objectKeys: objectKeys)
+        } else {
+          objects = []
+        }
       } catch {
         problem(error.message)
         continue

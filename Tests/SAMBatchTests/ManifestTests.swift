@@ -42,7 +42,10 @@ final class ManifestTests: XCTestCase {
     let cases: [(String, String)] = [
       (#"{"annotations": []}"#, "needs an 'images' list"),
       (#"{"images": []}"#, "needs an 'annotations' list"),
-      ("not json", "not valid JSON: line 1, column 1"),
+      ("not json", "x.json:1: not valid JSON: column 1: expected a value"),
+      (
+        "{\"images\": [\n{\"id\": 1},\n,]}", "x.json:3: not valid JSON: column 1: expected a value, found ','"
+      ),
       (#"[{"image_id": 1, "bbox": [1, 2, 3, 4]}]"#, "coco-results"),
     ]
     for (text, fragment) in cases {
@@ -309,6 +312,63 @@ final class ManifestTests: XCTestCase {
       ManifestReader.jsonLines(data: Data(text.utf8), file: "dino.jsonl", box: .xyxy, problems: &problems), []
     )
     XCTAssertEqual(problems.first?.message, "unknown key 'file' (allowed: image, objects)")
+  }
+
+  func testForeignJSONLinesInColumns() throws {
+    // Grounding DINO's predict() returns boxes (normalized centre form), logits and phrases.
+    let text = """
+      {"image_path": "a.jpg", "boxes": [[0.5, 0.5, 0.2, 0.4], [0.1, 0.1, 0.1, 0.1]], "logits": [0.45, 0.3], "phrases": ["dog", "cat"]}
+      {"image_path": "b.jpg", "boxes": [[0.5, 0.5, 0.2, 0.4]], "logits": [0.45, 0.3]}
+      {"image_path": "c.jpg", "boxes": [], "logits": [], "phrases": []}
+      """
+    let keys = JSONLinesKeys(["image": "image_path", "box": "boxes", "score": "logits", "label": "phrases"])
+    var problems: [ManifestProblem] = []
+    let images = ManifestReader.jsonLines(
+      data: Data(text.utf8), file: "dino.jsonl", box: .cxcywhNormalized, keys: keys, problems: &problems)
+    XCTAssertEqual(images.map(\.path), ["a.jpg", "c.jpg"])
+    XCTAssertEqual(
+      images[0].objects,
+      [
+        ManifestObject(
+          category: "dog", detectorScore: 0.45, box: [0.5, 0.5, 0.2, 0.4], boxConvention: .cxcywhNormalized,
+          line: 1),
+        ManifestObject(
+          category: "cat", detectorScore: 0.3, box: [0.1, 0.1, 0.1, 0.1], boxConvention: .cxcywhNormalized,
+          line: 1),
+      ])
+    XCTAssertEqual(images[1].objects, [])
+    XCTAssertEqual(
+      problems,
+      [
+        ManifestProblem(
+          file: "dino.jsonl", line: 2,
+          message: "the columns 'boxes' (1 value) and 'logits' (2 values) must have one value per object")
+      ])
+  }
+
+  func testForeignJSONLinesWithOneDetectionPerLine() throws {
+    let text = """
+      {"img": "a.jpg", "bbox": [1, 2, 30, 40], "conf": 0.9, "name": "car"}
+      {"img": "./a.jpg", "bbox": [5, 5, 9, 9], "conf": 0.4, "name": "bus", "frame": 7}
+      {"img": "b.jpg", "pts": [[3, 4, 1], [5, 6, 0]]}
+      """
+    let keys = JSONLinesKeys([
+      "image": "img", "box": "bbox", "score": "conf", "label": "name", "points": "pts",
+    ])
+    var problems: [ManifestProblem] = []
+    let images = ManifestReader.jsonLines(
+      data: Data(text.utf8), file: "d.jsonl", box: .xyxy, keys: keys, problems: &problems)
+    XCTAssertEqual(problems, [])
+    XCTAssertEqual(
+      images.map(\.path), ["a.jpg", "a.jpg", "b.jpg"], "the lines of one image merge when loaded")
+    XCTAssertEqual(
+      images.flatMap(\.objects),
+      [
+        ManifestObject(category: "car", detectorScore: 0.9, box: [1, 2, 30, 40], line: 1),
+        ManifestObject(category: "bus", detectorScore: 0.4, box: [5, 5, 9, 9], line: 2),
+        ManifestObject(
+          points: [PromptPoint(x: 3, y: 4, label: 1), PromptPoint(x: 5, y: 6, label: 0)], line: 3),
+      ])
   }
 
   func testKeysInTheJobFile() throws {
