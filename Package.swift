@@ -43,7 +43,9 @@ let package = Package(
       cSettings: fastC,
       linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]),
 
-    .target(name: "SAMTensor", dependencies: ["CBLAS"], swiftSettings: fastSwift),
+    // Kernels compiled for AVX2 and for AVX-512, chosen at run time by the CPU (sam_kernels.h).
+    .target(name: "CSAMKernels", cSettings: fastC),
+    .target(name: "SAMTensor", dependencies: ["CBLAS", "CSAMKernels"], swiftSettings: fastSwift),
     .target(
       name: "TorchCheckpoint",
       dependencies: ["SAMTensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],

@@ -150,3 +150,34 @@ ALTER TABLE runs ADD COLUMN pid INTEGER;
 ALTER TABLE runs ADD COLUMN heartbeat_at TEXT;
 -- How the run ended: "finished", "interrupted (SIGINT)", "interrupted (SIGTERM)", or the error.
 ALTER TABLE runs ADD COLUMN end_reason TEXT;
+
+-- migration "v3: masks.gt_iou (sambatch eval), results view with gt_iou"
+
+-- The IoU of each mask with its prompt's ground-truth segmentation, as pycocotools' maskUtils.iou
+-- computes it (iscrowd kept); NULL where the prompt has none or `sambatch eval` has not run.
+ALTER TABLE masks ADD COLUMN gt_iou REAL;
+
+DROP VIEW results;
+CREATE VIEW results AS
+SELECT
+  i.path AS image,
+  p.source_id AS source_id,
+  COALESCE(p.category, CAST(p.category_id AS TEXT)) AS category,
+  p.detector_score AS detector_score,
+  m.mask_index AS mask_index,
+  m.score AS score,
+  m.stability_score AS stability_score,
+  m.area AS area,
+  m.bbox_x AS bbox_x,
+  m.bbox_y AS bbox_y,
+  m.bbox_w AS bbox_w,
+  m.bbox_h AS bbox_h,
+  i.width AS width,
+  i.height AS height,
+  m.rle AS rle,
+  m.image_id AS image_id,
+  m.prompt_index AS prompt_index,
+  m.gt_iou AS gt_iou
+FROM masks m
+JOIN prompts p ON p.image_id = m.image_id AND p.prompt_index = m.prompt_index
+JOIN images i ON i.id = m.image_id;

@@ -171,8 +171,8 @@ static void sb_png_write(png_structp png, png_bytep source, size_t length) {
 
 static void sb_png_flush(png_structp png) { (void)png; }
 
-sb_codec_status sb_encode_gray_png(
-    const uint8_t *pixels, int width, int height, sb_encoded_file *out) {
+static sb_codec_status sb_encode_png(const uint8_t *pixels, int width, int height, int channels,
+                                     sb_encoded_file *out) {
   memset(out, 0, sizeof *out);
   if (width <= 0 || height <= 0) {
     snprintf(out->message, sizeof out->message, "cannot encode a %dx%d image", width, height);
@@ -200,11 +200,12 @@ sb_codec_status sb_encode_gray_png(
     return SB_CODEC_CORRUPT;
   }
   png_set_write_fn(png, sink, sb_png_write, sb_png_flush);
-  png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_GRAY,
-               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8,
+               channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
   for (int y = 0; y < height; y++) {
-    png_write_row(png, pixels + (size_t)y * (size_t)width);
+    png_write_row(png, pixels + (size_t)y * (size_t)width * (size_t)channels);
   }
   png_write_end(png, NULL);
   png_destroy_write_struct(&png, &info);
@@ -212,4 +213,14 @@ sb_codec_status sb_encode_gray_png(
   out->size = sink->size;
   free(sink);
   return SB_CODEC_OK;
+}
+
+sb_codec_status sb_encode_gray_png(
+    const uint8_t *pixels, int width, int height, sb_encoded_file *out) {
+  return sb_encode_png(pixels, width, height, 1, out);
+}
+
+sb_codec_status sb_encode_rgb_png(
+    const uint8_t *pixels, int width, int height, sb_encoded_file *out) {
+  return sb_encode_png(pixels, width, height, 3, out);
 }

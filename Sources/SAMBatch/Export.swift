@@ -19,6 +19,16 @@ public enum Exporter {
   /// into place at the end. Returns the number of annotations.
   @discardableResult
   public static func coco(from database: URL, to output: URL) throws -> Int {
+    try coco(from: database, to: output, polygons: false).annotations
+  }
+
+  /// `coco(from:to:)`; with `polygons`, each mask without a hole has `segmentation` as COCO
+  /// polygons (one per part, along the pixel edges: pycocotools fills them back to exactly the
+  /// mask) and a mask with a hole keeps its RLE (`keptAsRLE` counts them).
+  public static func coco(from database: URL, to output: URL, polygons: Bool) throws -> (
+    annotations: Int, keptAsRLE: Int
+  ) {
+    var keptAsRLE = 0
     var isFolder: ObjCBool = false
     if FileManager.default.fileExists(atPath: output.path, isDirectory: &isFolder), isFolder.boolValue {
       throw SAMBatchError.cannotWrite(
@@ -64,6 +74,14 @@ public enum Exporter {
         ]
         if let source = p.sourceId { a["source_id"] = Int(source) ?? source }
         if let score = p.detectorScore { a["detector_score"] = score }
+        if polygons {
+          let mask = try MaskRLE.decode(m.rle, width: row.width, height: row.height)
+          if let parts = COCOPolygons.polygons(of: mask) {
+            a["segmentation"] = parts.map { $0.map { Int($0) } }  // pixel corners: integers
+          } else if m.area > 0 {
+            keptAsRLE += 1
+          }
+        }
         try writer.write((annotations == 0 ? "\n" : ",\n") + exportJSON(a))
         annotations += 1
       }
@@ -73,7 +91,7 @@ public enum Exporter {
       writer.abandon()
       throw error
     }
-    return annotations
+    return (annotations, keptAsRLE)
   }
 
   /// COCO image ids: the source id where the manifest gave one (and no earlier image took it),

@@ -38,11 +38,15 @@ public enum ManifestFormat: String, Sendable, CaseIterable, Codable {
   case cocoResults = "coco-results"
   /// Our native format: one image per line with its objects.
   case jsonl
+  /// A folder of YOLO detection label files (`<stem>.txt`: `class cx cy w h [confidence]`,
+  /// normalized), class names from a dataset YAML (`names:`).
+  case yolo
 
   var defaultBoxConvention: BoxConvention {
     switch self {
     case .coco, .cocoResults: return .xywh
     case .jsonl: return .xyxy
+    case .yolo: return .cxcywhNormalized
     }
   }
 }
@@ -54,17 +58,20 @@ public struct ManifestSpec: Sendable, Equatable {
   /// For `coco-results`: the instances file that lists the images.
   public var images: URL?
   public var box: BoxConvention
+  /// For `yolo`: the dataset YAML with the class names.
+  public var names: URL?
   /// For `jsonl`: our field -> the file's key (`JSONLinesKeys`), for the renamed fields only.
   public var keys: [String: String]
 
   public init(
-    path: URL, format: ManifestFormat, images: URL? = nil, box: BoxConvention? = nil,
+    path: URL, format: ManifestFormat, images: URL? = nil, box: BoxConvention? = nil, names: URL? = nil,
     keys: [String: String] = [:]
   ) {
     self.path = path
     self.format = format
     self.images = images
     self.box = box ?? format.defaultBoxConvention
+    self.names = names
     self.keys = keys
   }
 }
@@ -113,7 +120,7 @@ public struct JobFile: Sendable, Equatable {
     [
       "version", "model", "database", "images", "exif", "workers", "max_image_pixels",
       "manifests", "manifests[].path", "manifests[].format", "manifests[].images", "manifests[].box",
-      "manifests[].keys",
+      "manifests[].names", "manifests[].keys",
     ] + JSONLinesKeys.fields.map { "manifests[].keys.\($0)" } + [
       "prompts", "prompts.multimask", "prompts.keep", "prompts.min_score",
     ]
@@ -187,7 +194,8 @@ public struct JobFile: Sendable, Equatable {
     var manifests: [ManifestSpec] = []
     for (i, item) in list.enumerated() {
       let prefix = "manifests[\(i)]"
-      let m = try reader.mapping(item, key: prefix, allowed: ["path", "format", "images", "box", "keys"])
+      let m = try reader.mapping(
+        item, key: prefix, allowed: ["path", "format", "images", "box", "names", "keys"])
       guard let pathNode = m["path"] else { throw reader.error(item, key: "\(prefix).path", "is required") }
       guard let formatNode = m["format"] else {
         throw reader.error(
@@ -208,6 +216,17 @@ public struct JobFile: Sendable, Equatable {
           item, key: "\(prefix).images",
           "is required for coco-results: the instances file that lists the images")
       }
+      var namesFile: URL?
+      if let node = m["names"] {
+        guard format == .yolo else {
+          throw reader.error(node, key: "\(prefix).names", "only applies to format yolo")
+        }
+        namesFile = reader.resolve(try reader.string(node, key: "\(prefix).names"), base: base)
+      } else if format == .yolo {
+        throw reader.error(
+          item, key: "\(prefix).names", "is required for yolo: the dataset YAML whose 'names' are the classes"
+        )
+      }
       var keys: [String: String] = [:]
       if let node = m["keys"] {
         guard format == .jsonl else {
@@ -224,7 +243,7 @@ public struct JobFile: Sendable, Equatable {
       manifests.append(
         ManifestSpec(
           path: reader.resolve(try reader.string(pathNode, key: "\(prefix).path"), base: base),
-          format: format, images: imagesFile, box: box, keys: keys))
+          format: format, images: imagesFile, box: box, names: namesFile, keys: keys))
     }
 
     var prompts = PromptOptions()

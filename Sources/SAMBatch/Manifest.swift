@@ -121,7 +121,7 @@ public struct LoadedManifests: Sendable {
     var hasher = SHA256()
     for spec in job.manifests {
       let file = spec.path.path
-      let images = try read(spec, hasher: &hasher, problems: &problems)
+      let images = try read(spec, imagesFolder: job.images, hasher: &hasher, problems: &problems)
       // Image entries of a results list come from its images file.
       let imagesFile = spec.format == .cocoResults ? spec.images?.path ?? file : file
       // Per manifest: the entry that first named each file, and the ids of its objects.
@@ -193,12 +193,12 @@ public struct LoadedManifests: Sendable {
 
   /// One manifest's images as its reader gives them; its bytes (and those of a results list's
   /// images file, and a JSON Lines key mapping) go into the job's manifests hash.
-  private static func read(_ spec: ManifestSpec, hasher: inout SHA256, problems: inout [ManifestProblem])
-    throws
-    -> [ManifestImage]
-  {
+  private static func read(
+    _ spec: ManifestSpec, imagesFolder: URL, hasher: inout SHA256, problems: inout [ManifestProblem]
+  ) throws -> [ManifestImage] {
     let file = spec.path.path
-    let data = try readManifest(spec.path)
+    // A yolo manifest is a folder: its reader hashes the names file and every label file it reads.
+    let data = spec.format == .yolo ? Data() : try readManifest(spec.path)
     hasher.update(data: Data("\(spec.format.rawValue)|\(spec.box.rawValue)|\(data.count)|".utf8))
     hasher.update(data: data)
     switch spec.format {
@@ -222,6 +222,8 @@ public struct LoadedManifests: Sendable {
       }
       return ManifestReader.jsonLines(
         data: data, file: file, box: spec.box, keys: JSONLinesKeys(spec.keys), problems: &problems)
+    case .yolo:
+      return try YOLOManifest.read(spec, imagesFolder: imagesFolder, hasher: &hasher, problems: &problems)
     }
   }
 

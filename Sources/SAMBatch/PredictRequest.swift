@@ -207,10 +207,12 @@ public enum PredictOutput {
   /// "decode_image": .., "embed": .., "predict": .., "total": ..}}`. Masks in the reference's order;
   /// `score` is the predicted IoU (null if not finite), `bbox` as pycocotools' `toBbox`, `counts` the
   /// compressed COCO RLE; `warning` only for a prompt that was changed to fit the image (a clipped
-  /// box); timings rounded to the microsecond. One line, no spaces, numbers as `JSONWriter` writes
+  /// box); with `model`, `"model": {"kind": .., "sha256": ..}` comes before `timings_ms`; timings
+  /// rounded to the microsecond. One line, no spaces, numbers as `JSONWriter` writes
   /// them (the same text as an export gives for the same value).
   public static func json(
-    width: Int, height: Int, predictions: [Prediction], warnings: [String?] = [], timings: PredictTimings
+    width: Int, height: Int, predictions: [Prediction], warnings: [String?] = [], timings: PredictTimings,
+    model: (kind: String, sha256: String)? = nil
   ) -> String {
     var prompts: [JSONValue] = []
     for (i, prediction) in predictions.enumerated() {
@@ -231,15 +233,21 @@ public enum PredictOutput {
       prompts.append(.object(JSONObject(entries)))
     }
     func milliseconds(_ value: Double) -> JSONValue { .number((value * 1000).rounded() / 1000) }
-    let document: JSONValue = [
-      "width": .int(width), "height": .int(height), "prompts": .array(prompts),
-      "timings_ms": [
-        "load_model": milliseconds(timings.loadModel), "decode_image": milliseconds(timings.decodeImage),
-        "embed": milliseconds(timings.embed), "predict": milliseconds(timings.predict),
-        "total": milliseconds(timings.total),
-      ],
+    var entries = [
+      JSONObject.Entry("width", .int(width)), JSONObject.Entry("height", .int(height)),
+      JSONObject.Entry("prompts", .array(prompts)),
     ]
-    return JSONWriter.write(document)
+    if let model {
+      entries.append(
+        JSONObject.Entry("model", ["kind": .string(model.kind), "sha256": .string(model.sha256)]))
+    }
+    let times: JSONValue = [
+      "load_model": milliseconds(timings.loadModel), "decode_image": milliseconds(timings.decodeImage),
+      "embed": milliseconds(timings.embed), "predict": milliseconds(timings.predict),
+      "total": milliseconds(timings.total),
+    ]
+    entries.append(JSONObject.Entry("timings_ms", times))
+    return JSONWriter.write(.object(JSONObject(entries)))
   }
 
   /// The low-res logits of all predictions as one (prompts, masks, 256, 256) float32 array.

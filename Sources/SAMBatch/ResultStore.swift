@@ -433,6 +433,9 @@ public final class ResultStore: Sendable {
         c.manifestProblems = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM manifest_problems") ?? 0
         c.belowMinScore =
           try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(below_min_score), 0) FROM images") ?? 0
+        c.noDetections =
+          try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM images WHERE status = 'done' AND prompt_count = 0")
+          ?? 0
         return c
       }
     }

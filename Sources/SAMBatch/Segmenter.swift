@@ -7,7 +7,7 @@ import SAMImage
 /// against the embedding. `MobileSAMModel` is the real one; the test suite brings its own.
 public protocol Segmenter: Sendable {
   associatedtype Embedding: Sendable
-  /// The model family recorded with the job: "vit_t" for MobileSAM.
+  /// The model family recorded with the job: vit_t (MobileSAM), vit_b, vit_l or vit_h.
   var modelKind: String { get }
   func embed(_ image: RGBImage) throws -> Embedding
   /// One prediction per prompt, in order.
@@ -16,7 +16,7 @@ public protocol Segmenter: Sendable {
 
 extension MobileSAMModel: Segmenter {
   public typealias Embedding = ImageEmbedding
-  public var modelKind: String { "vit_t" }
+  public var modelKind: String { kind.rawValue }
 }
 
 /// What a model is, as the job's database records it, known before the model is loaded.

@@ -25,8 +25,8 @@ public struct SingleImagePrediction: Sendable {
   /// model loads; `warn` hears of the prompts that were clipped.
   public func run(warn: (String) -> Void = { _ in }) throws -> String {
     let start = DispatchTime.now()
-    try requireFile(model, what: "model")
-    try requireFile(image, what: "image")
+    try requireInputFile(model, what: "model")
+    try requireInputFile(image, what: "image")
     if let logits { try checkLogitsTarget(logits) }
     var timer = start
     func lap() -> Double {
@@ -46,7 +46,8 @@ public struct SingleImagePrediction: Sendable {
     for (prompt, source) in zip(fitted, request.sources) {
       if let warning = prompt.warning { warn("\(source): \(warning)") }
     }
-    let segmenter: any Segmenter = try CheckpointSource(url: model).load()
+    let source = CheckpointSource(url: model)
+    let segmenter: any Segmenter = try source.load()
     let loadModel = lap()
     let (predictions, embed, predict) = try predictAll(segmenter, rgb, fitted.map(\.prompt), lap)
     if let logits { try Npy.write(try PredictOutput.logits(predictions), to: logits) }
@@ -55,7 +56,7 @@ public struct SingleImagePrediction: Sendable {
       loadModel: loadModel, decodeImage: decodeImage, embed: embed, predict: predict, total: total)
     return PredictOutput.json(
       width: rgb.width, height: rgb.height, predictions: predictions, warnings: fitted.map(\.warning),
-      timings: timings)
+      timings: timings, model: (kind: segmenter.modelKind, sha256: try source.identify().sha256))
   }
 
   private func predictAll<S: Segmenter>(
@@ -76,19 +77,6 @@ public struct SingleImagePrediction: Sendable {
     }
   }
 
-  private func requireFile(_ url: URL, what: String) throws {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-      throw SAMBatchError.inputFile(what: what, path: url.path, cause: "no such file")
-    }
-    guard !isDirectory.boolValue else {
-      throw SAMBatchError.inputFile(what: what, path: url.path, cause: "is a folder, not a file")
-    }
-    guard FileManager.default.isReadableFile(atPath: url.path) else {
-      throw SAMBatchError.inputFile(what: what, path: url.path, cause: "permission denied")
-    }
-  }
-
   private func checkLogitsTarget(_ url: URL) throws {
     var isFolder: ObjCBool = false
     if FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder), isFolder.boolValue {
@@ -102,5 +90,19 @@ public struct SingleImagePrediction: Sendable {
       throw SAMBatchError.inputFile(
         what: "--logits", path: url.path, cause: "the folder \(folder) does not exist")
     }
+  }
+}
+
+/// A file `predict` reads must exist, be a file and be readable: said before any work.
+func requireInputFile(_ url: URL, what: String) throws {
+  var isDirectory: ObjCBool = false
+  guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+    throw SAMBatchError.inputFile(what: what, path: url.path, cause: "no such file")
+  }
+  guard !isDirectory.boolValue else {
+    throw SAMBatchError.inputFile(what: what, path: url.path, cause: "is a folder, not a file")
+  }
+  guard FileManager.default.isReadableFile(atPath: url.path) else {
+    throw SAMBatchError.inputFile(what: what, path: url.path, cause: "permission denied")
   }
 }

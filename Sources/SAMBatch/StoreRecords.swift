@@ -206,6 +206,8 @@ public struct StatusCounts: Sendable, Equatable {
   public var manifestProblems = 0
   /// Detections left out for a score below min_score.
   public var belowMinScore = 0
+  /// Done images that had no prompt at all (a detector found nothing: no detections is an answer).
+  public var noDetections = 0
   public var total: Int { pending + done + failed }
 
   public init(

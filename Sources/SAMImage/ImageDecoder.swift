@@ -69,6 +69,43 @@ public enum ImageDecoder {
     return EXIFOrientation.read(from: data, format: format).apply(to: stored)
   }
 
+  /// The size `decode` would give (EXIF orientation applied when asked), from the header alone:
+  /// the pixel data is not decoded, so damage after the header goes unnoticed.
+  public static func size(
+    contentsOf url: URL, applyEXIFOrientation: Bool = true, maxPixels: Int = defaultMaxPixels
+  ) throws -> (width: Int, height: Int) {
+    let path = url.path
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+      throw ImageError.fileNotFound(path: path)
+    }
+    if isDirectory.boolValue { throw ImageError.unreadable(path: path, reason: "it is a directory") }
+    let data: Data
+    do {
+      data = try Data(contentsOf: url)
+    } catch {
+      throw ImageError.unreadable(path: path, reason: error.localizedDescription)
+    }
+    guard let format = detectFormat(data) else {
+      throw ImageError.unsupportedFormat(name: path, detail: describeUnknownFormat(data))
+    }
+    var header = sb_decoded_image()
+    try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+      let status = decodeCall(
+        format, raw.bindMemory(to: UInt8.self), Int64(max(0, maxPixels)), nil, 0, &header)
+      try check(status, &header, format: format, name: path, maxPixels: maxPixels)
+    }
+    let width = Int(header.width)
+    let height = Int(header.height)
+    guard width > 0, height > 0 else {
+      throw ImageError.corrupt(name: path, format: format.rawValue, detail: "empty image")
+    }
+    if applyEXIFOrientation && EXIFOrientation.read(from: data, format: format).swapsAxes {
+      return (height, width)
+    }
+    return (width, height)
+  }
+
   private static func decodeCall(
     _ format: Format, _ bytes: UnsafeBufferPointer<UInt8>, _ limit: Int64,
     _ pixels: UnsafeMutablePointer<UInt8>?, _ capacity: Int, _ out: inout sb_decoded_image

@@ -72,7 +72,16 @@ struct PredictCommand: ParsableCommand {
     ))
   var logits: String?
 
+  @OptionGroup(title: "Everything mode (--everything)")
+  var everythingOptions: EverythingOptions
+
   func run() throws {
+    if everythingOptions.everything { return try runEverything() }
+    guard everythingOptions.strayFlags.isEmpty else {
+      throw fail(
+        "predict", "\(everythingOptions.strayFlags.joined(separator: ", ")) only apply with --everything",
+        status: .usage)
+    }
     // Everything about the request, before the model is loaded (exit 64).
     let request: PredictRequest
     let modelPath: ModelPath

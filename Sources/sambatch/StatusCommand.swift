@@ -44,6 +44,9 @@ struct StatusCommand: ParsableCommand {
       print(
         "  prompts: \(c.prompts) (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped); masks: \(c.masks)"
       )
+      if c.noDetections > 0 {
+        print("  images with no detections (done, no prompts): \(c.noDetections)")
+      }
       if c.belowMinScore > 0 {
         print("  detections below min_score, left out: \(c.belowMinScore) (images.below_min_score per image)")
       }

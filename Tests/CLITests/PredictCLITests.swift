@@ -114,7 +114,7 @@ final class PredictCLITests: XCTestCase {
     let notModel = try write("definitely not a zip", "model.pt")
     try assertRefused(
       ["--model", notModel, "--image", image, "--box", "1,2,3,4"], status: 1,
-      "not a usable MobileSAM vit_t checkpoint: \(notModel)")
+      "not a usable SAM checkpoint (vit_t, vit_b, vit_l or vit_h): \(notModel)")
   }
 
   func testMissingImageAndLogitsFolder() throws {
@@ -213,6 +213,11 @@ final class PredictCLIModelTests: XCTestCase {
   ) throws -> [[[UInt8]]] {
     XCTAssertEqual(output["width"] as? Int, imageWidth, file: file, line: line)
     XCTAssertEqual(output["height"] as? Int, imageHeight, file: file, line: line)
+    let model = try XCTUnwrap(output["model"] as? [String: Any], file: file, line: line)
+    XCTAssertEqual(model["kind"] as? String, "vit_t", file: file, line: line)
+    let sha256 = try XCTUnwrap(model["sha256"] as? String, file: file, line: line)
+    XCTAssertEqual(sha256.count, 64, file: file, line: line)
+    XCTAssertTrue(sha256.allSatisfy(\.isHexDigit), file: file, line: line)
     let timings = try XCTUnwrap(output["timings_ms"] as? [String: Any], file: file, line: line)
     XCTAssertEqual(
       Set(timings.keys), ["load_model", "decode_image", "embed", "predict", "total"], file: file, line: line)
@@ -351,6 +356,36 @@ final class PredictCLIReferenceTests: XCTestCase {
   private struct CaseFile: Decodable {
     var checkpoint: String
     var cases: [Case]
+  }
+
+  /// A SAM ViT checkpoint goes through the same command; the JSON names its kind and SHA-256.
+  func testViTCheckpointIsRecognizedAndNamed() throws {
+    let vit = Fixtures.url("vit/sam_vit_small_random.pth").path
+    let result = try BinaryRunner.run(
+      [
+        "predict", "--model", vit, "--image", Fixtures.url("images/picture1.jpg").path, "--box",
+        "120,270,635,455",
+      ],
+      environment: ["SAMBATCH_MODEL": nil], timeout: 600)
+    XCTAssertEqual(result.status, 0, result.stderr)
+    let output = try XCTUnwrap(try JSONSerialization.jsonObject(with: result.stdoutData) as? [String: Any])
+    let model = try XCTUnwrap(output["model"] as? [String: Any])
+    XCTAssertEqual(model["kind"] as? String, "vit_custom")
+    let prompts = try XCTUnwrap(output["prompts"] as? [[String: Any]])
+    XCTAssertEqual((prompts.first?["masks"] as? [Any])?.count, 1)
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/sha256sum") else {
+      print("SHA-256 value not compared: /usr/bin/sha256sum is not available")
+      return
+    }
+    let sum = Process()
+    sum.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+    sum.arguments = [vit]
+    let pipe = Pipe()
+    sum.standardOutput = pipe
+    try sum.run()
+    sum.waitUntilExit()
+    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    XCTAssertEqual(model["sha256"] as? String, text.split(separator: " ").first.map(String.init))
   }
 
   func testMatchesTheReferenceCases() throws {

@@ -43,9 +43,12 @@ final class JobSchemaTests: XCTestCase {
       workers: 3
       manifests:
         - {path: d.json, format: coco-results, images: i.json, box: xyxy}
+        - {path: labels, format: yolo, names: data.yaml}
       prompts: {multimask: true, keep: all, min_score: 0.5}
       """
     let job = try JobFile.parse(yaml: yaml, jobURL: URL(fileURLWithPath: "/j/job.yaml"))
+    XCTAssertEqual(job.manifests[1].names?.path, "/j/data.yaml")
+    XCTAssertEqual(job.manifests[1].box, .cxcywhNormalized)
     XCTAssertEqual(job.exif, false)
     XCTAssertEqual(job.workers, 3)
     XCTAssertEqual(job.prompts, PromptOptions(multimask: true, keep: .all, minScore: 0.5))

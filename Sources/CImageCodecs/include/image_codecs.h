@@ -1,7 +1,7 @@
 #ifndef SAMBATCH_IMAGE_CODECS_H
 #define SAMBATCH_IMAGE_CODECS_H
 
-// JPEG and PNG decoding to 8-bit interleaved RGB, and 8-bit grayscale PNG encoding.
+// JPEG and PNG decoding to 8-bit interleaved RGB; PNG (gray or RGB) and JPEG (RGB) encoding.
 // libjpeg and libpng report fatal errors by longjmp, which Swift cannot do, so the whole
 // decode lives here in C; every failure comes back as a status code and a message.
 
@@ -58,6 +58,15 @@ typedef struct {
 /// Encodes `width * height` 8-bit gray samples (rows top to bottom) as a PNG in memory.
 sb_codec_status sb_encode_gray_png(
     const uint8_t *pixels, int width, int height, sb_encoded_file *out);
+
+/// Encodes `width * height` pixels of interleaved 8-bit RGB as a PNG in memory.
+sb_codec_status sb_encode_rgb_png(
+    const uint8_t *pixels, int width, int height, sb_encoded_file *out);
+
+/// Encodes `width * height` pixels of interleaved 8-bit RGB as a baseline JPEG (4:2:0, libjpeg's
+/// defaults) at `quality` (1-100), in memory.
+sb_codec_status sb_encode_jpeg(const uint8_t *pixels, int width, int height, int quality,
+                               sb_encoded_file *out);
 
 void sb_codec_free(void *pointer);
 

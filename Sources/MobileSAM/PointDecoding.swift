@@ -1,0 +1,161 @@
+// The model side of mobile_sam/automatic_mask_generator.py (`_process_batch`): many single-point
+// prompts decoded against one embedding, and their masks brought to the image size one at a time.
+import SAMTensor
+
+/// What the decoder gives for a batch of single-point prompts, three masks per point in the
+/// reference's order (point-major, then decoder masks 1, 2, 3).
+public struct PointDecodings: Sendable {
+  /// Low-res logits [points * 3, 256, 256].
+  public var lowResLogits: Tensor
+  /// Predicted IoU per mask [points * 3].
+  public var scores: [Float]
+}
+
+extension MobileSAMModel {
+  /// Decodes each point, in pixels of the embedded image, as one prompt with a single foreground
+  /// point and multimask output (`predict_torch(points[:, None, :], ones, multimask_output=True)`).
+  /// The coordinates stay in double precision until they are normalized, as the generator's
+  /// float64 grid does in the reference (its prompt encoder casts to float32 after dividing by
+  /// 1024). Decoded `maxBatch` points at a time: the batch size cannot change a result.
+  ///
+  /// With `scoreAbove`, a point none of whose three predicted IoUs is above it gets no mask
+  /// logits (zeros): the scores come from the transformer's IoU token, before the mask decoder's
+  /// upscaling, which is then skipped (a third of the decoder's work per point).
+  public func decodePoints(
+    _ embedding: ImageEmbedding, points: [(x: Double, y: Double)], scoreAbove: Float? = nil
+  ) -> PointDecodings {
+    let planeSize = 256 * 256
+    var logits = [Float](repeating: 0, count: points.count * 3 * planeSize)
+    var scores = [Float]()
+    scores.reserveCapacity(points.count * 3)
+    var imagePE = promptEncoder.densePositionalEncoding
+    imagePE.shape = embedding.features.shape
+    let dim = MaskDecoder.transformerDim
+    var start = 0
+    while start < points.count {
+      let batch = points[start..<min(start + MobileSAMModel.maxBatch, points.count)]
+      var sparse = [Float]()
+      sparse.reserveCapacity(batch.count * 2 * dim)
+      for point in batch {
+        sparse += promptEncoder.singlePointEmbedding(normalized: normalizedInputCoordinates(point, embedding))
+      }
+      let (hs, keys) = maskDecoder.transformerOutputs(
+        embedding: embedding, imagePE: imagePE, sparse: Tensor(shape: [batch.count, 2, dim], data: sparse))
+      for b in 0..<batch.count {
+        let iou = maskDecoder.scores(hs, prompt: b, maskIndices: [1, 2, 3])
+        scores += iou
+        if let scoreAbove, !iou.contains(where: { $0 > scoreAbove }) { continue }
+        let planes = maskDecoder.masks(hs, keys, prompt: b, maskIndices: [1, 2, 3])
+        let offset = (start + b) * 3 * planeSize
+        logits.replaceSubrange(offset..<(offset + 3 * planeSize), with: planes)
+      }
+      start += batch.count
+    }
+    return PointDecodings(
+      lowResLogits: Tensor(shape: [points.count * 3, 256, 256], data: logits), scores: scores)
+  }
+
+  /// `ResizeLongestSide.apply_coords` in float64, the pixel-centre shift and the division by the
+  /// 1024 input size of `PositionEmbeddingRandom.forward_with_coords`, then float32.
+  private func normalizedInputCoordinates(_ point: (x: Double, y: Double), _ embedding: ImageEmbedding)
+    -> (x: Float, y: Float)
+  {
+    let sx = Double(embedding.inputWidth) / Double(embedding.originalWidth)
+    let sy = Double(embedding.inputHeight) / Double(embedding.originalHeight)
+    let size = Double(PromptEncoder.inputImageSize)
+    return (Float((point.x * sx + 0.5) / size), Float((point.y * sy + 0.5) / size))
+  }
+}
+
+extension PromptEncoder {
+  /// Sparse embedding [2, 256] of one foreground point given in normalized input coordinates,
+  /// followed by the not-a-point padding token (there is no box).
+  func singlePointEmbedding(normalized point: (x: Float, y: Float)) -> [Float] {
+    let dim = PromptEncoder.embedDim
+    var out = [Float](repeating: 0, count: 2 * dim)
+    peLayer.encode(x: point.x, y: point.y, into: &out, at: 0)
+    for c in 0..<dim {
+      out[c] += pointEmbeddings[1].data[c]
+      out[dim + c] = notAPointEmbed.data[c]
+    }
+    return out
+  }
+}
+
+extension MaskDecoder {
+  /// The two-way transformer for a batch of prompts without mask input: (tokens [B, 7, 256], image
+  /// side [B, 4096, 256]), as `callAsFunction` computes them before upscaling.
+  func transformerOutputs(embedding: ImageEmbedding, imagePE: Tensor, sparse: Tensor) -> (Tensor, Tensor) {
+    let dim = MaskDecoder.transformerDim
+    let (batch, promptTokens) = (sparse.shape[0], sparse.shape[1])
+    let tokenCount = 1 + MaskDecoder.numMaskTokens + promptTokens
+    var tokenData = [Float]()
+    tokenData.reserveCapacity(batch * tokenCount * dim)
+    for b in 0..<batch {
+      tokenData += iouToken.data
+      tokenData += maskTokens.data
+      tokenData += sparse.data[(b * promptTokens * dim)..<((b + 1) * promptTokens * dim)]
+    }
+    let imageTokens = imagePE.shape[0]
+    var positional = [Float]()
+    positional.reserveCapacity(batch * imageTokens * dim)
+    for _ in 0..<batch { positional += imagePE.data }
+    return transformer(
+      firstLayerImage: embedding.promptFreeFirstLayer,
+      imagePE: Tensor(shape: [batch, imageTokens, dim], data: positional),
+      points: Tensor(shape: [batch, tokenCount, dim], data: tokenData))
+  }
+
+  /// The IoU head's scores of prompt `b` for the chosen masks.
+  func scores(_ hs: Tensor, prompt b: Int, maskIndices: [Int]) -> [Float] {
+    let dim = MaskDecoder.transformerDim
+    let tokenCount = hs.shape[1]
+    let row = b * tokenCount * dim
+    let scores = iouPredictionHead(Tensor(shape: [1, dim], data: Array(hs.data[row..<(row + dim)])))
+    return maskIndices.map { scores.data[$0] }
+  }
+
+  /// The low-res logits of prompt `b` for the chosen masks, [masks * 256 * 256]: the image side
+  /// upscaled 4x, times each mask token's hypernetwork output (as `callAsFunction`).
+  func masks(_ hs: Tensor, _ keys: Tensor, prompt b: Int, maskIndices: [Int]) -> [Float] {
+    let dim = MaskDecoder.transformerDim
+    let (tokenCount, imageTokens) = (hs.shape[1], keys.shape[1])
+    let side = TinyViTConfig.gridSize
+    let (upscaledSide, upscaledChannels) = (side * 4, dim / 8)
+    let image = Tensor(
+      shape: [side, side, dim],
+      data: Array(keys.data[(b * imageTokens * dim)..<((b + 1) * imageTokens * dim)]))
+    var up = convTranspose2d(image, weight: upscaleConv1Weight, bias: upscaleConv1Bias, stride: 2)
+    up = upscaleNorm(up)
+    geluInPlace(&up)
+    up = convTranspose2d(up, weight: upscaleConv2Weight, bias: upscaleConv2Bias, stride: 2)
+    geluInPlace(&up)  // (256, 256, 32)
+    var hyper = Tensor(zeros: [maskIndices.count, upscaledChannels])
+    for (row, index) in maskIndices.enumerated() {
+      let tokenRow = (b * tokenCount + 1 + index) * dim
+      let h = hypernetworkMLPs[index](
+        Tensor(shape: [1, dim], data: Array(hs.data[tokenRow..<(tokenRow + dim)])))
+      for c in 0..<upscaledChannels { hyper.data[row * upscaledChannels + c] = h.data[c] }
+    }
+    up.shape = [upscaledSide * upscaledSide, upscaledChannels]
+    return linear(up, weight: hyper, bias: nil).transposedMatrix().data  // (masks, 65536)
+  }
+}
+
+/// Masks of the embedded image from low-res logits, as `Sam.postprocess_masks` and
+/// `calculate_stability_score` give them, for masks decided one at a time.
+public enum MaskUpscaling {
+  /// Low-res logits [P, 256, 256] -> one thresholded plane per mask at the embedded image's
+  /// size, with the counts above `threshold + offset` and `threshold - offset` (the stability
+  /// score's intersection and union).
+  public static func planes(
+    _ lowRes: Tensor, embedding: ImageEmbedding, threshold: Float, offset: Float
+  ) -> [ThresholdedPlane] {
+    let side = TinyViTConfig.imageSize
+    let cropped = resizeBilinear(
+      lowRes, height: side, width: side, keepingTop: embedding.inputHeight, left: embedding.inputWidth)
+    return resizeBilinearThresholded(
+      cropped, height: embedding.originalHeight, width: embedding.originalWidth, threshold: threshold,
+      offset: offset)
+  }
+}

@@ -1,0 +1,234 @@
+// Port of mobile_sam/automatic_mask_generator.py (`SamAutomaticMaskGenerator`, output_mode
+// "coco_rle"), the same code as segment_anything's.
+import Foundation
+import MobileSAM
+import SAMImage
+import SAMTensor
+
+/// One mask of the automatic mask generator, with what the reference reports for it.
+public struct GeneratedMask: Sendable, Equatable {
+  /// The mask at the image size as uncompressed COCO runs (column-major, starting with 0s).
+  public var runs: [Int]
+  /// Inclusive corners in image pixels (`batched_mask_to_box`, then uncropped).
+  public var box: PixelBox
+  public var predictedIou: Float
+  /// nil where the reference's is NaN (no pixel above threshold - offset; kept only when the
+  /// stability threshold is 0).
+  public var stabilityScore: Float?
+  /// The prompt point in image pixels.
+  public var pointX: Double
+  public var pointY: Double
+  /// The crop the mask was found in, [x0, x1) x [y0, y1) in image pixels.
+  public var cropBox: PixelBox
+
+  public var area: Int { MaskRLE.area(runs: runs) }
+  /// The compressed COCO counts string, as `pycocotools` writes it.
+  public var counts: String { MaskRLE.compress(runs) }
+}
+
+/// Milliseconds spent in each stage of one `generate` call.
+public struct EverythingTimings: Sendable, Equatable {
+  /// Image encoder, all crops.
+  public var embed = 0.0
+  /// Mask decoder, all points.
+  public var decode = 0.0
+  /// Upsampling, filters, RLE, NMS and small-region removal.
+  public var postprocess = 0.0
+}
+
+public struct EverythingResult: Sendable {
+  public var width: Int
+  public var height: Int
+  /// In the reference's order (the order its last NMS keeps them in).
+  public var masks: [GeneratedMask]
+  public var timings: EverythingTimings
+}
+
+/// Every object in an image without a prompt: a grid of single-point prompts over the image and
+/// over zoomed crops, weak, unstable and duplicate masks dropped, small regions cleaned. The
+/// results are those of `SamAutomaticMaskGenerator.generate`; only the order of work differs where
+/// it cannot change a result: a mask is upsampled only after its predicted IoU passed, its
+/// stability and binary mask come from one pass, and only the masks that pass are kept, as RLE.
+public struct AutomaticMaskGenerator: Sendable {
+  public let model: MobileSAMModel
+  public let parameters: EverythingParameters
+
+  /// Throws `InputError.usage` naming every parameter out of range (as command-line flags).
+  public init(model: MobileSAMModel, parameters: EverythingParameters) throws {
+    let problems = parameters.problems(naming: .flags)
+    guard problems.isEmpty else { throw InputError.usage(problems.joined(separator: "; ")) }
+    self.model = model
+    self.parameters = parameters
+  }
+
+  public func generate(_ image: RGBImage) throws -> EverythingResult {
+    var timings = EverythingTimings()
+    let crops = EverythingGeometry.cropBoxes(
+      width: image.width, height: image.height, layers: parameters.cropNLayers,
+      overlapRatio: parameters.cropOverlapRatio)
+    let grids = parameters.pointsPerSideByLayer.map(EverythingGeometry.pointGrid)
+    var masks: [GeneratedMask] = []
+    for (crop, layer) in crops {
+      masks += try processCrop(image, crop: crop, grid: grids[layer], timings: &timings)
+    }
+    let start = DispatchTime.now()
+    if crops.count > 1 {
+      // Duplicates between crops: the smaller crop wins (score 1 / crop area, in float32).
+      let scores = masks.map { mask -> Float in
+        let crop = mask.cropBox
+        return 1 / Float((crop.x1 - crop.x0) * (crop.y1 - crop.y0))
+      }
+      let keep = EverythingGeometry.nonMaximumSuppression(
+        boxes: masks.map(\.box), scores: scores, threshold: parameters.cropNmsThresh)
+      masks = keep.map { masks[$0] }
+    }
+    if parameters.minMaskRegionArea > 0 {
+      masks = removeSmallRegions(
+        masks, width: image.width, height: image.height,
+        threshold: max(parameters.boxNmsThresh, parameters.cropNmsThresh))
+    }
+    timings.postprocess += milliseconds(since: start)
+    return EverythingResult(width: image.width, height: image.height, masks: masks, timings: timings)
+  }
+
+  /// `_process_crop` and `_process_batch`: the masks of one crop that pass the filters, after the
+  /// crop's box NMS, in image coordinates.
+  private func processCrop(
+    _ image: RGBImage, crop: PixelBox, grid: [(x: Double, y: Double)], timings: inout EverythingTimings
+  ) throws -> [GeneratedMask] {
+    var start = DispatchTime.now()
+    let cropped = crop == PixelBox(x0: 0, y0: 0, x1: image.width, y1: image.height) ? image : cut(image, crop)
+    let embedding = try model.embed(cropped)
+    timings.embed += milliseconds(since: start)
+    let (width, height) = (cropped.width, cropped.height)
+    let points = grid.map { (x: $0.x * Double(width), y: $0.y * Double(height)) }
+    let iouThreshold = Float(parameters.predIouThresh)
+    let stabilityThreshold = Float(parameters.stabilityScoreThresh)
+    let offset = Float(parameters.stabilityScoreOffset)
+    var candidates: [GeneratedMask] = []
+    var batchStart = 0
+    while batchStart < points.count {
+      let batch = Array(points[batchStart..<min(batchStart + parameters.pointsPerBatch, points.count)])
+      start = DispatchTime.now()
+      // Points whose three masks all fail the predicted-IoU filter are not upscaled.
+      let decoded = model.decodePoints(
+        embedding, points: batch, scoreAbove: parameters.predIouThresh > 0 ? iouThreshold : nil)
+      timings.decode += milliseconds(since: start)
+      start = DispatchTime.now()
+      for index in 0..<(batch.count * 3) {
+        let score = decoded.scores[index]
+        if parameters.predIouThresh > 0 && !(score > iouThreshold) { continue }
+        let plane = MaskUpscaling.planes(
+          lowResPlane(decoded.lowResLogits, index), embedding: embedding, threshold: 0, offset: offset)[0]
+        let stability: Float? =
+          plane.countAboveLow > 0 ? Float(plane.countAboveHigh) / Float(plane.countAboveLow) : nil
+        if parameters.stabilityScoreThresh > 0 && !((stability ?? .nan) >= stabilityThreshold) { continue }
+        let box = plane.mask.withUnsafeBufferPointer {
+          EverythingGeometry.maskBox($0, width: width, height: height)
+        }
+        if EverythingGeometry.isNearCropEdge(box, crop: crop, width: image.width, height: image.height) {
+          continue
+        }
+        let point = batch[index / 3]
+        candidates.append(
+          GeneratedMask(
+            runs: MaskRLE.runs(of: uncrop(plane.mask, crop: crop, width: image.width, height: image.height)),
+            box: box, predictedIou: score, stabilityScore: stability, pointX: point.x, pointY: point.y,
+            cropBox: crop))
+      }
+      timings.postprocess += milliseconds(since: start)
+      batchStart += batch.count
+    }
+    start = DispatchTime.now()
+    let keep = EverythingGeometry.nonMaximumSuppression(
+      boxes: candidates.map(\.box), scores: candidates.map(\.predictedIou), threshold: parameters.boxNmsThresh
+    )
+    let kept = keep.map { index -> GeneratedMask in
+      var mask = candidates[index]
+      mask.box = mask.box.offset(by: crop)
+      mask.pointX += Double(crop.x0)
+      mask.pointY += Double(crop.y0)
+      return mask
+    }
+    timings.postprocess += milliseconds(since: start)
+    return kept
+  }
+
+  /// `postprocess_small_regions`: holes then islands below `min_mask_region_area` removed from
+  /// every mask, then NMS again with the unchanged masks preferred (score 1, changed ones 0).
+  private func removeSmallRegions(_ masks: [GeneratedMask], width: Int, height: Int, threshold: Double)
+    -> [GeneratedMask]
+  {
+    guard !masks.isEmpty else { return masks }
+    let area = parameters.minMaskRegionArea
+    var cleaned = [(runs: [Int]?, box: PixelBox)](
+      repeating: (nil, PixelBox(x0: 0, y0: 0, x1: 0, y1: 0)), count: masks.count)
+    cleaned.withUnsafeMutableBufferPointer { out in
+      let shared = SendablePointer(out.baseAddress!)
+      parallelFor(masks.count) { i in
+        // The runs come from our own encoder and always fit the image.
+        guard let mask = try? MaskRLE.mask(fromRuns: masks[i].runs, width: width, height: height) else {
+          return
+        }
+        let (filled, holesChanged) = MaskRegions.removeSmall(
+          mask.pixels, width: width, height: height, area: area, mode: .holes)
+        let (result, islandsChanged) = MaskRegions.removeSmall(
+          filled, width: width, height: height, area: area, mode: .islands)
+        let box = result.withUnsafeBufferPointer {
+          EverythingGeometry.maskBox($0, width: width, height: height)
+        }
+        let changed = holesChanged || islandsChanged
+        shared.pointer[i] = (
+          changed ? MaskRLE.runs(of: BinaryMask(width: width, height: height, pixels: result)) : nil, box
+        )
+      }
+    }
+    let keep = EverythingGeometry.nonMaximumSuppression(
+      boxes: cleaned.map(\.box), scores: cleaned.map { $0.runs == nil ? 1 : 0 }, threshold: threshold)
+    return keep.map { i in
+      var mask = masks[i]
+      if let runs = cleaned[i].runs {
+        mask.runs = runs
+        mask.box = cleaned[i].box
+      }
+      return mask
+    }
+  }
+}
+
+/// One plane [1, 256, 256] of low-res logits [N, 256, 256].
+private func lowResPlane(_ logits: Tensor, _ index: Int) -> Tensor {
+  let size = 256 * 256
+  return Tensor(shape: [1, 256, 256], data: Array(logits.data[(index * size)..<((index + 1) * size)]))
+}
+
+/// `image[y0:y1, x0:x1]`.
+private func cut(_ image: RGBImage, _ crop: PixelBox) -> RGBImage {
+  let width = crop.x1 - crop.x0
+  var pixels = [UInt8]()
+  pixels.reserveCapacity(width * (crop.y1 - crop.y0) * 3)
+  for y in crop.y0..<crop.y1 {
+    let start = (y * image.width + crop.x0) * 3
+    pixels += image.pixels[start..<(start + width * 3)]
+  }
+  return RGBImage(width: width, height: crop.y1 - crop.y0, pixels: pixels)
+}
+
+/// `uncrop_masks`: a crop's mask placed in an image-size mask of zeros.
+private func uncrop(_ mask: [UInt8], crop: PixelBox, width: Int, height: Int) -> BinaryMask {
+  let cropWidth = crop.x1 - crop.x0
+  if crop == PixelBox(x0: 0, y0: 0, x1: width, y1: height) {
+    return BinaryMask(width: width, height: height, pixels: mask)
+  }
+  var pixels = [UInt8](repeating: 0, count: width * height)
+  for y in 0..<(crop.y1 - crop.y0) {
+    let target = (y + crop.y0) * width + crop.x0
+    pixels.replaceSubrange(target..<(target + cropWidth), with: mask[(y * cropWidth)..<((y + 1) * cropWidth)])
+  }
+  return BinaryMask(width: width, height: height, pixels: pixels)
+}
+
+private struct SendablePointer<T>: @unchecked Sendable {
+  let pointer: UnsafeMutablePointer<T>
+  init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
+}
