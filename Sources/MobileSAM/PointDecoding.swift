@@ -12,11 +12,16 @@ public struct PointDecodings: Sendable {
 }
 
 extension MobileSAMModel {
+  /// Points decoded together: bounds the decoder's memory (about 20 MB per point).
+  static let pointsPerCall = 8
+
   /// Decodes each point, in pixels of the embedded image, as one prompt with a single foreground
   /// point and multimask output (`predict_torch(points[:, None, :], ones, multimask_output=True)`).
   /// The coordinates stay in double precision until they are normalized, as the generator's
   /// float64 grid does in the reference (its prompt encoder casts to float32 after dividing by
-  /// 1024). Decoded `maxBatch` points at a time: the batch size cannot change a result.
+  /// 1024). Decoded `pointsPerCall` points at a time, always grouped the same way from the first
+  /// point, so a grid gives the same bits on every run (a point's last bits may depend on its
+  /// batch-mates, which only the grid decides).
   ///
   /// With `scoreAbove`, a point none of whose three predicted IoUs is above it gets no mask
   /// logits (zeros): the scores come from the transformer's IoU token, before the mask decoder's
@@ -33,7 +38,7 @@ extension MobileSAMModel {
     let dim = MaskDecoder.transformerDim
     var start = 0
     while start < points.count {
-      let batch = points[start..<min(start + MobileSAMModel.maxBatch, points.count)]
+      let batch = points[start..<min(start + MobileSAMModel.pointsPerCall, points.count)]
       var sparse = [Float]()
       sparse.reserveCapacity(batch.count * 2 * dim)
       for point in batch {
