@@ -1,4 +1,6 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
+// 6.2: packages that use unsafeFlags (our optimization flags below) can be versioned
+// dependencies of other packages only from this tools version on.
 import PackageDescription
 
 // Kernels and model code are compiled with optimization even in debug builds, so the parity tests
@@ -41,7 +43,9 @@ let package = Package(
       cSettings: fastC,
       linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]),
 
-    .target(name: "SAMTensor", dependencies: ["CBLAS"], swiftSettings: fastSwift),
+    // Kernels compiled for AVX2 and for AVX-512, chosen at run time by the CPU (sam_kernels.h).
+    .target(name: "CSAMKernels", cSettings: fastC),
+    .target(name: "SAMTensor", dependencies: ["CBLAS", "CSAMKernels"], swiftSettings: fastSwift),
     .target(
       name: "TorchCheckpoint",
       dependencies: ["SAMTensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
@@ -61,9 +65,15 @@ let package = Package(
       // Optimized in debug builds too: RLE encoding and mask statistics loop over every pixel of
       // every mask, and the runner's end-to-end tests would otherwise crawl.
       swiftSettings: fastSwift),
+    // The deterministic fake model of the test suite; the binary offers it with
+    // SAMBATCH_FAKE_SEGMENTER=1 (release builds too), the library never sees it.
+    .target(
+      name: "SAMBatchFakes", dependencies: ["SAMBatch", "MobileSAM", "SAMImage"], swiftSettings: fastSwift),
     .executableTarget(
       name: "sambatch",
-      dependencies: ["SAMBatch", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+      dependencies: [
+        "SAMBatch", "SAMBatchFakes", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
 
     .target(name: "TestSupport", dependencies: ["SAMTensor"], path: "Tests/TestSupport"),
     .testTarget(
@@ -71,9 +81,12 @@ let package = Package(
     .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "TestSupport"]),
     .testTarget(name: "SAMImageTests", dependencies: ["SAMImage", "TestSupport"]),
     .testTarget(
-      name: "MobileSAMTests", dependencies: ["MobileSAM", "SAMBatch", "TestSupport"], swiftSettings: fastSwift
+      name: "MobileSAMTests", dependencies: ["MobileSAM", "TestSupport"], swiftSettings: fastSwift
     ),
-    .testTarget(name: "SAMBatchTests", dependencies: ["SAMBatch", "TestSupport"]),
+    .testTarget(name: "SAMBatchTests", dependencies: ["SAMBatch", "SAMBatchFakes", "TestSupport"]),
+    // Compiles README.md's library example (Tests/ReadmeExample/Example.swift holds the same code).
+    .testTarget(
+      name: "ReadmeExampleTests", dependencies: ["MobileSAM", "SAMImage"], path: "Tests/ReadmeExample"),
     .testTarget(
       name: "CLITests", dependencies: ["TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
   ]

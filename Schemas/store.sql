@@ -36,7 +36,8 @@ CREATE TABLE runs (
 -- shard databases merge without renumbering; source_image_id is its id in a COCO manifest.
 -- width/height are the decoded size after EXIF orientation (exif_applied). Timings in ms:
 -- read_ms (read + decode + prompt preparation), embed_ms (image encoder), predict_ms (mask
--- decoder, post-processing, RLE), total_ms (start of reading to end of predict, queue waits included).
+-- decoder, post-processing, RLE) count only the image's own work; wait_ms (v2) the time it waited
+-- for the model; total_ms (start of reading to end of predict, queue waits included).
 CREATE TABLE images (
   id INTEGER PRIMARY KEY,
   path TEXT NOT NULL UNIQUE,
@@ -125,3 +126,27 @@ SELECT
 FROM masks m
 JOIN prompts p ON p.image_id = m.image_id AND p.prompt_index = m.prompt_index
 JOIN images i ON i.id = m.image_id;
+
+
+-- migration "v2: model kind, per-image wait, dropped detections and prompt fingerprints"
+
+-- The model family: vit_t (MobileSAM), vit_b, vit_l, vit_h; "fake" for the test segmenter. NULL
+-- in databases written before it was recorded.
+ALTER TABLE jobs ADD COLUMN model_kind TEXT;
+-- Size and modification time of every manifest file when the plan was last checked against them:
+-- while they are the same, `status` and a finished rerun do not read the manifests again.
+ALTER TABLE jobs ADD COLUMN manifest_stats TEXT;
+-- Time (ms) the image waited for the model while other images used it: not part of embed_ms or
+-- predict_ms, which count only the image's own work.
+ALTER TABLE images ADD COLUMN wait_ms REAL;
+-- The image's detections left out because their score is below prompts.min_score.
+ALTER TABLE images ADD COLUMN below_min_score INTEGER NOT NULL DEFAULT 0;
+-- A fingerprint of the image's prompts as planned: when a manifest grows or changes, only the
+-- images whose prompts changed are redone.
+ALTER TABLE images ADD COLUMN prompts_sha256 TEXT;
+-- The process of a run (pid on host) and the last time it wrote: a second `sambatch run` of the
+-- job refuses while that process lives, and takes over from one that is gone.
+ALTER TABLE runs ADD COLUMN pid INTEGER;
+ALTER TABLE runs ADD COLUMN heartbeat_at TEXT;
+-- How the run ended: "finished", "interrupted (SIGINT)", "interrupted (SIGTERM)", or the error.
+ALTER TABLE runs ADD COLUMN end_reason TEXT;

@@ -16,9 +16,20 @@ so the timings are the same). Prints one JSON object with medians in millisecond
 - ort_decoder_box_ms: prompt encoder + mask decoder + upsampling to the original size, exported
   with mobile_sam.utils.onnx.SamOnnxModel as the upstream export script does
   (return_single_mask), for the same box, masks thresholded at 0.
+  ort_decoder_box_ms is at --threads threads; ort_decoder_box_ms_by_threads has every count
+  from 1 to --threads and ort_decoder_best_ms the fastest (the targets compare with that).
 Each is the median of --runs (encoder) or --decoder-runs runs after --warmup runs, with
 --threads threads (torch.set_num_threads; ORT intra-op threads, one inter-op thread). The .onnx
 files live in a temporary directory that is deleted at the end; never commit them.
+
+--resize WxH first resizes the image (Pillow, bilinear) into a temporary JPEG and times that:
+the decoder's cost depends on the original size (masks are upsampled to it).
+
+With --sambatch PATH, `sambatch bench` runs on the same image, box, threads and runs, once before
+the reference and once after (its figures are the mean of the two medians, so a machine that
+slows down during the run does not favour either side), and the ratios are added. --table then
+prints one Markdown table (ours, the peers', the ratios, the targets of issue 9) instead of the
+JSON, which --json PATH still writes. `make bench` runs it that way.
 """
 
 from __future__ import annotations
@@ -64,6 +75,11 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--points-per-side", type=int, default=32)
     parser.add_argument("--pred-iou-thresh", type=float, default=0.88)
     parser.add_argument("--stability-score-thresh", type=float, default=0.95)
+    parser.add_argument("--resize", default=None, metavar="WxH",
+                        help="time a copy of the image resized to W x H (e.g. 1920x1080)")
+    parser.add_argument("--table", action="store_true",
+                        help="print a Markdown table instead of the JSON (needs --sambatch)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the JSON here")
     parser.add_argument("--sambatch", default=None,
                         help="path of a sambatch binary: also run `sambatch bench` with the same "
                              "image, box, threads and runs, and print the ratios")
@@ -178,24 +194,100 @@ def bench_everything(args: argparse.Namespace) -> None:
         result["time_ratio_sambatch_vs_torch"] = round(result["sambatch_s"] / result["torch_generate_s"], 3)
     result["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result, indent=1))
+# Figures of `sambatch bench` carried into the result (as sambatch_<name>).
+OUR_FIGURES = ["embed_ms", "predict_box_ms", "box_rle_ms", "boxes32_rle_ms", "marginal_box_ms",
+               "encoder_gflops", "sgemm_gflops"]
+
+
+def run_sambatch(args: argparse.Namespace, image_path: str, box: np.ndarray) -> dict:
+    command = [args.sambatch, "bench", "--model", args.checkpoint, "--image", image_path,
+               "--box", ",".join(str(v) for v in box.tolist()), "--threads", str(args.threads),
+               "--runs", str(args.runs), "--decoder-runs", str(args.decoder_runs),
+               "--warmup", str(args.warmup)]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+
+def add_ratios(result: dict) -> None:
+    """Ours / theirs: below 1 means sambatch takes less time."""
+    def ratio(ours: str, theirs: str) -> None:
+        if ours in result and theirs in result and result[theirs] > 0:
+            result[f"ratio_{ours}_to_{theirs}"] = round(result[ours] / result[theirs], 3)
+
+    ratio("sambatch_embed_ms", "ort_encoder_ms")
+    ratio("sambatch_embed_ms", "torch_set_image_ms")
+    ratio("sambatch_box_rle_ms", "ort_decoder_best_ms")
+    ratio("sambatch_box_rle_ms", "torch_predict_box_ms")
+    ratio("sambatch_marginal_box_ms", "ort_decoder_best_ms")
+
+
+def markdown_table(r: dict) -> str:
+    def cell(key: str, digits: int = 0) -> str:
+        value = r.get(key)
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    def ratio(key: str) -> str:
+        return "-" if key not in r else f"{r[key]:.2f}x"
+
+    threads = r["threads"]
+    best = min(r["ort_decoder_box_ms_by_threads"], key=r["ort_decoder_box_ms_by_threads"].get)
+    lines = [
+        f"image {r['image']} ({r['width']}x{r['height']}), {threads} threads, medians in ms, "
+        f"load average {r['load_average_1min_before']} -> {r['load_average_1min_after']}",
+        "",
+        "| figure | sambatch | PyTorch | ONNX Runtime | sambatch / ORT | target |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| encode (ours: resize + normalize + encoder; PyTorch: set_image; ORT: encoder) "
+        f"| {cell('sambatch_embed_ms')} | {cell('torch_set_image_ms')} | {cell('ort_encoder_ms')} "
+        f"| {ratio('ratio_sambatch_embed_ms_to_ort_encoder_ms')} | <= 0.70x |",
+        f"| one box: decode + masks at original size + RLE (ORT: decoder with upsampling at its "
+        f"best thread count, {best} of 1..{threads}) "
+        f"| {cell('sambatch_box_rle_ms', 1)} | {cell('torch_predict_box_ms', 1)} "
+        f"| {cell('ort_decoder_best_ms', 1)} "
+        f"| {ratio('ratio_sambatch_box_rle_ms_to_ort_decoder_best_ms')} | <= 0.30x |",
+        f"| marginal box, (32 boxes - 1 box) / 31, RLE included | {cell('sambatch_marginal_box_ms', 1)} "
+        f"| - | {cell('ort_decoder_best_ms', 1)} "
+        f"| {ratio('ratio_sambatch_marginal_box_ms_to_ort_decoder_best_ms')} | <= 0.20x |",
+        f"| encoder GFLOP/s (77.5 GFLOP per image) | {cell('sambatch_encoder_gflops', 1)} | - | - | - | - |",
+        f"| OpenBLAS sgemm GFLOP/s in the same process ({r.get('sambatch_blas_core') or '?'}, "
+        f"4096x1280x320) | {cell('sambatch_sgemm_gflops', 1)} | - | - | - | - |",
+        "",
+        "sambatch figures are the mean of two runs of `sambatch bench`, before and after the peers.",
+    ]
+    return "\n".join(lines)
+
+
+def resized_copy(path: str, size: str, directory: str) -> str:
+    width, height = (int(v) for v in size.lower().split("x"))
+    out = str(Path(directory) / f"resized_{width}x{height}.jpg")
+    Image.open(path).convert("RGB").resize((width, height), Image.BILINEAR).save(out, quality=95)
+    return out
 
 
 def main() -> None:
     args = parse_arguments()
     if args.everything:
         return bench_everything(args)
+    if args.table and not args.sambatch:
+        raise SystemExit("--table needs --sambatch PATH (the table sets both engines side by side)")
+    with tempfile.TemporaryDirectory(prefix="sambatch-bench-") as directory:
+        image_path = resized_copy(args.image, args.resize, directory) if args.resize else args.image
+        measure(args, image_path)
+
+
+def measure(args: argparse.Namespace, image_path: str) -> None:
     torch.set_num_threads(args.threads)
     model = load_model(args.checkpoint)
     predictor = SamPredictor(model)
-    image = np.array(Image.open(args.image).convert("RGB"))
+    image = np.array(Image.open(image_path).convert("RGB"))
     height, width = image.shape[:2]
     if args.box:
         box = np.array([float(v) for v in args.box.split(",")])
     else:
         box = np.array([width * 0.25, height * 0.25, width * 0.75, height * 0.75])
 
+    before = run_sambatch(args, image_path, box) if args.sambatch else {}
     result: dict = {
-        "image": args.image,
+        "image": args.image + (f" resized to {args.resize}" if args.resize else ""),
         "width": width,
         "height": height,
         "checkpoint": args.checkpoint,
@@ -255,6 +347,13 @@ def main() -> None:
             _ = masks > 0.0
 
         result["ort_decoder_box_ms"] = median_ms(decode, args.decoder_runs, args.warmup)
+        by_threads = {args.threads: result["ort_decoder_box_ms"]}
+        for threads in range(1, args.threads):
+            other = session(decoder_path, threads)
+            by_threads[threads] = median_ms(lambda: other.run(None, decoder_inputs)[0] > 0.0,
+                                            args.decoder_runs, args.warmup)
+        result["ort_decoder_box_ms_by_threads"] = {str(k): v for k, v in sorted(by_threads.items())}
+        result["ort_decoder_best_ms"] = min(by_threads.values())
         ort_low_res = decoder.run(None, decoder_inputs)[2]
         with torch.no_grad():
             torch_low_res = decoder_module(
@@ -262,24 +361,23 @@ def main() -> None:
         result["ort_decoder_low_res_max_abs_diff_vs_torch"] = float(
             np.abs(ort_low_res - torch_low_res).max())
 
+    after = run_sambatch(args, image_path, box) if args.sambatch else {}
     if args.sambatch:
-        command = [args.sambatch, "bench", "--model", args.checkpoint, "--image", args.image,
-                   "--box", ",".join(str(v) for v in box.tolist()), "--threads", str(args.threads),
-                   "--runs", str(args.runs), "--decoder-runs", str(args.decoder_runs),
-                   "--warmup", str(args.warmup)]
-        ours = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-        result["sambatch_embed_ms"] = ours["embed_ms"]
-        result["sambatch_predict_box_ms"] = ours["predict_box_ms"]
-        # > 1 means sambatch is faster.
-        result["speedup_embed_vs_torch_set_image"] = round(result["torch_set_image_ms"] / ours["embed_ms"], 2)
-        result["speedup_embed_vs_ort_encoder"] = round(result["ort_encoder_ms"] / ours["embed_ms"], 2)
-        result["speedup_predict_vs_torch"] = round(result["torch_predict_box_ms"] / ours["predict_box_ms"], 2)
-        result["speedup_predict_vs_ort"] = round(result["ort_decoder_box_ms"] / ours["predict_box_ms"], 2)
+        ours = {key: round((before[key] + after[key]) / 2, 2) for key in OUR_FIGURES
+                if key in before and key in after}
+        result.update({"sambatch_" + key: value for key, value in ours.items()})
+        result["sambatch_blas_core"] = after.get("blas_core")
+        add_ratios(result)
 
     result["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     result["versions"] = {name: importlib.metadata.version(name) for name in
                           ["torch", "onnxruntime", "onnx", "mobilesam-mirror"]}
-    print(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    if args.table and args.sambatch:
+        print(markdown_table(result))
+    else:
+        print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-// Port of mobile_sam/modeling/sam.py (Sam) and mobile_sam/predictor.py (SamPredictor), for `vit_t`.
+// Port of mobile_sam/modeling/sam.py (Sam) and mobile_sam/predictor.py (SamPredictor), for `vit_t`
+// and, with segment_anything's ViT image encoder, for the original SAM `vit_b`, `vit_l`, `vit_h`.
 import Foundation
 import SAMImage
 import SAMTensor
@@ -20,7 +21,55 @@ public enum MobileSAMError: Error, LocalizedError, Equatable {
     case .checkpoint(let file, let reason):
       // The reader's messages already name the file; say it once.
       let cause = reason.contains(file) ? reason : "\(file): \(reason)"
-      return "not a usable MobileSAM vit_t checkpoint: \(cause)"
+      return "not a usable SAM checkpoint (vit_t, vit_b, vit_l or vit_h): \(cause)"
+    }
+  }
+}
+
+/// Which model a checkpoint holds, read from its keys and shapes: MobileSAM's TinyViT (`vit_t`),
+/// the original SAM's ViT-B/L/H, or a ViT encoder of another size (`vit_custom`, e.g. the small
+/// test fixtures). `rawValue` is the name SAM's model registry uses.
+public enum SAMModelKind: String, Sendable, CaseIterable {
+  case vitT = "vit_t"
+  case vitB = "vit_b"
+  case vitL = "vit_l"
+  case vitH = "vit_h"
+  case vitCustom = "vit_custom"
+}
+
+/// The image encoder a checkpoint holds: MobileSAM's TinyViT or SAM's ViT.
+enum ImageEncoder: Sendable {
+  case tinyViT(TinyViT)
+  case vit(ImageEncoderViT)
+
+  /// Picks the encoder by its patch embedding's keys: TinyViT's is two convolution + BatchNorm
+  /// pairs (`patch_embed.seq`), the ViT's one 16x16 convolution (`patch_embed.proj`).
+  init(_ weights: CheckpointWeights, _ prefix: String) throws {
+    if weights.contains("\(prefix).patch_embed.proj.weight") {
+      self = .vit(try ImageEncoderViT(weights, prefix, config: try ViTConfig(weights, prefix)))
+    } else {
+      self = .tinyViT(try TinyViT(weights, prefix))
+    }
+  }
+
+  var kind: SAMModelKind {
+    switch self {
+    case .tinyViT: return .vitT
+    case .vit(let encoder):
+      switch encoder.config {
+      case .vitB: return .vitB
+      case .vitL: return .vitL
+      case .vitH: return .vitH
+      default: return .vitCustom
+      }
+    }
+  }
+
+  /// x [1024, 1024, 3] -> [64, 64, 256]
+  func callAsFunction(_ x: Tensor) -> Tensor {
+    switch self {
+    case .tinyViT(let encoder): return encoder(x)
+    case .vit(let encoder): return encoder(x)
     }
   }
 }
@@ -43,16 +92,18 @@ public struct ImageEmbedding: Sendable {
   public var channelsFirstFeatures: [Float] { permute(features, [1, 0]).data }
 }
 
-/// MobileSAM (`vit_t`) loaded from a checkpoint: `embed` once per image, then `predict` any number
-/// of prompts against the embedding.
+/// MobileSAM (`vit_t`) or the original SAM (`vit_b`, `vit_l`, `vit_h`) loaded from a checkpoint:
+/// `embed` once per image, then `predict` any number of prompts against the embedding. Everything
+/// but the image encoder is the same module in both.
 public final class MobileSAMModel: Sendable {
-  let imageEncoder: TinyViT
+  let imageEncoder: ImageEncoder
+  /// The model the checkpoint holds, read from its keys and shapes.
+  public var kind: SAMModelKind { imageEncoder.kind }
   let promptEncoder: PromptEncoder
   let maskDecoder: MaskDecoder
-  /// Prompts decoded together at most; bounds the decoder's memory (about 20 MB per prompt).
-  public static let maxBatch = 8
 
-  /// Loads the official `mobile_sam.pt` (or a file saved the same way). Strict: every key is used
+  /// Loads the official `mobile_sam.pt` or `sam_vit_b/l/h_*.pth` (or a file saved the same way),
+  /// recognizing which from its keys and shapes. Strict: every key is used
   /// or deliberately ignored; a missing key or a wrong shape is an error naming it.
   public convenience init(checkpoint url: URL) throws {
     let checkpoint: Checkpoint
@@ -72,7 +123,7 @@ public final class MobileSAMModel: Sendable {
     // BatchNorm's training counter plays no part in inference.
     weights.ignore(suffix: ".num_batches_tracked")
     do {
-      imageEncoder = try TinyViT(weights, "image_encoder")
+      imageEncoder = try ImageEncoder(weights, "image_encoder")
       promptEncoder = try PromptEncoder(weights, "prompt_encoder")
       maskDecoder = try MaskDecoder(weights, "mask_decoder")
       try weights.finish()
@@ -105,9 +156,15 @@ public final class MobileSAMModel: Sendable {
   }
 
   /// One prediction per prompt, in order; each equals what `SamPredictor.predict` gives for that
-  /// prompt alone. Prompts with the same number of points and the same box presence are decoded
-  /// together (padding with not-a-point tokens would change the result). Throws `invalidPrompt`
-  /// before doing any work when a prompt is invalid.
+  /// prompt alone, and is the same bit for bit whatever other prompts come with it. Throws
+  /// `invalidPrompt` before doing any work when a prompt is invalid.
+  ///
+  /// Each prompt is decoded on its own. Stacking a batch's token rows into the same GEMMs made a
+  /// prompt's last bits depend on its batch-mates (issue 6: a box scored 0.79615456 beside another
+  /// box, 0.79615438 alone), because OpenBLAS picks its kernels and blocking, and `sgemm` its
+  /// split over threads, by the matrix sizes. Batches saved little: most of a prompt's cost is its
+  /// own 4096-token image side and its masks, the same work either way; only the token rows (5 to
+  /// 10 per prompt) shared GEMM calls.
   public func predict(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) throws -> [Prediction]
   {
     for (index, prompt) in prompts.enumerated() {
@@ -115,26 +172,10 @@ public final class MobileSAMModel: Sendable {
         throw MobileSAMError.invalidPrompt(index: index, reason: reason)
       }
     }
-    var batches: [[Int]] = []
-    var batchOf: [String: Int] = [:]
-    for (index, prompt) in prompts.enumerated() {
-      let key = "\(prompt.points.count)-\(prompt.box != nil)"
-      if let b = batchOf[key], batches[b].count < MobileSAMModel.maxBatch {
-        batches[b].append(index)
-      } else {
-        batchOf[key] = batches.count
-        batches.append([index])
-      }
-    }
-    var results = [Prediction?](repeating: nil, count: prompts.count)
-    for batch in batches {
-      let predictions = decode(embedding, prompts: batch.map { prompts[$0] }, multimask: multimask)
-      for (index, prediction) in zip(batch, predictions) { results[index] = prediction }
-    }
-    return results.compactMap { $0 }
+    return prompts.map { decode(embedding, prompts: [$0], multimask: multimask)[0] }
   }
 
-  /// Decodes prompts that share one shape as one batch.
+  /// Decodes prompts that share one shape (points and box presence) as one batch.
   private func decode(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) -> [Prediction] {
     let dim = MaskDecoder.transformerDim
     let inputFrame = prompts.map { Transforms.toInputFrame($0, embedding: embedding) }
@@ -188,3 +229,6 @@ func stabilityScore(intersections: Int, unions: Int) -> Float? {
   guard unions > 0 else { return nil }
   return Float(intersections) / Float(unions)
 }
+
+/// A neutral name for the model class, which holds any of the four SAM kinds.
+public typealias SAMModel = MobileSAMModel

@@ -81,6 +81,10 @@ public struct Prediction: Sendable {
 
 extension Prompt {
   /// Why this prompt cannot be decoded, or nil when it can. Checked before any work is done.
+  /// These are the model's preconditions only; where a prompt lies relative to the image is a
+  /// caller's policy (the model, like the reference, accepts boxes and points anywhere). The
+  /// batch layer's rule (clip a box reaching outside the image, refuse one entirely outside and
+  /// points outside) is SAMBatch's `PromptGeometry`, which calls this first.
   public var validationError: String? {
     if points.isEmpty && box == nil { return "the prompt has no point and no box" }
     for (i, p) in points.enumerated() {

@@ -1,117 +1,32 @@
 import Foundation
 
-// COCO files are read with JSONDecoder into these few fields rather than with JSONSerialization:
-// a 10,000-image instances file (4.5 MB) took over 100 MB as Foundation objects, and the job's
-// memory must not grow with the manifest more than its prompts need.
-
-/// A JSON value decoded only as far as a manifest needs it.
-enum JSONValue: Decodable, Sendable {
-  case number(Double)
-  case string(String)
-  case bool(Bool)
-  case null
-  case array([JSONValue])
-  case other
-
-  init(from decoder: Decoder) throws {
-    let c = try decoder.singleValueContainer()
-    if c.decodeNil() {
-      self = .null
-    } else if let d = try? c.decode(Double.self) {
-      self = .number(d)
-    } else if let s = try? c.decode(String.self) {
-      self = .string(s)
-    } else if let b = try? c.decode(Bool.self) {
-      self = .bool(b)
-    } else if let a = try? c.decode([JSONValue].self) {
-      self = .array(a)
-    } else {
-      self = .other
-    }
-  }
-
-  /// A number, or one of the placeholders for Python's NaN / Infinity tokens.
-  var number: Double? {
-    switch self {
-    case .number(let d): return d
-    case .string(let s): return ManifestReader.nonFinite[s]
-    default: return nil
-    }
-  }
-
-  var integer: Int? {
-    guard let d = number, d.isFinite, d == d.rounded(), abs(d) < 1e15 else { return nil }
-    return Int(d)
-  }
-
-  var numbers: [Double]? {
-    guard case .array(let list) = self else { return nil }
-    var result: [Double] = []
-    for v in list {
-      guard let d = v.number else { return nil }
-      result.append(d)
-    }
-    return result
-  }
-
-  var string: String? {
-    if case .string(let s) = self { return s }
-    return nil
-  }
-}
-
-struct COCOInstances: Decodable {
-  struct Image: Decodable {
-    var id: JSONValue?
-    var file_name: JSONValue?
-  }
-  struct Category: Decodable {
-    var id: JSONValue?
-    var name: JSONValue?
-  }
-  var images: [Image]?
-  var annotations: [COCOAnnotation]?
-  var categories: [Category]?
-}
-
-/// An instances annotation or a detection result: the fields we use, the rest skipped.
-struct COCOAnnotation: Decodable {
-  var id: JSONValue?
-  var image_id: JSONValue?
-  var bbox: JSONValue?
-  var category_id: JSONValue?
-  var score: JSONValue?
-}
+// COCO files go through the module's JSONReader like every manifest, so they follow the same rule
+// for numbers and ids. `segmentation` (most of an instances file's bytes) is checked for syntax but
+// not kept, and the images file of a results list keeps no annotations, so the job's memory does
+// not grow with what no prompt needs.
 
 extension ManifestReader {
   /// A COCO instances file: `images` (id, file_name), `annotations` (id, image_id, bbox,
-  /// category_id, optional score), `categories` (id, name).
+  /// category_id, optional score), `categories` (id, name). An entry with a field that breaks its
+  /// rule (Schemas/manifests.md) is a problem naming `images[i]` / `annotations[i]` and its line,
+  /// and is left out.
   public static func coco(data: Data, file: String, box: BoxConvention, problems: inout [ManifestProblem])
     throws -> [ManifestImage]
   {
-    let root = try decodeInstances(data, file: file)
-    var (result, idToIndex) = try cocoImages(root, file: file)
-    let categories = cocoCategories(root)
-    guard let annotations = root.annotations else {
+    let root = try instancesRoot(data, file: file, ignoring: ["segmentation"])
+    var catalog = try cocoImages(root, file: file, problems: &problems)
+    let categories = cocoCategories(root, file: file, problems: &problems)
+    guard let annotations = root["annotations"]?.array else {
       throw SAMBatchError.manifest(
         file: file, line: nil, message: "a COCO instances file needs an 'annotations' list")
     }
-    for (i, a) in annotations.enumerated() {
-      guard let imageId = a.image_id?.integer else {
-        problems.append(
-          ManifestProblem(file: file, line: nil, message: "annotations[\(i)]: no integer 'image_id'"))
-        continue
-      }
-      guard let index = idToIndex[imageId] else {
-        problems.append(
-          ManifestProblem(
-            file: file, line: nil, message: "annotations[\(i)]: image_id \(imageId) is not in 'images'"))
-        continue
-      }
-      let sourceId = a.id?.integer.map(String.init)
-      result[index].objects.append(cocoObject(a, sourceId: sourceId, categories: categories, box: box))
+    var seenIds: [String: Int] = [:]
+    for (i, item) in annotations.enumerated() {
+      cocoObject(
+        item, name: "annotations[\(i)]", defaultId: nil, file: file, imagesFile: nil, box: box,
+        categories: categories, catalog: &catalog, seenIds: &seenIds, problems: &problems)
     }
-    return result
+    return catalog.images
   }
 
   /// A COCO detection results list (`image_id`, `bbox`, `score`, `category_id`) with the
@@ -121,98 +36,160 @@ extension ManifestReader {
     data: Data, file: String, imagesData: Data, imagesFile: String, box: BoxConvention,
     problems: inout [ManifestProblem]
   ) throws -> [ManifestImage] {
-    let imagesRoot = try decodeInstances(imagesData, file: imagesFile)
-    var (result, idToIndex) = try cocoImages(imagesRoot, file: imagesFile)
-    let categories = cocoCategories(imagesRoot)
-    let list: [COCOAnnotation]
-    do {
-      list = try JSONDecoder().decode([COCOAnnotation].self, from: replaceNonFiniteTokens(data))
-    } catch {
+    let imagesRoot = try instancesRoot(
+      imagesData, file: imagesFile, ignoring: ["annotations", "segmentation"])
+    var catalog = try cocoImages(imagesRoot, file: imagesFile, problems: &problems)
+    let categories = cocoCategories(imagesRoot, file: imagesFile, problems: &problems)
+    let list: [JSONValue]
+    switch try parse(data, file: file, ignoring: ["segmentation"]) {
+    case .array(let items): list = items
+    case .object(let o) where o["annotations"] != nil:
       throw SAMBatchError.manifest(
         file: file, line: nil,
-        message: "not a COCO results file, a JSON list of detections (\(describe(error)))")
+        message:
+          "is a COCO instances file, not a results list: use format: coco (or give the detections list here)")
+    default:
+      throw SAMBatchError.manifest(
+        file: file, line: nil,
+        message: "a COCO results file is a JSON list of detections: [{\"image_id\": ..., \"bbox\": [...]}]")
     }
-    for (i, a) in list.enumerated() {
-      guard let imageId = a.image_id?.integer else {
-        problems.append(ManifestProblem(file: file, line: nil, message: "[\(i)]: no integer 'image_id'"))
-        continue
-      }
-      guard let index = idToIndex[imageId] else {
-        problems.append(
-          ManifestProblem(
-            file: file, line: nil, message: "[\(i)]: image_id \(imageId) is not in \(imagesFile)"))
-        continue
-      }
-      let sourceId = a.id?.integer.map(String.init) ?? String(i)
-      result[index].objects.append(cocoObject(a, sourceId: sourceId, categories: categories, box: box))
+    var seenIds: [String: Int] = [:]
+    for (i, item) in list.enumerated() {
+      cocoObject(
+        item, name: "[\(i)]", defaultId: String(i), file: file, imagesFile: imagesFile, box: box,
+        categories: categories, catalog: &catalog, seenIds: &seenIds, problems: &problems)
     }
-    return result
+    return catalog.images
   }
 
-  private static func decodeInstances(_ data: Data, file: String) throws -> COCOInstances {
-    do {
-      return try JSONDecoder().decode(COCOInstances.self, from: replaceNonFiniteTokens(data))
+  /// The images of a COCO file, and where to find each by id.
+  struct COCOCatalog {
+    var images: [ManifestImage] = []
+    var indexOfId: [Int: Int] = [:]
+    /// Ids of entries left out (reported once, with the entry): their annotations are skipped quietly.
+    var leftOut: Set<Int> = []
+  }
+
+  private static func parse(_ data: Data, file: String, ignoring: Set<String>) throws -> JSONValue {
+    do throws(JSONSyntaxError) {
+      return try JSONReader(ignoring: ignoring).parse(data)
     } catch {
       throw SAMBatchError.manifest(
-        file: file, line: nil, message: "not a COCO instances file (\(describe(error)))")
+        file: file, line: error.line, message: "not valid JSON: column \(error.column): \(error.reason)")
     }
   }
 
-  private static func describe(_ error: Error) -> String {
-    switch error {
-    case DecodingError.dataCorrupted(let c), DecodingError.typeMismatch(_, let c),
-      DecodingError.valueNotFound(_, let c),
-      DecodingError.keyNotFound(_, let c):
-      let path = c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-      return path.isEmpty ? c.debugDescription : "at \(path): \(c.debugDescription)"
-    default: return "\(error)"
+  private static func instancesRoot(_ data: Data, file: String, ignoring: Set<String>) throws -> JSONObject {
+    let value = try parse(data, file: file, ignoring: ignoring)
+    guard let root = value.object else {
+      let hint =
+        value.array != nil
+        ? ": this one is a list (a list of detections is format coco-results, paired with an instances file through images:)"
+        : ""
+      throw SAMBatchError.manifest(
+        file: file, line: nil,
+        message: "a COCO instances file is a JSON object with 'images' and 'annotations'\(hint)")
     }
+    return root
   }
 
-  private static func cocoObject(
-    _ a: COCOAnnotation, sourceId: String?, categories: [Int: String], box: BoxConvention
-  ) -> ManifestObject {
-    var object = ManifestObject(sourceId: sourceId, boxConvention: box)
-    object.categoryId = a.category_id?.integer
-    object.category = object.categoryId.flatMap { categories[$0] }
-    object.detectorScore = a.score?.number
-    guard let values = a.bbox?.numbers, values.count == 4 else {
-      object.error = "annotation \(sourceId ?? "?"): 'bbox' must be a list of 4 numbers"
-      return object
-    }
-    object.box = values
-    return object
-  }
-
-  private static func cocoImages(_ root: COCOInstances, file: String) throws -> ([ManifestImage], [Int: Int])
+  private static func cocoImages(_ root: JSONObject, file: String, problems: inout [ManifestProblem]) throws
+    -> COCOCatalog
   {
-    guard let images = root.images else {
+    guard let images = root["images"]?.array else {
       throw SAMBatchError.manifest(
         file: file, line: nil, message: "a COCO instances file needs an 'images' list")
     }
-    var result: [ManifestImage] = []
-    result.reserveCapacity(images.count)
-    var idToIndex: [Int: Int] = [:]
-    for (i, image) in images.enumerated() {
-      guard let id = image.id?.integer, let name = image.file_name?.string, !name.isEmpty else {
-        throw SAMBatchError.manifest(
-          file: file, line: nil, message: "images[\(i)] needs an integer 'id' and a 'file_name'")
+    var catalog = COCOCatalog()
+    catalog.images.reserveCapacity(images.count)
+    for (i, item) in images.enumerated() {
+      let line = item.object?.line
+      do throws(JSONFieldError) {
+        guard let o = item.object else { throw JSONFieldError("not a JSON object") }
+        try o.checkDuplicateKeys()
+        guard let id = try o.integer("id") else { throw JSONFieldError("no 'id'") }
+        guard let name = try o.string("file_name") else { throw JSONFieldError("no 'file_name'") }
+        guard let path = ImagePath.normalize(name) else {
+          throw JSONFieldError("'file_name' \(JSONWriter.string(name)) does not name a file")
+        }
+        if let earlier = catalog.indexOfId[id] {
+          let first = catalog.images[earlier]
+          throw JSONFieldError(
+            "image id \(id) appears twice (first as \(first.path)\(first.line.map { " on line \($0)" } ?? ""))"
+          )
+        }
+        catalog.indexOfId[id] = catalog.images.count
+        catalog.images.append(ManifestImage(path: path, objects: [], sourceImageId: id, line: line))
+      } catch {
+        problems.append(
+          ManifestProblem(file: file, line: line, message: "images[\(i)]: \(error.message)"))
+        if let id = item.object?["id"]?.integer, catalog.indexOfId[id] == nil { catalog.leftOut.insert(id) }
       }
-      guard idToIndex[id] == nil else {
-        throw SAMBatchError.manifest(
-          file: file, line: nil, message: "images[\(i)]: image id \(id) appears twice")
-      }
-      idToIndex[id] = result.count
-      result.append(ManifestImage(path: name, objects: [], sourceImageId: id))
     }
-    return (result, idToIndex)
+    return catalog
   }
 
-  private static func cocoCategories(_ root: COCOInstances) -> [Int: String] {
+  private static func cocoCategories(_ root: JSONObject, file: String, problems: inout [ManifestProblem])
+    -> [Int: String]
+  {
     var names: [Int: String] = [:]
-    for c in root.categories ?? [] {
-      if let id = c.id?.integer, let name = c.name?.string { names[id] = name }
+    guard let list = root["categories"] else { return names }
+    guard let categories = list.array else {
+      problems.append(
+        ManifestProblem(
+          file: file, line: root.line, message: "'categories' must be a list, got \(list.described): ignored")
+      )
+      return names
+    }
+    for (i, item) in categories.enumerated() {
+      do throws(JSONFieldError) {
+        guard let o = item.object else { throw JSONFieldError("not a JSON object") }
+        try o.checkDuplicateKeys()
+        guard let id = try o.integer("id") else { throw JSONFieldError("no 'id'") }
+        guard let name = try o.string("name") else { throw JSONFieldError("no 'name'") }
+        guard names[id] == nil else { throw JSONFieldError("category id \(id) appears twice") }
+        names[id] = name
+      } catch {
+        problems.append(
+          ManifestProblem(file: file, line: item.object?.line, message: "categories[\(i)]: \(error.message)"))
+      }
     }
     return names
+  }
+
+  /// One annotation or detection: appended to its image, or a problem.
+  private static func cocoObject(
+    _ item: JSONValue, name: String, defaultId: String?, file: String, imagesFile: String?,
+    box: BoxConvention,
+    categories: [Int: String], catalog: inout COCOCatalog, seenIds: inout [String: Int],
+    problems: inout [ManifestProblem]
+  ) {
+    let line = item.object?.line
+    do throws(JSONFieldError) {
+      guard let o = item.object else { throw JSONFieldError("not a JSON object") }
+      try o.checkDuplicateKeys()
+      let sourceId = try o.identifier("id") ?? defaultId
+      guard let imageId = try o.integer("image_id") else { throw JSONFieldError("no 'image_id'") }
+      guard let values = try o.box("bbox") else { throw JSONFieldError("no 'bbox'") }
+      let categoryId = try o.integer("category_id")
+      let score = try o.finiteNumber("score")
+      guard let index = catalog.indexOfId[imageId] else {
+        if catalog.leftOut.contains(imageId) { return }
+        throw JSONFieldError(
+          "image_id \(imageId) is not in \(imagesFile.map { "the images of \($0)" } ?? "'images'")")
+      }
+      if let id = sourceId {
+        if let earlier = seenIds[id] {
+          throw JSONFieldError("id \(JSONWriter.string(id)) appears twice (first on line \(earlier))")
+        }
+        seenIds[id] = line ?? 0
+      }
+      catalog.images[index].objects.append(
+        ManifestObject(
+          sourceId: sourceId, categoryId: categoryId, category: categoryId.flatMap { categories[$0] },
+          detectorScore: score, box: values, boxConvention: box, line: line))
+    } catch {
+      problems.append(ManifestProblem(file: file, line: line, message: "\(name): \(error.message)"))
+    }
   }
 }

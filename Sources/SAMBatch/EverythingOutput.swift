@@ -13,14 +13,20 @@ public enum EverythingOutput {
       if i > 0 { out += "," }
       out += "{\"rle\":{\"size\":[\(result.height),\(result.width)],\"counts\":\(jsonString(mask.counts))}"
       out += ",\"area\":\(mask.area),\"bbox\":[\(mask.box.xywh.map(String.init).joined(separator: ","))]"
-      out += ",\"predicted_iou\":\(jsonNumber(mask.predictedIou))"
-      out += ",\"stability_score\":\(mask.stabilityScore.map(jsonNumber) ?? "null")"
-      out += ",\"point_coords\":[[\(jsonNumber(mask.pointX)),\(jsonNumber(mask.pointY))]]"
+      out += ",\"predicted_iou\":\(number(Double(mask.predictedIou)))"
+      out += ",\"stability_score\":\(mask.stabilityScore.map { number(Double($0)) } ?? "null")"
+      out += ",\"point_coords\":[[\(number(mask.pointX)),\(number(mask.pointY))]]"
       out += ",\"crop_box\":[\(mask.cropBox.xywh.map(String.init).joined(separator: ","))]}"
     }
     out += "],\"timings_ms\":{"
     out += timings.map { "\"\($0.0)\":\($0.1.isFinite ? String(format: "%.3f", $0.1) : "null")" }
       .joined(separator: ",")
     return out + "}}"
+  }
+
+  /// As Python's `repr` writes the reference's floats (a float32 score widened to a double, as
+  /// `.item()` gives it); null when not finite.
+  private static func number(_ value: Double) -> String {
+    value.isFinite ? JSONWriter.number(value) : "null"
   }
 }

@@ -1,104 +1,98 @@
 import Foundation
-import GRDB
-import MobileSAM
 import SAMImage
 
-/// Writes a store's masks out: a COCO instances file with RLE segmentations, or PNG files.
+/// Writes a store's masks out: a COCO instances file with RLE segmentations, or PNG files. Both
+/// read the store one mask at a time.
 public enum Exporter {
-  /// A COCO instances file: `images` (the source COCO ids when every image has one, else the
-  /// store's ids + 1), `categories` (the manifests' ids; labels without an id get new ids after
-  /// the largest one, in order of first appearance), and one annotation per stored mask with
-  /// `segmentation` {size, counts} (COCO compressed RLE), `area`, `bbox`, `score` (predicted IoU),
-  /// `iscrowd` 0, and our `source_id` (the manifest annotation's id: a number when it is one),
-  /// `mask_index`, `stability_score` (null where undefined) and `detector_score`.
-  public static func coco(from database: URL) throws -> Data {
-    let store = try ResultStore(url: database, create: false)
-    defer { store.close() }
-    return try store.wrap("exporting COCO") {
-      try store.queue.read { db in
-        let images = try Row.fetchAll(
-          db,
-          sql: "SELECT id, path, source_image_id, width, height FROM images WHERE status = 'done' ORDER BY id"
-        )
-        let useSourceIds = !images.isEmpty && images.allSatisfy { ($0["source_image_id"] as Int?) != nil }
-        var imageIds: [Int: Int] = [:]
-        var imageList: [[String: Any]] = []
-        for row in images {
-          let id: Int = row["id"]
-          let cocoId = useSourceIds ? row["source_image_id"] as Int : id + 1
-          imageIds[id] = cocoId
-          imageList.append([
-            "id": cocoId, "file_name": row["path"] as String, "width": row["width"] as Int,
-            "height": row["height"] as Int,
-          ])
-        }
-        // Categories: ids from the manifests; named-only labels get fresh ids.
-        let categoryRows = try Row.fetchAll(
-          db,
-          sql: """
-            SELECT category_id, category, MIN(image_id * 1000000 + prompt_index) AS first FROM prompts
-            WHERE error IS NULL GROUP BY category_id, category ORDER BY first
-            """)
-        var names: [Int: String] = [:]
-        var labelIds: [String: Int] = [:]
-        var nextId = (categoryRows.compactMap { $0["category_id"] as Int? }.max() ?? 0) + 1
-        for row in categoryRows {
-          if let id = row["category_id"] as Int? {
-            if names[id] == nil { names[id] = (row["category"] as String?) ?? String(id) }
-          } else if let label = row["category"] as String?, labelIds[label] == nil {
-            // A label that names a category with an id shares it.
-            if let id = names.first(where: { $0.value == label })?.key {
-              labelIds[label] = id
-              continue
-            }
-            labelIds[label] = nextId
-            names[nextId] = label
-            nextId += 1
-          }
-        }
-        let categories: [[String: Any]] = names.keys.sorted().map { ["id": $0, "name": names[$0]!] }
+  /// The category of objects the manifests gave none: COCO tools need every annotation to have
+  /// a declared category.
+  public static let defaultCategory = "object"
 
-        var annotations: [[String: Any]] = []
-        let masks = try Row.fetchAll(
-          db,
-          sql: """
-            SELECT m.*, p.source_id, p.category_id, p.category, p.detector_score, i.width, i.height
-            FROM masks m JOIN prompts p ON p.image_id = m.image_id AND p.prompt_index = m.prompt_index
-            JOIN images i ON i.id = m.image_id ORDER BY m.image_id, m.prompt_index, m.mask_index
-            """)
-        for row in masks {
-          var a: [String: Any] = [
-            "id": annotations.count + 1, "image_id": imageIds[row["image_id"] as Int] ?? -1,
-            "segmentation": [
-              "size": [row["height"] as Int, row["width"] as Int], "counts": row["rle"] as String,
-            ],
-            "area": row["area"] as Int,
-            "bbox": [
-              row["bbox_x"] as Double, row["bbox_y"] as Double, row["bbox_w"] as Double,
-              row["bbox_h"] as Double,
-            ],
-            "score": row["score"] as Double, "iscrowd": 0, "mask_index": row["mask_index"] as Int,
-            "prompt_index": row["prompt_index"] as Int,
-            "stability_score": (row["stability_score"] as Double?) ?? NSNull(),
-          ]
-          if let categoryId = row["category_id"] as Int? {
-            a["category_id"] = categoryId
-          } else if let label = row["category"] as String?, let id = labelIds[label] {
-            a["category_id"] = id
-          }
-          if let source = row["source_id"] as String? { a["source_id"] = Int(source) ?? source }
-          if let score = row["detector_score"] as Double? { a["detector_score"] = score }
-          annotations.append(a)
-        }
-        let document: [String: Any] = [
-          "info": [
-            "description": "sambatch \(SAMBatchVersion.current) export of \(database.lastPathComponent)"
-          ],
-          "images": imageList, "annotations": annotations, "categories": categories,
+  /// A COCO instances file: `images` (each image's source COCO id; images without one are
+  /// numbered after the largest), `categories` (the manifests' ids; labels without an id, and
+  /// "object" for objects without any category, get new ids after the largest one, in order of
+  /// first appearance), and one annotation per stored mask with `segmentation` {size, counts}
+  /// (COCO compressed RLE), `area`, `bbox`, `score` (predicted IoU), `iscrowd` 0, and our
+  /// `source_id` (the manifest annotation's id: a number when it is one), `mask_index`,
+  /// `stability_score` (null where undefined) and `detector_score`. The file is written as the
+  /// masks are read (its memory does not grow with their number), to a temporary file renamed
+  /// into place at the end. Returns the number of annotations.
+  @discardableResult
+  public static func coco(from database: URL, to output: URL) throws -> Int {
+    var isFolder: ObjCBool = false
+    if FileManager.default.fileExists(atPath: output.path, isDirectory: &isFolder), isFolder.boolValue {
+      throw SAMBatchError.cannotWrite(
+        path: output.path, cause: "it is a folder: --format coco writes one JSON file (give FILE.json)")
+    }
+    let store = try ResultStore(url: database, access: .readOnly)
+    defer { store.close() }
+    let images = try store.doneImages()
+    let imageIds = cocoImageIds(images)
+    let categories = try CategoryTable(store.categoriesInUse())
+
+    let partial = output.deletingLastPathComponent().appendingPathComponent(
+      ".\(output.lastPathComponent).partial")
+    let writer = try StreamWriter(partial, final: output)
+    var annotations = 0
+    do {
+      let info = exportJSON([
+        "description": "sambatch \(SAMBatchVersion.current) export of \(database.lastPathComponent)"
+      ])
+      try writer.write("{\"info\": \(info),\n\"images\": [")
+      for (i, image) in images.enumerated() {
+        let entry: [String: Any] = [
+          "id": imageIds[image.id] ?? -1, "file_name": image.path, "width": image.width,
+          "height": image.height,
         ]
-        return Data(JSONWriter.write(document).utf8)
+        try writer.write((i == 0 ? "\n" : ",\n") + exportJSON(entry))
+      }
+      try writer.write("],\n\"categories\": [")
+      for (i, category) in categories.declared.enumerated() {
+        try writer.write(
+          (i == 0 ? "\n" : ",\n") + exportJSON(["id": category.id, "name": category.name]))
+      }
+      try writer.write("],\n\"annotations\": [")
+      try store.forEachMask { row in
+        let m = row.mask
+        let p = row.prompt
+        var a: [String: Any] = [
+          "id": annotations + 1, "image_id": imageIds[row.imageId] ?? -1,
+          "segmentation": ["size": [row.height, row.width], "counts": m.rle],
+          "area": m.area, "bbox": m.bbox, "score": m.score, "iscrowd": 0, "mask_index": m.maskIndex,
+          "prompt_index": m.promptIndex, "stability_score": m.stabilityScore ?? NSNull(),
+          "category_id": categories.id(p.categoryId, p.category),
+        ]
+        if let source = p.sourceId { a["source_id"] = Int(source) ?? source }
+        if let score = p.detectorScore { a["detector_score"] = score }
+        try writer.write((annotations == 0 ? "\n" : ",\n") + exportJSON(a))
+        annotations += 1
+      }
+      try writer.write("]\n}\n")
+      try writer.finish()
+    } catch {
+      writer.abandon()
+      throw error
+    }
+    return annotations
+  }
+
+  /// COCO image ids: the source id where the manifest gave one (and no earlier image took it),
+  /// else numbers after the largest source id, in job order.
+  static func cocoImageIds(_ images: [ExportedImage]) -> [Int: Int] {
+    var next = (images.compactMap(\.sourceImageId).max() ?? 0) + 1
+    var used = Set<Int>()
+    var ids: [Int: Int] = [:]
+    for image in images {
+      if let source = image.sourceImageId, used.insert(source).inserted {
+        ids[image.id] = source
       }
     }
+    for image in images where ids[image.id] == nil {
+      ids[image.id] = next
+      used.insert(next)
+      next += 1
+    }
+    return ids
   }
 
   /// One 8-bit PNG (0 / 255) per stored mask, `<image id>-<image stem>/prompt<P>-mask<M>.png`
@@ -106,43 +100,49 @@ public enum Exporter {
   /// the number of PNG files written.
   @discardableResult
   public static func png(from database: URL, to folder: URL) throws -> Int {
-    let store = try ResultStore(url: database, create: false)
+    var isFolder: ObjCBool = false
+    if FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), !isFolder.boolValue {
+      throw SAMBatchError.cannotWrite(
+        path: folder.path, cause: "it is a file: --format png writes a folder of PNG files and masks.csv")
+    }
+    let store = try ResultStore(url: database, access: .readOnly)
     defer { store.close() }
-    let rows = try store.wrap("reading masks") {
-      try store.queue.read { db in
-        try Row.fetchAll(db, sql: "SELECT * FROM results ORDER BY image_id, prompt_index, mask_index")
-      }
-    }
-    var csv = "file,image,source_id,category,mask_index,score,area\n"
-    var written = 0
-    for row in rows {
-      let path: String = row["image"]
-      let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-      let relative =
-        "\(row["image_id"] as Int)-\(stem)/prompt\(row["prompt_index"] as Int)-mask\(row["mask_index"] as Int).png"
-      let url = folder.appendingPathComponent(relative)
-      do {
-        let mask = try MaskRLE.decode(row["rle"], width: row["width"], height: row["height"])
-        let pixels = mask.pixels.map { $0 == 0 ? UInt8(0) : 255 }
-        let png = try encodeGrayPNG(pixels: pixels, width: mask.width, height: mask.height)
-        try FileManager.default.createDirectory(
-          at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try png.write(to: url)
-      } catch {
-        throw SAMBatchError.export("cannot write \(url.path): \(error.localizedDescription)")
-      }
-      written += 1
-      let fields: [String] = [
-        relative, path, (row["source_id"] as String?) ?? "", (row["category"] as String?) ?? "",
-        String(row["mask_index"] as Int), String(row["score"] as Double), String(row["area"] as Int),
-      ]
-      csv += fields.map(csvField).joined(separator: ",") + "\n"
-    }
     do {
       try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-      try Data(csv.utf8).write(to: folder.appendingPathComponent("masks.csv"))
     } catch {
-      throw SAMBatchError.export("cannot write \(folder.appendingPathComponent("masks.csv").path): \(error)")
+      throw SAMBatchError.cannotWrite(path: folder.path, cause: fileWriteCause(folder, error))
+    }
+    let csvURL = folder.appendingPathComponent("masks.csv")
+    let csv = try StreamWriter(csvURL, final: nil)
+    var written = 0
+    do {
+      try csv.write("file,image,source_id,category,mask_index,score,area\n")
+      try store.forEachMask { row in
+        let stem = ((row.imagePath as NSString).lastPathComponent as NSString).deletingPathExtension
+        let relative = "\(row.imageId)-\(stem)/prompt\(row.mask.promptIndex)-mask\(row.mask.maskIndex).png"
+        let url = folder.appendingPathComponent(relative)
+        let mask = try MaskRLE.decode(row.mask.rle, width: row.width, height: row.height)
+        let png = try encodeGrayPNG(
+          pixels: mask.pixels.map { $0 == 0 ? UInt8(0) : 255 }, width: mask.width, height: mask.height)
+        do {
+          try FileManager.default.createDirectory(
+            at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+          try png.write(to: url)
+        } catch {
+          throw SAMBatchError.cannotWrite(path: url.path, cause: fileWriteCause(url, error))
+        }
+        written += 1
+        let category = row.prompt.category ?? row.prompt.categoryId.map(String.init) ?? ""
+        let fields: [String] = [
+          relative, row.imagePath, row.prompt.sourceId ?? "", category, String(row.mask.maskIndex),
+          String(row.mask.score), String(row.mask.area),
+        ]
+        try csv.write(fields.map(csvField).joined(separator: ",") + "\n")
+      }
+      try csv.finish()
+    } catch {
+      csv.abandon()
+      throw error
     }
     return written
   }
@@ -153,39 +153,93 @@ public enum Exporter {
   }
 }
 
-/// A small JSON writer: keys sorted, doubles in Swift's shortest round-trip form (Foundation's
-/// JSONSerialization on Linux prints doubles that do not read back to the same value).
-enum JSONWriter {
-  static func write(_ value: Any) -> String {
-    var out = ""
-    append(value, to: &out)
-    return out
+/// The export's categories: the manifests' ids keep their names; a label without an id shares
+/// the id of a category of that name, or gets a new one after the largest; objects without any
+/// category are `Exporter.defaultCategory`.
+struct CategoryTable {
+  private(set) var declared: [(id: Int, name: String)] = []
+  private var idsByName: [String: Int] = [:]
+  private var names: [Int: String] = [:]
+
+  init(_ uses: [(id: Int?, name: String?)]) {
+    var next = (uses.compactMap(\.id).max() ?? 0) + 1
+    for use in uses {
+      if let id = use.id, names[id] == nil {
+        let name = use.name ?? String(id)
+        names[id] = name
+        if idsByName[name] == nil { idsByName[name] = id }
+      }
+    }
+    for use in uses where use.id == nil {
+      let label = use.name ?? Exporter.defaultCategory
+      if idsByName[label] == nil {
+        idsByName[label] = next
+        names[next] = label
+        next += 1
+      }
+    }
+    declared = names.keys.sorted().map { ($0, names[$0] ?? "") }
   }
 
-  private static func append(_ value: Any, to out: inout String) {
-    switch value {
-    case let s as String: out += jsonString(s)
-    case let b as Bool: out += b ? "true" : "false"
-    case let i as Int: out += String(i)
-    case let d as Double:
-      out += d.isFinite ? (d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) + ".0" : "\(d)") : "null"
-    case let list as [Any]:
-      out += "["
-      for (i, item) in list.enumerated() {
-        if i > 0 { out += ", " }
-        append(item, to: &out)
-      }
-      out += "]"
-    case let object as [String: Any]:
-      out += "{"
-      for (i, key) in object.keys.sorted().enumerated() {
-        if i > 0 { out += ", " }
-        out += jsonString(key)
-        out += ": "
-        append(object[key]!, to: &out)
-      }
-      out += "}"
-    default: out += "null"
+  func id(_ categoryId: Int?, _ label: String?) -> Int {
+    if let categoryId { return categoryId }
+    return idsByName[label ?? Exporter.defaultCategory] ?? -1
+  }
+}
+
+/// Appends text to a file through a buffer; `finish` moves it to `final` (when given), so a
+/// failed export leaves no half-written file behind.
+final class StreamWriter {
+  private let url: URL
+  private let final: URL?
+  private let handle: FileHandle
+  private var buffer = Data()
+
+  init(_ url: URL, final: URL?) throws {
+    self.url = url
+    self.final = final
+    guard FileManager.default.createFile(atPath: url.path, contents: nil),
+      let handle = FileHandle(forWritingAtPath: url.path)
+    else {
+      let target = final ?? url
+      let cause = String(cString: strerror(errno))
+      throw SAMBatchError.cannotWrite(path: target.path, cause: fileWriteCause(target, PlainError(cause)))
+    }
+    self.handle = handle
+  }
+
+  func write(_ text: String) throws {
+    buffer.append(contentsOf: text.utf8)
+    if buffer.count >= 1 << 20 { try flush() }
+  }
+
+  private func flush() throws {
+    do { try handle.write(contentsOf: buffer) } catch {
+      throw SAMBatchError.cannotWrite(path: (final ?? url).path, cause: readableCause(error))
+    }
+    buffer.removeAll(keepingCapacity: true)
+  }
+
+  func finish() throws {
+    try flush()
+    try? handle.close()
+    guard let final else { return }
+    do {
+      if FileManager.default.fileExists(atPath: final.path) { try FileManager.default.removeItem(at: final) }
+      try FileManager.default.moveItem(at: url, to: final)
+    } catch {
+      throw SAMBatchError.cannotWrite(path: final.path, cause: fileWriteCause(final, error))
     }
   }
+
+  func abandon() {
+    try? handle.close()
+    if final != nil { try? FileManager.default.removeItem(at: url) }
+  }
+}
+
+/// One JSON value of an export, as the module's one writer writes it (keys sorted, floats as
+/// Python's repr, so pycocotools reads back what we wrote).
+func exportJSON(_ value: Any) -> String {
+  JSONWriter.write(JSONValue(native: value), style: .python, sortedKeys: true)
 }

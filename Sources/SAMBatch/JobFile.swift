@@ -1,4 +1,5 @@
 import Foundation
+import SAMImage
 import Yams
 
 /// How a manifest's boxes are written. Every convention is turned into corner form
@@ -53,12 +54,18 @@ public struct ManifestSpec: Sendable, Equatable {
   /// For `coco-results`: the instances file that lists the images.
   public var images: URL?
   public var box: BoxConvention
+  /// For `jsonl`: our field -> the file's key (`JSONLinesKeys`), for the renamed fields only.
+  public var keys: [String: String]
 
-  public init(path: URL, format: ManifestFormat, images: URL? = nil, box: BoxConvention? = nil) {
+  public init(
+    path: URL, format: ManifestFormat, images: URL? = nil, box: BoxConvention? = nil,
+    keys: [String: String] = [:]
+  ) {
     self.path = path
     self.format = format
     self.images = images
     self.box = box ?? format.defaultBoxConvention
+    self.keys = keys
   }
 }
 
@@ -97,14 +104,19 @@ public struct JobFile: Sendable, Equatable {
   public var prompts: PromptOptions
   /// The compute threads the job may use in all.
   public var workers: Int
+  /// Images whose header claims more pixels are failed before any memory is allocated for them.
+  public var maxImagePixels: Int = ImageDecoder.defaultMaxPixels
 
   /// Every key the decoder accepts, as dotted paths (`manifests[]` for list items). A test holds
   /// this list against Schemas/job.schema.json.
-  public static let acceptedKeys: [String] = [
-    "version", "model", "database", "images", "exif", "workers",
-    "manifests", "manifests[].path", "manifests[].format", "manifests[].images", "manifests[].box",
-    "prompts", "prompts.multimask", "prompts.keep", "prompts.min_score",
-  ]
+  public static let acceptedKeys: [String] =
+    [
+      "version", "model", "database", "images", "exif", "workers", "max_image_pixels",
+      "manifests", "manifests[].path", "manifests[].format", "manifests[].images", "manifests[].box",
+      "manifests[].keys",
+    ] + JSONLinesKeys.fields.map { "manifests[].keys.\($0)" } + [
+      "prompts", "prompts.multimask", "prompts.keep", "prompts.min_score",
+    ]
 
   public static func load(contentsOf url: URL) throws -> JobFile {
     let text: String
@@ -129,12 +141,16 @@ public struct JobFile: Sendable, Equatable {
     } catch let error as SAMBatchError {
       throw error
     } catch {
-      throw SAMBatchError.job(file: jobURL.path, line: nil, key: nil, message: "not valid YAML: \(error)")
+      throw SAMBatchError.job(
+        file: jobURL.path, line: nil, key: nil, message: "not valid YAML: \(quoted("\(error)", limit: 400))")
     }
     let base = jobURL.deletingLastPathComponent()
     let top = try reader.mapping(
       root, key: nil,
-      allowed: ["version", "model", "database", "images", "exif", "manifests", "prompts", "workers"])
+      allowed: [
+        "version", "model", "database", "images", "exif", "manifests", "prompts", "workers",
+        "max_image_pixels",
+      ])
 
     guard let versionNode = top["version"] else {
       throw reader.error(root, key: "version", "is required (the only version is 1)")
@@ -154,6 +170,14 @@ public struct JobFile: Sendable, Equatable {
       if workers < 1 { throw reader.error(node, key: "workers", "must be at least 1, got \(workers)") }
     }
 
+    var maxImagePixels = ImageDecoder.defaultMaxPixels
+    if let node = top["max_image_pixels"] {
+      maxImagePixels = try reader.int(node, key: "max_image_pixels")
+      if maxImagePixels < 1 {
+        throw reader.error(node, key: "max_image_pixels", "must be at least 1, got \(maxImagePixels)")
+      }
+    }
+
     guard let manifestsNode = top["manifests"] else {
       throw reader.error(root, key: "manifests", "is required: a list of {path, format}")
     }
@@ -163,7 +187,7 @@ public struct JobFile: Sendable, Equatable {
     var manifests: [ManifestSpec] = []
     for (i, item) in list.enumerated() {
       let prefix = "manifests[\(i)]"
-      let m = try reader.mapping(item, key: prefix, allowed: ["path", "format", "images", "box"])
+      let m = try reader.mapping(item, key: prefix, allowed: ["path", "format", "images", "box", "keys"])
       guard let pathNode = m["path"] else { throw reader.error(item, key: "\(prefix).path", "is required") }
       guard let formatNode = m["format"] else {
         throw reader.error(
@@ -184,10 +208,23 @@ public struct JobFile: Sendable, Equatable {
           item, key: "\(prefix).images",
           "is required for coco-results: the instances file that lists the images")
       }
+      var keys: [String: String] = [:]
+      if let node = m["keys"] {
+        guard format == .jsonl else {
+          throw reader.error(node, key: "\(prefix).keys", "only applies to format jsonl")
+        }
+        for (field, keyNode) in try reader.mapping(node, key: "\(prefix).keys", allowed: JSONLinesKeys.fields)
+        {
+          keys[field] = try reader.string(keyNode, key: "\(prefix).keys.\(field)")
+        }
+        if let problem = JSONLinesKeys(keys).problem {
+          throw reader.error(node, key: "\(prefix).keys", problem)
+        }
+      }
       manifests.append(
         ManifestSpec(
           path: reader.resolve(try reader.string(pathNode, key: "\(prefix).path"), base: base),
-          format: format, images: imagesFile, box: box))
+          format: format, images: imagesFile, box: box, keys: keys))
     }
 
     var prompts = PromptOptions()
@@ -203,7 +240,7 @@ public struct JobFile: Sendable, Equatable {
     }
     return JobFile(
       url: jobURL, version: version, model: model, database: database, images: images, exif: exif,
-      manifests: manifests, prompts: prompts, workers: workers)
+      manifests: manifests, prompts: prompts, workers: workers, maxImagePixels: maxImagePixels)
   }
 }
 

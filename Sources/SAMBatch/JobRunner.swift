@@ -1,8 +1,4 @@
-import Crypto
-import Dispatch
 import Foundation
-import MobileSAM
-import SAMImage
 import SAMTensor
 
 public enum SAMBatchVersion {
@@ -16,11 +12,33 @@ public struct RunOptions: Sendable {
   /// Where to write instead of the job's database (the default for a shard is
   /// `<database stem>.shard-I-of-N.<ext>` beside it).
   public var database: URL?
-  public var environment: [String: String] = ProcessInfo.processInfo.environment
   /// Images read ahead of the encoder and results waiting for the writer, in all: bounds memory.
   public var inFlight = 3
+  /// Set from a signal handler: the run reads no new image, finishes the ones in flight, records
+  /// its end and returns.
+  public var stop = StopRequest()
 
   public init() {}
+}
+
+/// A request to stop a run early, with the reason recorded in the run's row.
+public final class StopRequest: @unchecked Sendable {
+  private let lock = NSLock()
+  private var _reason: String?
+
+  public init() {}
+
+  /// Returns false when a stop was requested already (a second Ctrl-C).
+  @discardableResult
+  public func stop(reason: String) -> Bool {
+    lock.withLock {
+      guard _reason == nil else { return false }
+      _reason = reason
+      return true
+    }
+  }
+
+  public var reason: String? { lock.withLock { _reason } }
 }
 
 /// Progress after each written image.
@@ -40,6 +58,12 @@ public struct RunSummary: Sendable {
   public var failedThisRun: Int
   public var seconds: Double
   public var counts: StatusCounts
+  /// Images of the whole job (this run's shard may hold fewer).
+  public var jobImages: Int
+  /// Why the run stopped before the end (a signal), nil when it ran to the end.
+  public var interrupted: String? = nil
+  /// The first few manifest problems (all of them are in `manifest_problems`).
+  public var problems: [ManifestProblemRecord] = []
 
   /// 0 when every image and prompt went through, 2 when some failed or were rejected (the job
   /// still ran to the end); errors that stop the job exit with 1 from the command line.
@@ -50,35 +74,30 @@ public struct RunSummary: Sendable {
 
 /// Runs a job: plans it into the store (first run), then processes every image not yet done
 /// through a pipeline of Dispatch queues: read + prepare, encode, decode + post-process, write.
+/// The model comes from `model`, a file or anything else that makes a `Segmenter`.
 public struct JobRunner: Sendable {
   public let job: JobFile
+  public let model: any SegmenterSource
   public let options: RunOptions
   public let log: @Sendable (String) -> Void
   public let progress: @Sendable (RunProgress) -> Void
 
   public init(
-    job: JobFile, options: RunOptions, log: @escaping @Sendable (String) -> Void,
+    job: JobFile, model: any SegmenterSource, options: RunOptions, log: @escaping @Sendable (String) -> Void,
     progress: @escaping @Sendable (RunProgress) -> Void = { _ in }
   ) {
     self.job = job
+    self.model = model
     self.options = options
     self.log = log
     self.progress = progress
   }
 
-  /// The database this run writes.
-  public var databaseURL: URL {
-    if let url = options.database { return url }
-    return Self.shardDatabase(job.database, shard: options.shard)
-  }
+  /// Manifest problems a summary lists; the rest are counted and queried from the database.
+  public static let problemsShown = 5
 
-  public static func shardDatabase(_ url: URL, shard: Shard) -> URL {
-    guard shard.count > 1 else { return url }
-    let ext = url.pathExtension
-    let stem = url.deletingPathExtension().lastPathComponent
-    let name = "\(stem).shard-\(shard.index)-of-\(shard.count)" + (ext.isEmpty ? "" : ".\(ext)")
-    return url.deletingLastPathComponent().appendingPathComponent(name)
-  }
+  /// The database this run writes.
+  public var databaseURL: URL { options.database ?? options.shard.database(for: job.database) }
 
   /// The settings that change results, as stable JSON: the images folder is one of them, since
   /// the manifests name images relative to it (the same names in another folder are other images).
@@ -95,190 +114,156 @@ public struct JobRunner: Sendable {
       "{\"exif\":\(job.exif),\"images\":\(images),\"keep\":\"\(job.prompts.keep.rawValue)\",\"min_score\":\(minScore),\"multimask\":\(job.prompts.multimask)}"
   }
 
+  func record(_ plan: JobPlan, identity: ModelIdentity, modelKind: String?) -> JobRecord {
+    JobRecord(
+      jobFile: job.url.path, modelPath: identity.path, modelSHA256: identity.sha256, modelKind: modelKind,
+      manifestSHA256: plan.manifestSHA256, settings: settingsJSON, shard: options.shard,
+      imageCount: plan.planned.count)
+  }
+
+  /// Nothing is written to the database before the model has loaded and the images folder is
+  /// there: a mistake in the job (a wrong model path, a wrong images folder) must not stamp it.
+  /// A database whose job changed is replaced while it holds no result, kept and extended when
+  /// only images and prompts were added or changed, and refused otherwise.
   public func run() throws -> RunSummary {
     let started = Date()
-    let manifests = try LoadedManifests.load(job)
-    let model = try resolveModel()
-    let store = try ResultStore(url: databaseURL)
-    defer { store.close() }
-    let shardImages = manifests.images.enumerated().filter { options.shard.contains($0.offset) }
-    let record = JobRecord(
-      jobFile: job.url.path, modelPath: model.path, modelSHA256: model.sha256,
-      manifestSHA256: manifests.sha256,
-      settings: settingsJSON, shard: options.shard, imageCount: shardImages.count)
-    let planned = shardImages.map {
-      (
-        id: $0.offset, path: $0.element.path, sourceImageId: $0.element.sourceImageId,
-        promptCount: $0.element.objects.count
-      )
+    let identity = try model.identify()
+    let url = databaseURL
+    var store =
+      FileManager.default.fileExists(atPath: url.path) ? try ResultStore(url: url, access: .readWrite) : nil
+    defer { store?.close() }
+    // A finished job whose manifests kept their sizes and times: nothing to read, nothing to do.
+    let stats = JobPlan.manifestStats(job)
+    if let existing = store, let stored = try existing.jobRecord(), stats != nil,
+      try existing.manifestStats() == stats, stored.settings == settingsJSON,
+      stored.modelSHA256 == identity.sha256, stored.shard == options.shard,
+      try existing.todo(retryFailed: options.retryFailed).isEmpty
+    {
+      return RunSummary(
+        database: url, nothingToDo: true, processed: 0, failedThisRun: 0,
+        seconds: Date().timeIntervalSince(started), counts: try existing.counts(),
+        jobImages: stored.imageCount,
+        problems: try existing.manifestProblems(limit: Self.problemsShown))
     }
-    if let existing = try store.jobRecord() {
-      let changes = Self.changes(from: existing, to: record)
-      if !changes.isEmpty { throw SAMBatchError.jobChanged(database: databaseURL.path, changes: changes) }
-      // A database merged from only some shards lacks the other shards' images: plan them now.
-      let added = try store.addMissing(images: planned, imageCount: shardImages.count)
-      if added > 0 { log("\(added) images of the job were missing from the database: added as pending") }
-    } else {
-      try store.initialize(
-        job: record, images: planned, problems: options.shard.index == 0 ? manifests.problems : [])
-      if manifests.belowMinScore > 0 {
-        log(
-          "\(manifests.belowMinScore) objects left out: detector score below min_score \(job.prompts.minScore ?? 0)"
-        )
+    let plan = try JobPlan(job: job, shard: options.shard)
+    if plan.images.isEmpty {
+      throw SAMBatchError.noImages(job: job.url.path, manifests: job.manifests.map(\.path.path))
+    }
+    var comparison = JobPlan.Comparison.fresh
+    if let existing = store, let stored = try existing.jobRecord() {
+      comparison = plan.compare(
+        stored: stored, storedImages: try existing.images(),
+        record: record(plan, identity: identity, modelKind: nil))
+      switch comparison {
+      case .refused(let changes): throw SAMBatchError.jobChanged(database: url.path, changes: changes)
+      case .same(let missing):
+        if !missing.isEmpty {
+          var grown = stored
+          grown.imageCount = plan.planned.count
+          try existing.extendPlan(job: grown, added: missing, changed: [], problems: nil)
+          log("\(count(missing.count, "image")) of the job were missing from the database: added as pending")
+        }
+        try existing.setManifestStats(stats)
+        if try existing.todo(retryFailed: options.retryFailed).isEmpty {
+          return RunSummary(
+            database: url, nothingToDo: true, processed: 0, failedThisRun: 0,
+            seconds: Date().timeIntervalSince(started), counts: try existing.counts(),
+            jobImages: plan.images.count, problems: try existing.manifestProblems(limit: Self.problemsShown))
+        }
+      default: break
       }
     }
-    let todo = try store.todo(retryFailed: options.retryFailed)
-    if todo.isEmpty {
-      let counts = try store.counts()
+    if plan.planned.isEmpty && store == nil {
+      log("shard \(options.shard) has no images (the job has \(count(plan.images.count, "image")))")
       return RunSummary(
-        database: databaseURL, nothingToDo: true, processed: 0, failedThisRun: 0,
-        seconds: Date().timeIntervalSince(started), counts: counts)
+        database: url, nothingToDo: true, processed: 0, failedThisRun: 0,
+        seconds: Date().timeIntervalSince(started), counts: StatusCounts(), jobImages: plan.images.count)
     }
-    let runId = try store.startRun(
-      host: ProcessInfo.processInfo.hostName, version: SAMBatchVersion.current, workers: job.workers,
-      modelPath: model.path)
+
+    // There is work to do: the images folder and the model first, then the plan.
+    try checkImagesFolder(plan)
+    ComputeThreads.set(job.workers)
+    let segmenter = try model.load()
+    let newRecord = record(plan, identity: identity, modelKind: segmenter.modelKind)
+    let target = try store ?? ResultStore(url: url, access: .create)
+    store = target
+    let problems = options.shard.index == 0 ? plan.problems : []
+    switch comparison {
+    case .fresh:
+      try target.writePlan(job: newRecord, images: plan.planned, problems: problems, replace: false)
+      if let written = try target.jobRecord(), written != newRecord {
+        // Another run planned the job at the same moment, for a different job.
+        let changes = JobPlan.changes(from: written, to: newRecord)
+        if !changes.isEmpty || written.manifestSHA256 != newRecord.manifestSHA256 {
+          throw SAMBatchError.jobChanged(database: url.path, changes: changes + ["the manifests changed"])
+        }
+      }
+      if plan.belowMinScore > 0 {
+        log(
+          "\(count(plan.belowMinScore, "detection")) left out: score below min_score \(job.prompts.minScore ?? 0) "
+            + "(images.below_min_score counts them per image)")
+      }
+    case .replace(let changes):
+      log(
+        "\(url.path) holds no results yet, so the job's plan is replaced: \(changes.joined(separator: "; "))")
+      try target.writePlan(job: newRecord, images: plan.planned, problems: problems, replace: true)
+    case .grown(let added, let changed, let changes):
+      log("\(changes.joined(separator: "; ")): adding and redoing those, keeping the rest")
+      try target.extendPlan(
+        job: newRecord, added: added, changed: changed,
+        problems: options.shard.index == 0 ? plan.problems : nil)
+    case .same, .refused: break
+    }
+
+    try target.setManifestStats(stats)
+    let todo = try target.todo(retryFailed: options.retryFailed)
+    if todo.isEmpty {
+      return RunSummary(
+        database: url, nothingToDo: true, processed: 0, failedThisRun: 0,
+        seconds: Date().timeIntervalSince(started), counts: try target.counts(), jobImages: plan.images.count,
+        problems: try target.manifestProblems(limit: Self.problemsShown))
+    }
+    // The pipeline keeps the prompts of the images to do; the rest of the plan is let go.
+    let todoImages = Dictionary(uniqueKeysWithValues: todo.map { ($0, plan.images[$0]) })
+    let jobImages = plan.images.count
+    let (runId, tookOver) = try target.startRun(
+      host: ProcessInfo.processInfo.hostName, pid: Int(ProcessInfo.processInfo.processIdentifier),
+      version: SAMBatchVersion.current, workers: job.workers, modelPath: identity.path)
+    for run in tookOver {
+      log(
+        "run \(run.id) (pid \(run.pid.map(String.init) ?? "?") on \(run.host), started \(run.startedAt)) is gone: taking over"
+      )
+    }
     log(
-      "\(todo.count) of \(shardImages.count) images to do, \(job.workers) workers, database \(databaseURL.path)"
+      "\(todo.count) of \(count(plan.planned.count, "image")) to do, \(count(job.workers, "worker")), database \(url.path)"
     )
     let result: (processed: Int, failed: Int)
-    switch model.kind {
-    case .fake(let delay):
-      result = try Pipeline(
-        runner: self, segmenter: FakeSegmenter(embedDelay: delay), manifests: manifests, store: store,
-        runId: runId
-      )
-      .run(todo)
-    case .real(let url):
-      configureComputeThreads(job.workers)
-      let segmenter: MobileSAMModel
-      do { segmenter = try MobileSAMModel(checkpoint: url) } catch {
-        throw SAMBatchError.model("cannot load the model \(url.path): \(error.localizedDescription)")
-      }
-      result = try Pipeline(
-        runner: self, segmenter: segmenter, manifests: manifests, store: store, runId: runId
-      )
-      .run(todo)
+    do {
+      result = try process(todo, images: todoImages, segmenter: segmenter, store: target, runId: runId)
+    } catch {
+      try? target.endRun(runId, reason: "error: \(error.localizedDescription)")
+      throw error
     }
-    try store.endRun(runId, done: result.processed - result.failed, failed: result.failed)
+    let reason = options.stop.reason
+    try target.endRun(runId, reason: reason.map { "interrupted (\($0))" } ?? "finished")
     return RunSummary(
-      database: databaseURL, nothingToDo: false, processed: result.processed, failedThisRun: result.failed,
-      seconds: Date().timeIntervalSince(started), counts: try store.counts())
+      database: url, nothingToDo: false, processed: result.processed, failedThisRun: result.failed,
+      seconds: Date().timeIntervalSince(started), counts: try target.counts(), jobImages: jobImages,
+      interrupted: reason, problems: try target.manifestProblems(limit: Self.problemsShown))
   }
 
-  /// How many of this run's images (the job's, or its shard's) `store` does not hold yet: after a
-  /// merge of only some shards, the others' images; `run` adds them as pending.
-  public func imagesMissing(from store: ResultStore) throws -> Int {
-    let manifests = try LoadedManifests.load(job)
-    let present = try store.imageIds()
-    return manifests.images.indices.filter { options.shard.contains($0) && !present.contains($0) }.count
+  private func process<S: Segmenter>(
+    _ todo: [Int], images: [Int: ManifestImage], segmenter: S, store: ResultStore, runId: Int
+  ) throws -> (processed: Int, failed: Int) {
+    try Pipeline(runner: self, segmenter: segmenter, images: images, store: store, runId: runId).run(todo)
   }
 
-  static func changes(from old: JobRecord, to new: JobRecord) -> [String] {
-    var changes: [String] = []
-    if old.modelSHA256 != new.modelSHA256 {
-      changes.append(
-        "the model changed (\(old.modelPath), sha256 \(old.modelSHA256.prefix(12))... then; \(new.modelPath), sha256 \(new.modelSHA256.prefix(12))... now)"
-      )
-    }
-    if old.manifestSHA256 != new.manifestSHA256 {
-      changes.append(
-        "the manifests changed (sha256 \(old.manifestSHA256.prefix(12))... then, \(new.manifestSHA256.prefix(12))... now)"
-      )
-    }
-    if old.settings != new.settings {
-      changes.append("the settings changed (\(settingsDifference(old.settings, new.settings)))")
-    }
-    if old.shard != new.shard {
-      changes.append("it holds shard \(old.shard), this run is shard \(new.shard)")
-    }
-    return changes
+  /// The images folder must exist when a manifest names an image relative to it: otherwise every
+  /// image would fail, for one mistake in the job.
+  func checkImagesFolder(_ plan: JobPlan) throws {
+    guard plan.planned.contains(where: { !$0.path.hasPrefix("/") }) else { return }
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: job.images.path, isDirectory: &isFolder), isFolder.boolValue
+    else { throw SAMBatchError.imagesFolderMissing(folder: job.images.path) }
   }
-
-  /// "images: /a then, /b now; exif: true then, false now", or both JSON texts when they are not
-  /// flat objects (a database written by another version).
-  static func settingsDifference(_ old: String, _ new: String) -> String {
-    func values(_ text: String) -> [String: String]? {
-      (try? JSONDecoder().decode([String: SettingValue].self, from: Data(text.utf8)))?.mapValues(\.text)
-    }
-    guard let then = values(old), let now = values(new) else { return "\(old) then, \(new) now" }
-    let keys = Set(then.keys).union(now.keys).sorted().filter { then[$0] != now[$0] }
-    return keys.map { "\($0): \(then[$0] ?? "unset") then, \(now[$0] ?? "unset") now" }.joined(
-      separator: "; ")
-  }
-
-  enum ModelKind {
-    case real(URL)
-    case fake(delay: TimeInterval)
-  }
-
-  struct ResolvedModel {
-    var kind: ModelKind
-    var path: String
-    var sha256: String
-  }
-
-  /// `SAMBATCH_FAKE_SEGMENTER=1` (tests only) > `SAMBATCH_MODEL` > the job's `model:`.
-  func resolveModel() throws -> ResolvedModel {
-    let env = options.environment
-    if env["SAMBATCH_FAKE_SEGMENTER"] == "1" {
-      let delay = Double(env["SAMBATCH_FAKE_DELAY_MS"] ?? "0").map { $0 / 1000 } ?? 0
-      log("SAMBATCH_FAKE_SEGMENTER=1: using the fake segmenter (for tests only), not a model")
-      let digest = SHA256.hash(data: Data("sambatch fake segmenter v1".utf8))
-      return ResolvedModel(kind: .fake(delay: delay), path: "fake-segmenter", sha256: hex(digest))
-    }
-    var url = job.model
-    if let override = env["SAMBATCH_MODEL"], !override.isEmpty {
-      url = URL(fileURLWithPath: override).standardizedFileURL
-      log(
-        "SAMBATCH_MODEL is set: using \(url!.path) instead of the job's model\(job.model.map { " (\($0.path))" } ?? "")"
-      )
-    }
-    guard let url else {
-      throw SAMBatchError.model("\(job.url.path): no 'model:' in the job and SAMBATCH_MODEL is not set")
-    }
-    return ResolvedModel(kind: .real(url), path: url.path, sha256: try Self.sha256(of: url))
-  }
-
-  static func sha256(of url: URL) throws -> String {
-    guard let handle = try? FileHandle(forReadingFrom: url) else {
-      throw SAMBatchError.model("cannot read the model file \(url.path)")
-    }
-    defer { try? handle.close() }
-    var hasher = SHA256()
-    while true {
-      let chunk = handle.readData(ofLength: 1 << 20)
-      if chunk.isEmpty { break }
-      hasher.update(data: chunk)
-    }
-    return hex(hasher.finalize())
-  }
-}
-
-/// One value of the settings JSON, as text for messages.
-private struct SettingValue: Decodable {
-  var text: String
-
-  init(from decoder: Decoder) throws {
-    let value = try decoder.singleValueContainer()
-    if value.decodeNil() {
-      text = "null"
-    } else if let b = try? value.decode(Bool.self) {
-      text = String(b)
-    } else if let d = try? value.decode(Double.self) {
-      text = "\(d)"
-    } else {
-      text = try value.decode(String.self)
-    }
-  }
-}
-
-func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-  digest.map { String(format: "%02x", $0) }.joined()
-}
-
-/// The job's workers are the compute threads in all: the model's kernels (GEMM and our parallel
-/// loops) get them, since one image is encoded at a time while the other stages (reading,
-/// post-processing, writing) are mostly waiting or light.
-func configureComputeThreads(_ workers: Int) {
-  ComputeThreads.set(workers)
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// Combines the databases of a job's shards (`sambatch run --shard I/N`) into one, as if the job
 /// had run in one piece: image ids are positions in the whole job, so rows are copied as they
@@ -19,7 +18,7 @@ public enum ShardMerger {
     // Check every shard first: same job, distinct shard indexes.
     var records: [(URL, JobRecord)] = []
     for url in inputs {
-      let store = try ResultStore(url: url, create: false)
+      let store = try ResultStore(url: url, access: .readWrite)
       defer { store.close() }
       guard let record = try store.jobRecord() else {
         throw SAMBatchError.merge("\(url.path) holds no job (was the shard ever run?)")
@@ -28,7 +27,8 @@ public enum ShardMerger {
     }
     let first = records[0].1
     for (url, record) in records.dropFirst() {
-      var changes = JobRunner.changes(from: first, to: record).filter { !$0.hasPrefix("it holds shard") }
+      var changes = JobPlan.changes(from: first, to: record).filter { !$0.hasPrefix("it holds shard") }
+      if record.manifestSHA256 != first.manifestSHA256 { changes.append("the manifests differ") }
       if record.shard.count != first.shard.count {
         changes.append(
           "it is one of \(record.shard.count) shards, \(records[0].0.path) one of \(first.shard.count)")
@@ -50,57 +50,17 @@ public enum ShardMerger {
 
     let merged = try ResultStore(url: output)
     defer { merged.close() }
-    // A new file, deleted again if anything fails: each shard is copied in its own transaction
-    // (SQLite cannot ATTACH inside one, and attaches at most 10 databases at a time).
+    // A new file, deleted again if anything fails; each shard is copied in its own transaction.
     do {
-      try merged.queue.writeWithoutTransaction { db in
-        try db.execute(
-          sql: """
-            INSERT INTO jobs (id, job_file, model_path, model_sha256, manifest_sha256, settings, shard_index,
-              shard_count, image_count, created_at) VALUES (1, ?, ?, ?, ?, ?, 0, 1, ?, ?)
-            """,
-          arguments: [
-            first.jobFile, first.modelPath, first.modelSHA256, first.manifestSHA256, first.settings,
-            records.map(\.1.imageCount).reduce(0, +), timestamp(),
-          ])
-        for (url, _) in records.sorted(by: { $0.1.shard.index < $1.1.shard.index }) {
-          try db.execute(sql: "ATTACH DATABASE ? AS shard", arguments: [url.path])
-          try db.inTransaction {
-            try copyAttachedShard(db)
-            return .commit
-          }
-          try db.execute(sql: "DETACH DATABASE shard")
-        }
+      try merged.writeMergedJob(first, imageCount: records.map(\.1.imageCount).reduce(0, +))
+      for (url, _) in records.sorted(by: { $0.1.shard.index < $1.1.shard.index }) {
+        try merged.copyShard(from: url)
       }
     } catch {
       merged.close()
       for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: output.path + suffix) }
-      throw SAMBatchError.merge("merging into \(output.path) failed: \(error)")
+      throw SAMBatchError.merge("merging into \(output.path) failed: \(error.localizedDescription)")
     }
     return Report(shards: records.map(\.1.shard), missingShards: missing, counts: try merged.counts())
-  }
-
-  /// Copies the rows of the shard attached as `shard`; run ids are renumbered after the ones
-  /// already copied.
-  private static func copyAttachedShard(_ db: Database) throws {
-    let offset = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) FROM main.runs") ?? 0
-    try db.execute(
-      sql: """
-        INSERT INTO main.runs (id, started_at, ended_at, host, version, workers, model_path, images_done, images_failed)
-        SELECT id + ?, started_at, ended_at, host, version, workers, model_path, images_done, images_failed FROM shard.runs
-        """, arguments: [offset])
-    try db.execute(
-      sql: """
-        INSERT INTO main.images (id, path, source_image_id, status, error, prompt_count, width, height, exif_applied,
-          read_ms, embed_ms, predict_ms, total_ms, run_id, finished_at)
-        SELECT id, path, source_image_id, status, error, prompt_count, width, height, exif_applied,
-          read_ms, embed_ms, predict_ms, total_ms, run_id + ?, finished_at FROM shard.images
-        """, arguments: [offset])
-    try db.execute(sql: "INSERT INTO main.prompts SELECT * FROM shard.prompts")
-    try db.execute(sql: "INSERT INTO main.masks SELECT * FROM shard.masks")
-    try db.execute(
-      sql:
-        "INSERT INTO main.manifest_problems (file, line, message) SELECT file, line, message FROM shard.manifest_problems ORDER BY id"
-    )
   }
 }

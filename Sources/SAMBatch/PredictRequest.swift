@@ -11,7 +11,11 @@ import MobileSAM
 /// - `--mask-input` needs exactly one prompt;
 /// - `--prompts FILE.json` holds the general case and cannot be combined with `--box`, `--point`
 ///   or `--mask-input` (all prompts then come from the file);
-/// - every prompt must pass `Prompt.validationError` (finite values, labels 0/1, ordered box).
+/// - every prompt must pass `Prompt.validationError` (finite values, labels 0/1, ordered box);
+/// - once the image is decoded, `fitted` applies the rule `sambatch run` applies
+///   (`PromptGeometry`): a box reaching outside the image is clipped with a warning, a box
+///   entirely outside and a point outside are refused.
+/// Numbers, boxes and points are read by the module's one reader (`PromptFields`, `JSONReader`).
 public struct PredictRequest: Sendable, Equatable {
   public var prompts: [Prompt]
   /// Where each prompt came from, for messages: "prompt 2 (--box 10,20,30,40)".
@@ -45,8 +49,8 @@ public struct PredictRequest: Sendable, Equatable {
         "--point cannot be used with \(boxes.count) --box options: with several boxes, each box is its own "
           + "prompt and the points would be ambiguous; use --prompts FILE.json to give points per box")
     }
-    let parsedBoxes = try boxes.map(parseBox)
-    let parsedPoints = try points.map(parsePoint)
+    let parsedBoxes = try boxes.map(PromptFields.commandLineBox)
+    let parsedPoints = try points.map(PromptFields.commandLinePoint)
     var prompts: [Prompt] = []
     var sources: [String] = []
     if parsedBoxes.count <= 1 {
@@ -79,25 +83,20 @@ public struct PredictRequest: Sendable, Equatable {
     do {
       data = try Data(contentsOf: url)
     } catch {
-      throw InputError.promptsFile(file: name, reason: "cannot be read (\(readableCause(error)))")
+      throw InputError.promptsFile(file: name, reason: "cannot be read (\(fileReadCause(url, error)))")
     }
-    do {
-      // JSONSerialization says where the syntax breaks; JSONDecoder (below) only that it does.
-      _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+    let root: JSONValue
+    do throws(JSONSyntaxError) {
+      root = try JSONReader().parse(data)
     } catch {
-      let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+      throw InputError.promptsFile(file: name, reason: "is not valid JSON (\(error.description))")
+    }
+    guard let entries = root.array else {
       throw InputError.promptsFile(
-        file: name, reason: "is not valid JSON (\(detail ?? error.localizedDescription))")
-    }
-    let entries: [PromptEntry]
-    do {
-      entries = try JSONDecoder().decode([PromptEntry].self, from: data)
-    } catch let error as DecodingError {
-      throw InputError.promptsFile(file: name, reason: describe(error))
-    } catch let error as InputError {
-      throw error
-    } catch {
-      throw InputError.promptsFile(file: name, reason: "is not valid JSON (\(error.localizedDescription))")
+        file: name,
+        reason:
+          "must hold a JSON list of prompt objects: [{\"points\": [[x, y, label]], \"box\": [x0, y0, x1, y1]}]"
+      )
     }
     guard !entries.isEmpty else {
       throw InputError.promptsFile(file: name, reason: "holds no prompt (an empty list)")
@@ -108,26 +107,21 @@ public struct PredictRequest: Sendable, Equatable {
     for (i, entry) in entries.enumerated() {
       let source = "\(name): prompt \(i + 1)"
       var prompt = Prompt()
-      for (j, point) in (entry.points ?? []).enumerated() {
-        guard point.count == 3 else {
-          throw InputError.prompt(
-            source: source, reason: "point \(j + 1) has \(point.count) values; write [x, y, label]")
+      let maskPath: String?
+      do throws(JSONFieldError) {
+        guard let o = entry.object else {
+          throw JSONFieldError("must be a JSON object, got \(entry.described)")
         }
-        guard let label = Int(exactly: point[2]) else {
-          throw InputError.prompt(
-            source: source,
-            reason: "point \(j + 1) has label \(point[2]); labels are 1 (foreground) or 0 (background)")
+        try o.checkKeys(allowed: ["points", "box", "mask_input"])
+        prompt.points = try o.points("points") ?? []
+        prompt.box = try o.box("box").map {
+          PromptBox(x0: Float($0[0]), y0: Float($0[1]), x1: Float($0[2]), y1: Float($0[3]))
         }
-        prompt.points.append(PromptPoint(x: Float(point[0]), y: Float(point[1]), label: label))
+        maskPath = try o.string("mask_input")
+      } catch {
+        throw InputError.prompt(source: source, reason: error.message)
       }
-      if let box = entry.box {
-        guard box.count == 4 else {
-          throw InputError.prompt(
-            source: source, reason: "the box has \(box.count) values; write [x0, y0, x1, y1]")
-        }
-        prompt.box = PromptBox(x0: Float(box[0]), y0: Float(box[1]), x1: Float(box[2]), y1: Float(box[3]))
-      }
-      if let path = entry.mask_input {
+      if let path = maskPath {
         let maskURL = path.hasPrefix("/") ? URL(fileURLWithPath: path) : folder.appendingPathComponent(path)
         prompt.maskInput = try readMaskInput(maskURL, source: "\(source): mask_input")
       }
@@ -144,6 +138,21 @@ public struct PredictRequest: Sendable, Equatable {
     for (prompt, source) in zip(prompts, sources) {
       if let reason = prompt.validationError { throw InputError.prompt(source: source, reason: reason) }
     }
+  }
+
+  /// The prompts fitted to the decoded image by the rule `sambatch run` applies
+  /// (`PromptGeometry`): clipped boxes carry a warning; a prompt the rule refuses throws
+  /// `InputError.prompt` naming where it came from.
+  public func fitted(width: Int, height: Int) throws -> [FittedPrompt] {
+    var result: [FittedPrompt] = []
+    for (prompt, source) in zip(prompts, sources) {
+      do throws(PromptRejection) {
+        result.append(try PromptGeometry.fit(prompt, width: width, height: height))
+      } catch {
+        throw InputError.prompt(source: source, reason: error.reason)
+      }
+    }
+    return result
   }
 
   /// A 256x256 mask input: float32 .npy of shape (1, 256, 256) or (256, 256), the low-res logits
@@ -167,121 +176,8 @@ public struct PredictRequest: Sendable, Equatable {
 
 // MARK: - Option parsing
 
-private func parseNumbers(_ text: String, count: Int, option: String, form: String) throws -> [Float] {
-  let parts = text.split(separator: ",", omittingEmptySubsequences: false)
-  guard parts.count == count else {
-    throw InputError.usage(
-      "\(option) \(text): expected \(count) comma-separated numbers \(form), got \(parts.count)")
-  }
-  return try parts.map { part in
-    let trimmed = part.trimmingCharacters(in: .whitespaces)
-    guard let value = Float(trimmed) else {
-      throw InputError.usage("\(option) \(text): '\(trimmed)' is not a number (expected \(form))")
-    }
-    return value
-  }
-}
-
-private func parseBox(_ text: String) throws -> PromptBox {
-  let v = try parseNumbers(text, count: 4, option: "--box", form: "X0,Y0,X1,Y1")
-  return PromptBox(x0: v[0], y0: v[1], x1: v[2], y1: v[3])
-}
-
-private func parsePoint(_ text: String) throws -> PromptPoint {
-  let parts = text.split(separator: ",", omittingEmptySubsequences: false)
-  guard parts.count == 3 else {
-    throw InputError.usage(
-      "--point \(text): expected X,Y,LABEL (3 comma-separated values), got \(parts.count)")
-  }
-  let xy = try parseNumbers(
-    parts[0..<2].joined(separator: ","), count: 2, option: "--point", form: "X,Y,LABEL")
-  let labelText = parts[2].trimmingCharacters(in: .whitespaces)
-  guard let label = Int(labelText) else {
-    throw InputError.usage("--point \(text): LABEL '\(labelText)' must be 1 (foreground) or 0 (background)")
-  }
-  return PromptPoint(x: xy[0], y: xy[1], label: label)
-}
-
 private func pythonTuple(_ shape: [Int]) -> String {
   shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
-}
-
-// MARK: - The prompts file
-
-/// One object of a prompts file. Unknown keys are an error (a typo such as "boxes" would
-/// otherwise silently drop the box).
-private struct PromptEntry: Decodable {
-  var points: [[Double]]?
-  var box: [Double]?
-  var mask_input: String?
-
-  private struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-  }
-
-  private static let known = ["points", "box", "mask_input"]
-
-  init(from decoder: Decoder) throws {
-    let container = try decoder.container(keyedBy: AnyKey.self)
-    for key in container.allKeys where !Self.known.contains(key.stringValue) {
-      throw DecodingError.dataCorrupted(
-        .init(
-          codingPath: container.codingPath,
-          debugDescription:
-            "unknown key '\(key.stringValue)' (a prompt has \"points\", \"box\", \"mask_input\")"))
-    }
-    points = try container.decodeIfPresent([[Double]].self, forKey: AnyKey(stringValue: "points"))
-    box = try container.decodeIfPresent([Double].self, forKey: AnyKey(stringValue: "box"))
-    mask_input = try container.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "mask_input"))
-  }
-}
-
-/// "prompt 2, points[0][1]: expected a number" from a DecodingError.
-private func describe(_ error: DecodingError) -> String {
-  func location(_ path: [CodingKey]) -> String {
-    guard let first = path.first, let index = first.intValue else {
-      return path.isEmpty ? "the top level" : path.map(\.stringValue).joined(separator: ".")
-    }
-    var text = "prompt \(index + 1)"
-    var rest = ""
-    for key in path.dropFirst() {
-      if let i = key.intValue {
-        rest += "[\(i)]"
-      } else {
-        rest += (rest.isEmpty ? "" : ".") + key.stringValue
-      }
-    }
-    if !rest.isEmpty { text += ", \(rest)" }
-    return text
-  }
-  switch error {
-  case .typeMismatch(let type, let context):
-    let expected =
-      type == Double.self
-      ? "a number"
-      : type == String.self
-        ? "a string" : String(describing: type).hasPrefix("Array") ? "a list" : "an object"
-    if context.codingPath.isEmpty {
-      return
-        "must hold a JSON list of prompt objects: [{\"points\": [[x, y, label]], \"box\": [x0, y0, x1, y1]}]"
-    }
-    return "\(location(context.codingPath)): expected \(expected)"
-  case .valueNotFound(_, let context):
-    return "\(location(context.codingPath)): a value is null"
-  case .keyNotFound(let key, let context):
-    return "\(location(context.codingPath)): missing key '\(key.stringValue)'"
-  case .dataCorrupted(let context):
-    if context.codingPath.isEmpty {
-      return
-        "is not valid JSON (\(context.underlyingError.map { "\($0.localizedDescription)" } ?? context.debugDescription))"
-    }
-    return "\(location(context.codingPath)): \(context.debugDescription)"
-  @unknown default:
-    return "\(error)"
-  }
 }
 
 // MARK: - Output
@@ -307,35 +203,51 @@ public struct PredictTimings: Sendable, Equatable {
 public enum PredictOutput {
   /// The one JSON object `sambatch predict` prints, keys in this order:
   /// `{"width": W, "height": H, "prompts": [{"masks": [{"score": s, "area": a, "bbox": [x, y, w, h],
-  /// "rle": {"size": [H, W], "counts": "..."}}]}], "timings_ms": {"load_model": .., "decode_image":
-  /// .., "embed": .., "predict": .., "total": ..}}`. Masks in the reference's order; `score` is the
-  /// predicted IoU (null if not finite), `bbox` as pycocotools' `toBbox`, `counts` the compressed
-  /// COCO RLE. One line, no spaces.
-  public static func json(width: Int, height: Int, predictions: [Prediction], timings: PredictTimings)
-    -> String
-  {
-    var out = "{\"width\":\(width),\"height\":\(height),\"prompts\":["
+  /// "rle": {"size": [H, W], "counts": "..."}}], "warning": "..."}], "timings_ms": {"load_model": ..,
+  /// "decode_image": .., "embed": .., "predict": .., "total": ..}}`. Masks in the reference's order;
+  /// `score` is the predicted IoU (null if not finite), `bbox` as pycocotools' `toBbox`, `counts` the
+  /// compressed COCO RLE; `warning` only for a prompt that was changed to fit the image (a clipped
+  /// box); with `model`, `"model": {"kind": .., "sha256": ..}` comes before `timings_ms`; timings
+  /// rounded to the microsecond. One line, no spaces, numbers as `JSONWriter` writes
+  /// them (the same text as an export gives for the same value).
+  public static func json(
+    width: Int, height: Int, predictions: [Prediction], warnings: [String?] = [], timings: PredictTimings,
+    model: (kind: String, sha256: String)? = nil
+  ) -> String {
+    var prompts: [JSONValue] = []
     for (i, prediction) in predictions.enumerated() {
-      if i > 0 { out += "," }
-      out += "{\"masks\":["
+      var masks: [JSONValue] = []
       for (j, mask) in prediction.masks.enumerated() {
-        if j > 0 { out += "," }
         let encoded = MaskRLE.summarize(mask)
-        let score = j < prediction.scores.count ? prediction.scores[j] : .nan
-        out += "{\"score\":\(jsonNumber(score)),\"area\":\(encoded.area),\"bbox\":["
-        out += encoded.bbox.map(jsonNumber).joined(separator: ",")
-        out += "],\"rle\":{\"size\":[\(mask.height),\(mask.width)],\"counts\":\(jsonString(encoded.counts))}}"
+        let score = j < prediction.scores.count ? Double(prediction.scores[j]) : .nan
+        masks.append([
+          "score": .number(score), "area": .int(encoded.area),
+          "bbox": .array(encoded.bbox.map(JSONValue.number)),
+          "rle": ["size": [.int(mask.height), .int(mask.width)], "counts": .string(encoded.counts)],
+        ])
       }
-      out += "]}"
+      var entries = [JSONObject.Entry("masks", .array(masks))]
+      if i < warnings.count, let warning = warnings[i] {
+        entries.append(JSONObject.Entry("warning", .string(warning)))
+      }
+      prompts.append(.object(JSONObject(entries)))
     }
-    out += "],\"timings_ms\":{"
-    let times = [
-      ("load_model", timings.loadModel), ("decode_image", timings.decodeImage), ("embed", timings.embed),
-      ("predict", timings.predict), ("total", timings.total),
+    func milliseconds(_ value: Double) -> JSONValue { .number((value * 1000).rounded() / 1000) }
+    var entries = [
+      JSONObject.Entry("width", .int(width)), JSONObject.Entry("height", .int(height)),
+      JSONObject.Entry("prompts", .array(prompts)),
     ]
-    out += times.map { "\"\($0.0)\":\(milliseconds($0.1))" }.joined(separator: ",")
-    out += "}}"
-    return out
+    if let model {
+      entries.append(
+        JSONObject.Entry("model", ["kind": .string(model.kind), "sha256": .string(model.sha256)]))
+    }
+    let times: JSONValue = [
+      "load_model": milliseconds(timings.loadModel), "decode_image": milliseconds(timings.decodeImage),
+      "embed": milliseconds(timings.embed), "predict": milliseconds(timings.predict),
+      "total": milliseconds(timings.total),
+    ]
+    entries.append(JSONObject.Entry("timings_ms", times))
+    return JSONWriter.write(.object(JSONObject(entries)))
   }
 
   /// The low-res logits of all predictions as one (prompts, masks, 256, 256) float32 array.
@@ -359,39 +271,4 @@ public enum PredictOutput {
     }
     return NpyArray(shape: [predictions.count, masks, 256, 256], values: values)
   }
-}
-
-/// A JSON number: integers without a fraction, others as Swift's shortest round-trip text
-/// (valid JSON, e.g. "0.875", "1e-05"); null when not finite (JSON has no NaN).
-func jsonNumber(_ value: Double) -> String {
-  guard value.isFinite else { return "null" }
-  if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-  return "\(value)"
-}
-
-func jsonNumber(_ value: Float) -> String {
-  guard value.isFinite else { return "null" }
-  return "\(value)"
-}
-
-private func milliseconds(_ value: Double) -> String {
-  guard value.isFinite else { return "null" }
-  return String(format: "%.3f", value)
-}
-
-/// A JSON string literal (the counts alphabet includes the backslash, 92).
-func jsonString(_ text: String) -> String {
-  var out = "\""
-  for scalar in text.unicodeScalars {
-    switch scalar {
-    case "\"": out += "\\\""
-    case "\\": out += "\\\\"
-    case "\n": out += "\\n"
-    case "\r": out += "\\r"
-    case "\t": out += "\\t"
-    case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-    default: out.unicodeScalars.append(scalar)
-    }
-  }
-  return out + "\""
 }

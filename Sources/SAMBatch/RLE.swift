@@ -104,21 +104,21 @@ public enum MaskRLE {
   /// The mask a run list describes; the runs must add up to `width * height`.
   public static func mask(fromRuns runs: [Int], width: Int, height: Int) throws -> BinaryMask {
     guard width >= 0, height >= 0 else {
-      throw InputError.rleInvalidSize(width: width, height: height)
+      throw SAMBatchError.rleInvalidSize(width: width, height: height)
     }
     let (pixelCount, overflow) = width.multipliedReportingOverflow(by: height)
-    guard !overflow else { throw InputError.rleInvalidSize(width: width, height: height) }
+    guard !overflow else { throw SAMBatchError.rleInvalidSize(width: width, height: height) }
     var total = 0
     for run in runs {
-      guard run >= 0 else { throw InputError.rleNegativeRun(run) }
+      guard run >= 0 else { throw SAMBatchError.rleNegativeRun(run) }
       let (sum, overflow) = total.addingReportingOverflow(run)
       guard !overflow else {
-        throw InputError.rleSizeMismatch(runTotal: Int.max, width: width, height: height)
+        throw SAMBatchError.rleSizeMismatch(runTotal: Int.max, width: width, height: height)
       }
       total = sum
     }
     guard total == pixelCount else {
-      throw InputError.rleSizeMismatch(runTotal: total, width: width, height: height)
+      throw SAMBatchError.rleSizeMismatch(runTotal: total, width: width, height: height)
     }
     var pixels = [UInt8](repeating: 0, count: pixelCount)
     pixels.withUnsafeMutableBufferPointer { buffer in
@@ -157,13 +157,13 @@ public enum MaskRLE {
         var more = true
         let valueStart = position
         while more {
-          guard position < n else { throw InputError.rleTruncated(offset: valueStart) }
+          guard position < n else { throw SAMBatchError.rleTruncated(offset: valueStart) }
           let code = Int(buffer[position])
           guard code >= 48 && code <= 111 else {
-            throw InputError.rleInvalidCharacter(offset: position, code: code)
+            throw SAMBatchError.rleInvalidCharacter(offset: position, code: code)
           }
           // A value needs at most 7 chunks (33 bits); more would only encode the same sign bits.
-          guard chunkIndex < 12 else { throw InputError.rleValueTooLong(offset: valueStart) }
+          guard chunkIndex < 12 else { throw SAMBatchError.rleValueTooLong(offset: valueStart) }
           let chunk = code - 48
           value |= (chunk & 0x1f) << (5 * chunkIndex)
           more = chunk & 0x20 != 0
@@ -172,8 +172,8 @@ public enum MaskRLE {
           if !more && chunk & 0x10 != 0 { value |= -1 << (5 * chunkIndex) }
         }
         if runs.count > 2 { value += runs[runs.count - 2] }
-        guard value >= 0 else { throw InputError.rleNegativeRun(value) }
-        guard value <= Int(UInt32.max) else { throw InputError.rleRunTooLong(value) }
+        guard value >= 0 else { throw SAMBatchError.rleNegativeRun(value) }
+        guard value <= Int(UInt32.max) else { throw SAMBatchError.rleRunTooLong(value) }
         runs.append(value)
       }
     }

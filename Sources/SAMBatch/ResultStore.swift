@@ -1,104 +1,48 @@
 import Foundation
 import GRDB
 
-/// What a database was written for (the `jobs` row).
-public struct JobRecord: Sendable, Equatable {
-  public var jobFile: String
-  public var modelPath: String
-  public var modelSHA256: String
-  public var manifestSHA256: String
-  /// JSON of the settings that change results (multimask, keep, min_score, exif, the images folder).
-  public var settings: String
-  public var shard: Shard
-  public var imageCount: Int
-}
-
-/// A deterministic part of a job: images whose position modulo `count` is `index`.
-public struct Shard: Sendable, Equatable, CustomStringConvertible {
-  public var index: Int
-  public var count: Int
-
-  public static let whole = Shard(index: 0, count: 1)
-
-  public init(index: Int, count: Int) {
-    self.index = index
-    self.count = count
-  }
-
-  /// Parses "I/N" with 0 <= I < N.
-  public init(parsing text: String) throws {
-    let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-    guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, i >= 0, i < n else {
-      throw SAMBatchError.shard("--shard takes I/N with 0 <= I < N (as array job indices run), got '\(text)'")
-    }
-    self.init(index: i, count: n)
-  }
-
-  public func contains(_ position: Int) -> Bool { position % count == index }
-  public var description: String { "\(index)/\(count)" }
-}
-
-public struct StatusCounts: Sendable, Equatable {
-  public var pending = 0
-  public var done = 0
-  public var failed = 0
-  public var prompts = 0
-  public var rejectedPrompts = 0
-  public var clippedPrompts = 0
-  public var masks = 0
-  public var manifestProblems = 0
-  public var total: Int { pending + done + failed }
-}
-
-/// The rows of one processed image, committed together with its status in one transaction.
-struct ImageRows: Sendable {
-  struct PromptRow: Sendable {
-    var index: Int
-    var prepared: PreparedPrompt
-    var error: String?
-  }
-  struct MaskRow: Sendable {
-    var promptIndex: Int
-    var maskIndex: Int
-    var score: Double
-    var stabilityScore: Double?
-    var area: Int
-    var bbox: [Double]
-    var rle: String
-  }
-  var imageId: Int
-  var failed: String?
-  var width: Int?
-  var height: Int?
-  var exifApplied: Bool
-  var prompts: [PromptRow] = []
-  var masks: [MaskRow] = []
-  var readMs: Double?
-  var embedMs: Double?
-  var predictMs: Double?
-  var totalMs: Double?
-}
-
-/// The SQLite store of one job (or one shard of it). One writer; readers may look at it while a
-/// run goes on (WAL).
+/// The SQLite store of one job (or one shard of it): every SQL statement of sambatch lives here
+/// and in its extensions (ResultStore+Export.swift, ResultStore+Merge.swift). One writer; readers
+/// may look at it while a run goes on (WAL).
 public final class ResultStore: Sendable {
+  public enum Access: Sendable {
+    /// Opens or creates the database (and its folder), and migrates it.
+    case create
+    /// Opens an existing database to write to it, and migrates it.
+    case readWrite
+    /// Opens an existing database only to read it: works on read-only storage, never migrates
+    /// or changes the file.
+    case readOnly
+  }
+
   public let url: URL
   let queue: DatabaseQueue
 
-  /// Opens (creating if needed) and migrates the database.
-  public init(url: URL, create: Bool = true) throws {
+  public convenience init(url: URL, access: Access = .create) throws {
+    try self.init(url: url, access: access, writableStorage: nil)
+  }
+
+  /// `writableStorage` overrides the check whether the database's folder can be written (tests
+  /// run as root, for whom every folder can).
+  init(url: URL, access: Access, writableStorage: Bool?) throws {
     self.url = url
-    if !create && !FileManager.default.fileExists(atPath: url.path) {
+    let exists = FileManager.default.fileExists(atPath: url.path)
+    if access != .create && !exists {
       throw SAMBatchError.store(database: url.path, message: "no such database (has the job been run?)")
     }
     do {
-      try FileManager.default.createDirectory(
-        at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
       var configuration = Configuration()
       configuration.busyMode = .timeout(10)
       configuration.prepareDatabase { db in
         try db.execute(sql: "PRAGMA foreign_keys = ON")
       }
+      if access == .readOnly {
+        configuration.readonly = true
+        queue = try Self.openReadOnly(url, configuration, writableStorage: writableStorage)
+        return
+      }
+      try FileManager.default.createDirectory(
+        at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
       queue = try DatabaseQueue(path: url.path, configuration: configuration)
       try queue.writeWithoutTransaction { db in
         // WAL: readers (`sambatch status`, sqlite3) never block the writer; NORMAL sync keeps every
@@ -110,13 +54,41 @@ public final class ResultStore: Sendable {
     } catch let error as SAMBatchError {
       throw error
     } catch {
-      throw SAMBatchError.store(database: url.path, message: "cannot open the database (\(error))")
+      throw SAMBatchError.store(
+        database: url.path, message: "cannot open the database (\(storeCause(error)))")
     }
+  }
+
+  /// A WAL database needs its -shm side file even to be read; on storage we cannot write (a
+  /// read-only mount, a folder without write permission) SQLite's `immutable` mode reads the file
+  /// as it is, which is right for a finished job's database nobody is writing.
+  private static func openReadOnly(_ url: URL, _ configuration: Configuration, writableStorage: Bool?) throws
+    -> DatabaseQueue
+  {
+    let folder = url.deletingLastPathComponent().path
+    let writable = writableStorage ?? (access(folder, W_OK) == 0 && access(url.path, W_OK) == 0)
+    if writable { return try DatabaseQueue(path: url.path, configuration: configuration) }
+    let hasLiveWAL =
+      FileManager.default.fileExists(atPath: url.path + "-wal")
+      && ((try? FileManager.default.attributesOfItem(atPath: url.path + "-wal")[.size] as? Int) ?? 0) > 0
+    if hasLiveWAL {
+      throw SAMBatchError.store(
+        database: url.path,
+        message:
+          "it is on storage this process cannot write to, and its write-ahead log (\(url.lastPathComponent)-wal) "
+          + "still holds results: open it once where it is writable (any `sambatch status` does) to fold them in"
+      )
+    }
+    var components = URLComponents()
+    components.scheme = "file"
+    components.path = url.path
+    components.queryItems = [URLQueryItem(name: "immutable", value: "1")]
+    return try DatabaseQueue(path: components.string ?? url.path, configuration: configuration)
   }
 
   func wrap<T>(_ what: String, _ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as SAMBatchError { throw error } catch {
-      throw SAMBatchError.store(database: url.path, message: "\(what) failed (\(error))")
+      throw SAMBatchError.store(database: url.path, message: "\(what) failed (\(storeCause(error)))")
     }
   }
 
@@ -126,83 +98,144 @@ public final class ResultStore: Sendable {
     try? queue.close()
   }
 
+  // MARK: The job and its plan
+
   public func jobRecord() throws -> JobRecord? {
     try wrap("reading the job row") {
-      try queue.read { db in
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = 1") else { return nil }
-        return JobRecord(
-          jobFile: row["job_file"], modelPath: row["model_path"], modelSHA256: row["model_sha256"],
-          manifestSHA256: row["manifest_sha256"], settings: row["settings"],
-          shard: Shard(index: row["shard_index"], count: row["shard_count"]), imageCount: row["image_count"])
+      try queue.read { db in try Self.jobRecord(db) }
+    }
+  }
+
+  static func jobRecord(_ db: Database) throws -> JobRecord? {
+    guard let row = try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = 1") else { return nil }
+    return JobRecord(
+      jobFile: row["job_file"], modelPath: row["model_path"], modelSHA256: row["model_sha256"],
+      modelKind: row["model_kind"], manifestSHA256: row["manifest_sha256"], settings: row["settings"],
+      shard: Shard(index: row["shard_index"], count: row["shard_count"]), imageCount: row["image_count"])
+  }
+
+  /// The manifests' sizes and modification times the plan was last checked against.
+  public func manifestStats() throws -> String? {
+    try wrap("reading the job row") {
+      try queue.read { db in try String.fetchOne(db, sql: "SELECT manifest_stats FROM jobs WHERE id = 1") }
+    }
+  }
+
+  func setManifestStats(_ stats: String?) throws {
+    try wrap("recording the manifests' sizes") {
+      try queue.write { db in
+        try db.execute(sql: "UPDATE jobs SET manifest_stats = ? WHERE id = 1", arguments: [stats])
       }
     }
   }
 
-  /// Writes the job row, every image of the shard as pending, and the manifest problems: all in
-  /// one transaction, so a killed first run leaves either nothing or a complete plan.
-  func initialize(
-    job: JobRecord, images: [(id: Int, path: String, sourceImageId: Int?, promptCount: Int)],
-    problems: [ManifestProblem]
-  )
-    throws
+  /// Every image the store holds, in job order.
+  public func images() throws -> [ImageRecord] {
+    try wrap("listing the images") {
+      try queue.read { db in
+        try Row.fetchAll(
+          db,
+          sql: """
+            SELECT id, path, source_image_id, status, error, prompt_count, width, height, prompts_sha256
+            FROM images ORDER BY id
+            """
+        ).map { row in
+          ImageRecord(
+            id: row["id"], path: row["path"], sourceImageId: row["source_image_id"],
+            status: ImageStatus(rawValue: row["status"]) ?? .failed, error: row["error"],
+            promptCount: row["prompt_count"], width: row["width"], height: row["height"],
+            promptsSHA256: row["prompts_sha256"])
+        }
+      }
+    }
+  }
+
+  /// Writes the plan of a job: the job row, its images as pending and its manifest problems, in
+  /// one transaction, so a killed first run leaves either nothing or a complete plan. `replace`
+  /// first deletes whatever the database held (a plan that has produced no result yet).
+  func writePlan(job: JobRecord, images: [ImagePlan], problems: [ManifestProblemRecord], replace: Bool) throws
   {
     try wrap("writing the job plan") {
-      try queue.write { db in
+      try queue.inTransaction(.immediate) { db in
+        if replace {
+          for table in ["masks", "prompts", "images", "manifest_problems", "jobs"] {
+            try db.execute(sql: "DELETE FROM \(table)")
+          }
+        } else if try Self.jobRecord(db) != nil {
+          // Another process planned the job between our look and this transaction: its plan is
+          // the same one (the caller compares it next).
+          return .rollback
+        }
         try db.execute(
           sql: """
-            INSERT INTO jobs (id, job_file, model_path, model_sha256, manifest_sha256, settings, shard_index,
-              shard_count, image_count, created_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO jobs (id, job_file, model_path, model_sha256, model_kind, manifest_sha256, settings,
+              shard_index, shard_count, image_count, created_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
           arguments: [
-            job.jobFile, job.modelPath, job.modelSHA256, job.manifestSHA256, job.settings, job.shard.index,
-            job.shard.count, job.imageCount, timestamp(),
+            job.jobFile, job.modelPath, job.modelSHA256, job.modelKind, job.manifestSHA256, job.settings,
+            job.shard.index, job.shard.count, job.imageCount, timestamp(),
           ])
-        let insert = try db.makeStatement(
-          sql:
-            "INSERT INTO images (id, path, source_image_id, status, prompt_count) VALUES (?, ?, ?, 'pending', ?)"
-        )
-        for image in images {
-          try insert.execute(arguments: [image.id, image.path, image.sourceImageId, image.promptCount])
-        }
-        let problem = try db.makeStatement(
-          sql: "INSERT INTO manifest_problems (file, line, message) VALUES (?, ?, ?)")
-        for p in problems { try problem.execute(arguments: [p.file, p.line, p.message]) }
+        try Self.insert(images, db)
+        try Self.insert(problems, db)
+        return .commit
       }
     }
   }
 
-  /// Adds, as pending, the job's images the store does not hold (a merge of only some shards
-  /// leaves the others' images out), and raises the job's image count to match. Returns how many
-  /// were added.
-  func addMissing(images: [(id: Int, path: String, sourceImageId: Int?, promptCount: Int)], imageCount: Int)
-    throws -> Int
-  {
-    try wrap("adding the images missing from the database") {
-      try queue.write { db in
-        let present = Set(try Int.fetchAll(db, sql: "SELECT id FROM images"))
-        let insert = try db.makeStatement(
-          sql:
-            "INSERT INTO images (id, path, source_image_id, status, prompt_count) VALUES (?, ?, ?, 'pending', ?)"
-        )
-        var added = 0
-        for image in images where !present.contains(image.id) {
-          try insert.execute(arguments: [image.id, image.path, image.sourceImageId, image.promptCount])
-          added += 1
-        }
-        if added > 0 {
+  /// Follows a change of the manifests that keeps the done work: `added` images are planned as
+  /// pending, `changed` ones (their prompts differ) lose their results and become pending again,
+  /// the manifest problems are replaced, and the job row takes the new manifests' fingerprint.
+  func extendPlan(
+    job: JobRecord, added: [ImagePlan], changed: [ImagePlan], problems: [ManifestProblemRecord]?
+  ) throws {
+    try wrap("updating the job plan") {
+      try queue.inTransaction(.immediate) { db in
+        try Self.insert(added, db)
+        for image in changed {
+          try db.execute(sql: "DELETE FROM masks WHERE image_id = ?", arguments: [image.id])
+          try db.execute(sql: "DELETE FROM prompts WHERE image_id = ?", arguments: [image.id])
           try db.execute(
-            sql: "UPDATE jobs SET image_count = MAX(image_count, ?) WHERE id = 1", arguments: [imageCount])
+            sql: """
+              UPDATE images SET status = 'pending', error = NULL, prompt_count = ?, below_min_score = ?,
+                prompts_sha256 = ?, source_image_id = ?, width = NULL, height = NULL, exif_applied = NULL,
+                read_ms = NULL, wait_ms = NULL, embed_ms = NULL, predict_ms = NULL, total_ms = NULL,
+                run_id = NULL, finished_at = NULL
+              WHERE id = ?
+              """,
+            arguments: [
+              image.promptCount, image.belowMinScore, image.promptsSHA256, image.sourceImageId, image.id,
+            ])
         }
-        return added
+        if let problems {
+          try db.execute(sql: "DELETE FROM manifest_problems")
+          try Self.insert(problems, db)
+        }
+        try db.execute(
+          sql: "UPDATE jobs SET manifest_sha256 = ?, image_count = MAX(image_count, ?) WHERE id = 1",
+          arguments: [job.manifestSHA256, job.imageCount])
+        return .commit
       }
     }
   }
 
-  /// The ids of every image the store holds, whatever its status.
-  public func imageIds() throws -> Set<Int> {
-    try wrap("listing the images") {
-      try queue.read { db in Set(try Int.fetchAll(db, sql: "SELECT id FROM images")) }
+  private static func insert(_ images: [ImagePlan], _ db: Database) throws {
+    let insert = try db.makeStatement(
+      sql: """
+        INSERT INTO images (id, path, source_image_id, status, prompt_count, below_min_score, prompts_sha256)
+        VALUES (?, ?, ?, 'pending', ?, ?, ?)
+        """)
+    for image in images {
+      try insert.execute(arguments: [
+        image.id, image.path, image.sourceImageId, image.promptCount, image.belowMinScore,
+        image.promptsSHA256,
+      ])
     }
+  }
+
+  private static func insert(_ problems: [ManifestProblemRecord], _ db: Database) throws {
+    let insert = try db.makeStatement(
+      sql: "INSERT INTO manifest_problems (file, line, message) VALUES (?, ?, ?)")
+    for p in problems { try insert.execute(arguments: [p.file, p.line, p.message]) }
   }
 
   /// The ids of the images still to do, in job order.
@@ -218,51 +251,104 @@ public final class ResultStore: Sendable {
     }
   }
 
-  func startRun(host: String, version: String, workers: Int, modelPath: String) throws -> Int {
+  // MARK: Runs
+
+  /// Records a run, unless another process is running this job: then throws
+  /// `SAMBatchError.busy` naming it. A run whose process is gone (same host, pid no longer alive;
+  /// or no sign of life for `staleAfter` seconds) is closed and taken over. Atomic: of two runs
+  /// started together, one records itself and the other sees it.
+  func startRun(
+    host: String, pid: Int, version: String, workers: Int, modelPath: String,
+    staleAfter: TimeInterval = 600, isAlive: (Int) -> Bool = processIsAlive
+  ) throws -> (id: Int, tookOver: [RunRecord]) {
     try wrap("recording the run") {
-      try queue.write { db in
-        try db.execute(
-          sql: "INSERT INTO runs (started_at, host, version, workers, model_path) VALUES (?, ?, ?, ?, ?)",
-          arguments: [timestamp(), host, version, workers, modelPath])
-        return Int(db.lastInsertedRowID)
+      try queue.writeWithoutTransaction { db in
+        var runId = 0
+        var tookOver: [RunRecord] = []
+        try db.inTransaction(.immediate) {
+          for run in try Self.openRuns(db) {
+            let heartbeat =
+              run.heartbeatAt.flatMap(parseTimestamp) ?? parseTimestamp(run.startedAt) ?? .distantPast
+            let alive =
+              run.host == host && run.pid != nil
+              ? isAlive(run.pid!) && run.pid! != pid : Date().timeIntervalSince(heartbeat) < staleAfter
+            if alive {
+              throw SAMBatchError.busy(database: url.path, host: run.host, pid: run.pid, since: run.startedAt)
+            }
+            try db.execute(
+              sql: "UPDATE runs SET ended_at = ?, end_reason = ? WHERE id = ?",
+              arguments: [
+                run.heartbeatAt ?? run.startedAt,
+                "stopped without closing the run (taken over by a later run)", run.id,
+              ])
+            tookOver.append(run)
+          }
+          let now = timestamp()
+          try db.execute(
+            sql: """
+              INSERT INTO runs (started_at, host, pid, heartbeat_at, version, workers, model_path)
+              VALUES (?, ?, ?, ?, ?, ?, ?)
+              """,
+            arguments: [now, host, pid, now, version, workers, modelPath])
+          runId = Int(db.lastInsertedRowID)
+          return .commit
+        }
+        return (runId, tookOver)
       }
     }
   }
 
-  func endRun(_ id: Int, done: Int, failed: Int) throws {
+  private static func openRuns(_ db: Database) throws -> [RunRecord] {
+    try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id").map(runRecord)
+  }
+
+  static func runRecord(_ row: Row) -> RunRecord {
+    RunRecord(
+      id: row["id"], startedAt: row["started_at"], endedAt: row["ended_at"], host: row["host"],
+      pid: row["pid"],
+      heartbeatAt: row["heartbeat_at"], version: row["version"], workers: row["workers"],
+      modelPath: row["model_path"], imagesDone: row["images_done"], imagesFailed: row["images_failed"],
+      endReason: row["end_reason"])
+  }
+
+  public func runs() throws -> [RunRecord] {
+    try wrap("listing the runs") {
+      try queue.read { db in try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id").map(Self.runRecord) }
+    }
+  }
+
+  /// Closes a run; its image counts were kept up to date by every commit.
+  func endRun(_ id: Int, reason: String) throws {
     try wrap("closing the run") {
       try queue.write { db in
         try db.execute(
-          sql: "UPDATE runs SET ended_at = ?, images_done = ?, images_failed = ? WHERE id = ?",
-          arguments: [timestamp(), done, failed, id])
+          sql: "UPDATE runs SET ended_at = ?, end_reason = ? WHERE id = ?",
+          arguments: [timestamp(), reason, id])
       }
     }
   }
 
-  /// All results of one image and its status change, in one transaction.
-  func commit(_ rows: ImageRows, runId: Int) throws {
-    try wrap("writing the results of image \(rows.imageId)") {
+  // MARK: Results
+
+  /// All results of one image, its status change and the run's counts and heartbeat, in one
+  /// transaction.
+  func commit(_ result: ImageResult, runId: Int) throws {
+    try wrap("writing the results of image \(result.imageId)") {
       try queue.write { db in
-        try db.execute(sql: "DELETE FROM masks WHERE image_id = ?", arguments: [rows.imageId])
-        try db.execute(sql: "DELETE FROM prompts WHERE image_id = ?", arguments: [rows.imageId])
+        let id = result.imageId
+        try db.execute(sql: "DELETE FROM masks WHERE image_id = ?", arguments: [id])
+        try db.execute(sql: "DELETE FROM prompts WHERE image_id = ?", arguments: [id])
         let prompt = try db.cachedStatement(
           sql: """
             INSERT INTO prompts (image_id, prompt_index, source_id, category_id, category, detector_score,
               box_x0, box_y0, box_x1, box_y1, points, warning, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        for p in rows.prompts {
-          let o = p.prepared.object
-          let box = p.prepared.usedBox
-          let points =
-            o.points.isEmpty
-            ? nil
-            : "["
-              + o.points.map { "[\(pointText($0.x)), \(pointText($0.y)), \($0.label)]" }.joined(
-                separator: ", ") + "]"
+        for p in result.prompts {
+          let box = p.box
           try prompt.execute(arguments: [
-            rows.imageId, p.index, o.sourceId, o.categoryId, o.category, o.detectorScore, box?[0], box?[1],
+            id, p.promptIndex, p.sourceId, p.categoryId, p.category, p.detectorScore, box?[0], box?[1],
             box?[2],
-            box?[3], points, p.prepared.warning, p.error,
+            box?[3], p.points, p.warning, p.error,
           ])
         }
         let mask = try db.cachedStatement(
@@ -270,24 +356,45 @@ public final class ResultStore: Sendable {
             INSERT INTO masks (image_id, prompt_index, mask_index, score, stability_score, area, bbox_x, bbox_y,
               bbox_w, bbox_h, rle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        for m in rows.masks {
+        for m in result.masks {
           try mask.execute(arguments: [
-            rows.imageId, m.promptIndex, m.maskIndex, m.score, m.stabilityScore, m.area, m.bbox[0], m.bbox[1],
-            m.bbox[2], m.bbox[3], m.rle,
+            id, m.promptIndex, m.maskIndex, m.score, m.stabilityScore, m.area, m.bbox[0], m.bbox[1],
+            m.bbox[2],
+            m.bbox[3], m.rle,
           ])
         }
+        let now = timestamp()
         try db.execute(
           sql: """
             UPDATE images SET status = ?, error = ?, width = ?, height = ?, exif_applied = ?, read_ms = ?,
-              embed_ms = ?, predict_ms = ?, total_ms = ?, run_id = ?, finished_at = ? WHERE id = ?
+              wait_ms = ?, embed_ms = ?, predict_ms = ?, total_ms = ?, run_id = ?, finished_at = ? WHERE id = ?
             """,
           arguments: [
-            rows.failed == nil ? "done" : "failed", rows.failed, rows.width, rows.height, rows.exifApplied,
-            rows.readMs, rows.embedMs, rows.predictMs, rows.totalMs, runId, timestamp(), rows.imageId,
+            result.failed == nil ? "done" : "failed", result.failed, result.width, result.height,
+            result.exifApplied, result.readMs, result.waitMs, result.embedMs, result.predictMs,
+            result.totalMs,
+            runId, now, id,
           ])
+        try db.execute(
+          sql: """
+            UPDATE runs SET heartbeat_at = ?, images_done = images_done + ?, images_failed = images_failed + ?
+            WHERE id = ?
+            """,
+          arguments: [now, result.failed == nil ? 1 : 0, result.failed == nil ? 0 : 1, runId])
       }
     }
   }
+
+  /// Marks the run alive (a long image, or many images without a commit).
+  func heartbeat(runId: Int) throws {
+    try wrap("recording the run's progress") {
+      try queue.write { db in
+        try db.execute(sql: "UPDATE runs SET heartbeat_at = ? WHERE id = ?", arguments: [timestamp(), runId])
+      }
+    }
+  }
+
+  // MARK: What status shows
 
   public func counts() throws -> StatusCounts {
     try wrap("counting") {
@@ -308,24 +415,30 @@ public final class ResultStore: Sendable {
           try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM prompts WHERE warning IS NOT NULL") ?? 0
         c.masks = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM masks") ?? 0
         c.manifestProblems = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM manifest_problems") ?? 0
+        c.belowMinScore =
+          try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(below_min_score), 0) FROM images") ?? 0
         return c
       }
     }
   }
 
   /// Mean per-stage times (ms) over the done images, nil when none is done.
-  public func meanTimings() throws -> (read: Double, embed: Double, predict: Double, total: Double)? {
+  public func meanTimings() throws -> MeanTimings? {
     try wrap("reading timings") {
       try queue.read { db in
         guard
           let row = try Row.fetchOne(
             db,
             sql: """
-              SELECT AVG(read_ms) AS r, AVG(embed_ms) AS e, AVG(predict_ms) AS p, AVG(total_ms) AS t
+              SELECT AVG(read_ms) AS r, AVG(wait_ms) AS w, AVG(embed_ms) AS e, AVG(predict_ms) AS p,
+                AVG(total_ms) AS t
               FROM images WHERE status = 'done' AND embed_ms IS NOT NULL
               """), let total = row["t"] as Double?
         else { return nil }
-        return ((row["r"] as Double?) ?? 0, (row["e"] as Double?) ?? 0, (row["p"] as Double?) ?? 0, total)
+        return MeanTimings(
+          read: (row["r"] as Double?) ?? 0, wait: (row["w"] as Double?) ?? 0,
+          embed: (row["e"] as Double?) ?? 0,
+          predict: (row["p"] as Double?) ?? 0, total: total)
       }
     }
   }
@@ -349,6 +462,31 @@ public final class ResultStore: Sendable {
       }
     }
   }
+
+  /// The first `limit` manifest problems, in the order they were found.
+  public func manifestProblems(limit: Int) throws -> [ManifestProblemRecord] {
+    try wrap("listing manifest problems") {
+      try queue.read { db in
+        try Row.fetchAll(
+          db, sql: "SELECT file, line, message FROM manifest_problems ORDER BY id LIMIT ?", arguments: [limit]
+        ).map { ManifestProblemRecord(file: $0["file"], line: $0["line"], message: $0["message"]) }
+      }
+    }
+  }
+}
+
+/// SQLite's own words for an error, without GRDB's wrapping of the statement and arguments.
+func storeCause(_ error: Error) -> String {
+  if let db = error as? DatabaseError {
+    return db.message.map { "SQLite error \(db.resultCode.rawValue): \($0)" } ?? "\(db)"
+  }
+  return "\(error)"
+}
+
+/// Whether a process with this id exists on this machine.
+func processIsAlive(_ pid: Int) -> Bool {
+  guard pid > 0, let id = Int32(exactly: pid) else { return false }
+  return kill(id, 0) == 0 || errno == EPERM
 }
 
 /// UTC time as ISO 8601 with milliseconds ("2026-11-29T14:40:00.123Z").
@@ -356,7 +494,6 @@ func timestamp() -> String {
   Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
 }
 
-/// Shortest text that reads back as the same Float.
-func pointText(_ v: Float) -> String {
-  v == v.rounded() && abs(v) < 1e7 ? String(Int(v)) : "\(v)"
+func parseTimestamp(_ text: String) -> Date? {
+  try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text)
 }

@@ -1,11 +1,14 @@
+import Crypto
 import Foundation
 import MobileSAM
 import SAMImage
 
 /// What the runner needs from a model: embed an image once, then decode any number of prompts
-/// against the embedding. `MobileSAMModel` is the real one; tests use `FakeSegmenter`.
+/// against the embedding. `MobileSAMModel` is the real one; the test suite brings its own.
 public protocol Segmenter: Sendable {
   associatedtype Embedding: Sendable
+  /// The model family recorded with the job: vit_t (MobileSAM), vit_b, vit_l or vit_h.
+  var modelKind: String { get }
   func embed(_ image: RGBImage) throws -> Embedding
   /// One prediction per prompt, in order.
   func predict(_ embedding: Embedding, prompts: [Prompt], multimask: Bool) throws -> [Prediction]
@@ -13,99 +16,84 @@ public protocol Segmenter: Sendable {
 
 extension MobileSAMModel: Segmenter {
   public typealias Embedding = ImageEmbedding
+  public var modelKind: String { kind.rawValue }
 }
 
-/// A deterministic stand-in for the model, FOR TESTS ONLY (the binary uses it when
-/// `SAMBATCH_FAKE_SEGMENTER=1`): each mask is the prompt's box (or a square around its points),
-/// shrunk per mask index, and the scores are a hash of the image's pixels and the prompt. Every
-/// output is a function of the inputs, so two runs agree exactly when the runner feeds the same
-/// inputs, and disagree when it does not.
-public struct FakeSegmenter: Segmenter {
-  public struct Embedding: Sendable {
-    let width: Int
-    let height: Int
-    let pixelHash: UInt64
-  }
+/// What a model is, as the job's database records it, known before the model is loaded.
+public struct ModelIdentity: Sendable, Equatable {
+  public var path: String
+  public var sha256: String
 
-  /// Sleeps this long in `embed`, so that tests can kill a run mid-job.
-  public var embedDelay: TimeInterval
-
-  public init(embedDelay: TimeInterval = 0) { self.embedDelay = embedDelay }
-
-  public func embed(_ image: RGBImage) throws -> Embedding {
-    if embedDelay > 0 { Thread.sleep(forTimeInterval: embedDelay) }
-    return Embedding(
-      width: image.width, height: image.height, pixelHash: fnv1a(image.pixels, seed: 0xcbf2_9ce4_8422_2325))
-  }
-
-  public func predict(_ embedding: Embedding, prompts: [Prompt], multimask: Bool) throws -> [Prediction] {
-    for (i, prompt) in prompts.enumerated() {
-      if let reason = prompt.validationError { throw MobileSAMError.invalidPrompt(index: i, reason: reason) }
-    }
-    return prompts.map { predictOne(embedding, $0, multimask: multimask) }
-  }
-
-  private func predictOne(_ e: Embedding, _ prompt: Prompt, multimask: Bool) -> Prediction {
-    var x0: Float
-    var y0: Float
-    var x1: Float
-    var y1: Float
-    if let b = prompt.box {
-      (x0, y0, x1, y1) = (b.x0, b.y0, b.x1, b.y1)
-    } else {
-      let xs = prompt.points.map(\.x)
-      let ys = prompt.points.map(\.y)
-      (x0, y0, x1, y1) = (xs.min()! - 20, ys.min()! - 20, xs.max()! + 20, ys.max()! + 20)
-    }
-    var key = e.pixelHash
-    for v in [x0, y0, x1, y1] {
-      key = fnv1a([UInt8](withUnsafeBytes(of: v.bitPattern) { Array($0) }), seed: key)
-    }
-    for p in prompt.points {
-      key = fnv1a([UInt8(truncatingIfNeeded: p.label)], seed: key ^ UInt64(p.x.bitPattern))
-    }
-    let indices = multimask ? [1, 2, 3] : [0]
-    var masks: [BinaryMask] = []
-    var scores: [Float] = []
-    var stability: [Float?] = []
-    for index in indices {
-      let shrink = Float(index) * 0.08
-      let mask = filledRectangle(
-        width: e.width, height: e.height, x0: x0 + (x1 - x0) * shrink, y0: y0 + (y1 - y0) * shrink,
-        x1: x1 - (x1 - x0) * shrink, y1: y1 - (y1 - y0) * shrink)
-      masks.append(mask)
-      let h = fnv1a([UInt8(index)], seed: key)
-      scores.append(0.5 + Float(h % 10_000) / 20_000)
-      stability.append(mask.pixels.contains(1) ? Float((h >> 20) % 10_000) / 10_000 : nil)
-    }
-    return Prediction(
-      masks: masks, scores: scores, stabilityScores: stability,
-      lowResLogits: Array(repeating: [], count: indices.count))
+  public init(path: String, sha256: String) {
+    self.path = path
+    self.sha256 = sha256
   }
 }
 
-/// A mask with the pixels whose centres lie inside the rectangle set.
-func filledRectangle(width: Int, height: Int, x0: Float, y0: Float, x1: Float, y1: Float) -> BinaryMask {
-  var pixels = [UInt8](repeating: 0, count: width * height)
-  let c0 = max(0, Int((x0 - 0.5).rounded(.up)))
-  let c1 = min(width - 1, Int((x1 - 0.5).rounded(.down)))
-  let r0 = max(0, Int((y0 - 0.5).rounded(.up)))
-  let r1 = min(height - 1, Int((y1 - 0.5).rounded(.down)))
-  if c0 <= c1 && r0 <= r1 {
-    for r in r0...r1 {
-      let row = r * width
-      for c in c0...c1 { pixels[row + c] = 1 }
-    }
-  }
-  return BinaryMask(width: width, height: height, pixels: pixels)
+/// Where a runner gets its model: who it is (cheap, for the database's checks) and, only when
+/// there is work to do, the loaded model.
+public protocol SegmenterSource: Sendable {
+  func identify() throws -> ModelIdentity
+  func load() throws -> any Segmenter
 }
 
-/// FNV-1a, 64 bits.
-func fnv1a(_ bytes: [UInt8], seed: UInt64) -> UInt64 {
-  var h = seed
-  for b in bytes {
-    h ^= UInt64(b)
-    h = h &* 0x100_0000_01b3
+/// A MobileSAM checkpoint file (`mobile_sam.pt`).
+public struct CheckpointSource: SegmenterSource {
+  public let url: URL
+
+  public init(url: URL) { self.url = url }
+
+  public func identify() throws -> ModelIdentity {
+    ModelIdentity(path: url.path, sha256: try Self.sha256(of: url))
   }
-  return h
+
+  public func load() throws -> any Segmenter {
+    do { return try MobileSAMModel(checkpoint: url) } catch {
+      throw SAMBatchError.model(path: url.path, cause: error.localizedDescription)
+    }
+  }
+
+  static func sha256(of url: URL) throws -> String {
+    let handle: FileHandle
+    do { handle = try FileHandle(forReadingFrom: url) } catch {
+      throw SAMBatchError.model(
+        path: url.path, cause: "cannot read the model file (\(fileReadCause(url, error)))")
+    }
+    defer { try? handle.close() }
+    var hasher = SHA256()
+    while true {
+      let chunk = handle.readData(ofLength: 1 << 20)
+      if chunk.isEmpty { break }
+      hasher.update(data: chunk)
+    }
+    return hex(hasher.finalize())
+  }
+}
+
+/// The model file a command uses, and why: `--model` > `SAMBATCH_MODEL` > the job's `model:`.
+public struct ModelPath: Sendable, Equatable {
+  public var url: URL
+  /// A line to print when the environment overrides the job's model, else nil.
+  public var note: String?
+
+  /// Throws `SAMBatchError.noModel` when none of the three is given.
+  public static func resolve(option: String?, job: JobFile?, environment: [String: String]) throws
+    -> ModelPath
+  {
+    if let option, !option.isEmpty { return ModelPath(url: URL(fileURLWithPath: option).standardizedFileURL) }
+    if let override = environment["SAMBATCH_MODEL"], !override.isEmpty {
+      let url = URL(fileURLWithPath: override).standardizedFileURL
+      let note = job.map {
+        "SAMBATCH_MODEL is set: using \(url.path)"
+          + ($0.model.map { " instead of the job's model (\($0.path))" } ?? "")
+      }
+      return ModelPath(url: url, note: note)
+    }
+    if let model = job?.model { return ModelPath(url: model) }
+    throw SAMBatchError.noModel(job: job?.url.path)
+  }
+}
+
+func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+  digest.map { String(format: "%02x", $0) }.joined()
 }

@@ -9,6 +9,10 @@ enum StoreSchema {
       db in
       for statement in v1 { try db.execute(sql: statement) }
     }
+    migrator.registerMigration("v2: model kind, per-image wait, dropped detections and prompt fingerprints") {
+      db in
+      for statement in v2 { try db.execute(sql: statement) }
+    }
     return migrator
   }
 
@@ -129,5 +133,26 @@ enum StoreSchema {
     JOIN prompts p ON p.image_id = m.image_id AND p.prompt_index = m.prompt_index
     JOIN images i ON i.id = m.image_id
     """,
+  ]
+
+  /// jobs.model_kind: the model family (vit_t, vit_b, vit_l, vit_h; "fake" for the test
+  /// segmenter), NULL in databases written before it was recorded. jobs.manifest_stats: size and
+  /// modification time of every manifest file when the plan was last checked against them. images.wait_ms: time the image
+  /// waited for the model while other images used it (not part of embed_ms or predict_ms).
+  /// images.below_min_score: the image's detections left out for a score below min_score.
+  /// images.prompts_sha256: a fingerprint of the image's prompts as planned, so that a grown
+  /// manifest redoes only the images whose prompts changed. runs.pid and runs.heartbeat_at: the
+  /// process that runs (so that a second `run` of the job refuses while it lives, and takes over
+  /// once it is gone); runs.end_reason: finished, interrupted by a signal, or the error that
+  /// stopped it.
+  static let v2: [String] = [
+    "ALTER TABLE jobs ADD COLUMN model_kind TEXT",
+    "ALTER TABLE jobs ADD COLUMN manifest_stats TEXT",
+    "ALTER TABLE images ADD COLUMN wait_ms REAL",
+    "ALTER TABLE images ADD COLUMN below_min_score INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE images ADD COLUMN prompts_sha256 TEXT",
+    "ALTER TABLE runs ADD COLUMN pid INTEGER",
+    "ALTER TABLE runs ADD COLUMN heartbeat_at TEXT",
+    "ALTER TABLE runs ADD COLUMN end_reason TEXT",
   ]
 }

@@ -1,11 +1,13 @@
-// Kernels built on a vector exp: GELU and softmax. The polynomial coefficients were fitted for this project
-// (weighted least squares iterated towards minimax relative error, in double precision).
+// Kernels built on a vector exp: GELU (in C, CSAMKernels/gelu.c, for AVX-512 where available) and
+// softmax. The polynomial coefficients were fitted for this project (weighted least squares
+// iterated towards minimax relative error, in double precision).
+import CSAMKernels
 
 /// e^x for lanes x <= 0 (softmax after subtracting the maximum, GELU's e^(-z^2)): 2^n * p(r) with
 /// n = round(x / ln 2), r = x - n ln 2 (|r| <= ln 2 / 2) and p the degree-7 Taylor polynomial
 /// (truncation error < 6e-9 relative). Inputs below -87.33 give 0 (no denormals); NaN stays NaN.
 /// Positive inputs are not supported (no overflow handling, to keep the loop short).
-@_transparent  // @inline(__always) still left a call from geluVector; transparent is inlined in SIL
+@_transparent  // @inline(__always) still left a call from softmaxRow; transparent is inlined in SIL
 func vectorExpNonPositive(_ x: SIMD8<Float>) -> SIMD8<Float> {
   // Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits.
   let magic = SIMD8<Float>(repeating: 12_582_912)
@@ -31,46 +33,15 @@ func vectorExpNonPositive(_ x: SIMD8<Float>) -> SIMD8<Float> {
   return result
 }
 
-/// GELU x * Phi(x) with Phi(x) = (1 + erf(z)) / 2, z = x / sqrt(2), through erfc so that neither
-/// tail cancels: 1 + erf(z) = erfc(-z), which is E = erfc(|z|) for z < 0 and 2 - E for z >= 0, with
+/// Exact GELU as torch.nn.GELU(): x * 0.5 * (1 + erf(x / sqrt(2))), with our own erf
+/// approximation (CSAMKernels/gelu.c: within ~4e-7 relative of exact), 16 lanes at a time with
+/// AVX-512, 8 with AVX2 (`VectorKernels`), the same bits either way.
+///
+/// Phi(x) = (1 + erf(z)) / 2, z = x / sqrt(2), is computed through erfc so that neither tail
+/// cancels: 1 + erf(z) = erfc(-z), which is E = erfc(|z|) for z < 0 and 2 - E for z >= 0, with
 /// E = e^(-z^2) * Q(t), t = 1 / (1 + 0.47 |z|) and Q a degree-9 polynomial fitted on [0, 9.5]
 /// (relative error 7e-9; below z = -9.34, e^(-z^2) underflows to 0). z^2 = x^2 / 2 is kept as a
 /// high + low pair so that e^(-z^2) stays accurate to float precision far into the tail.
-/// Evaluated in float32 the result is within ~4e-7 relative of exact everywhere.
-@inline(__always)
-func geluVector(_ x: SIMD8<Float>) -> SIMD8<Float> {
-  let half = SIMD8<Float>(repeating: 0.5)
-  let one = SIMD8<Float>(repeating: 1)
-  let z = x * SIMD8(repeating: 0.707_106_781_186_547_5)
-  let squareHigh = x * x
-  let squareLow = (-squareHigh).addingProduct(x, x)  // exact remainder of x * x (FMA)
-  let absZ = unsafeBitCast(
-    unsafeBitCast(z, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
-  let t = one / one.addingProduct(absZ, SIMD8(repeating: 0.47))
-  var q = SIMD8<Float>(repeating: -0.05475620376415603)
-  q = SIMD8(repeating: 0.30757896000482676).addingProduct(q, t)
-  q = SIMD8(repeating: -0.6529519042627112).addingProduct(q, t)
-  q = SIMD8(repeating: 0.5780872923401721).addingProduct(q, t)
-  q = SIMD8(repeating: -0.21107117750097726).addingProduct(q, t)
-  q = SIMD8(repeating: 0.2900179439250532).addingProduct(q, t)
-  q = SIMD8(repeating: 0.20906287011225458).addingProduct(q, t)
-  q = SIMD8(repeating: 0.269195876622356).addingProduct(q, t)
-  q = SIMD8(repeating: 0.26482343891433124).addingProduct(q, t)
-  q = SIMD8(repeating: 1.2905792121473614e-05).addingProduct(q, t)
-  // e^(-(high + low) / 2) = e^(-high / 2) * (1 - low / 2); |low / 2| < 2^-24 * z^2.
-  let exponent = -(squareHigh * half)
-  var gaussian = vectorExpNonPositive(exponent) * one.addingProduct(squareLow, -half)
-  // For |x| = inf the low part is NaN (inf - inf), but the Gaussian is 0 there.
-  let lower = SIMD8<Float>(repeating: -87.33)
-  gaussian.replace(with: 0, where: exponent .< lower)
-  var onePlusErf = gaussian * q
-  let two = SIMD8<Float>(repeating: 2)
-  onePlusErf.replace(with: two - onePlusErf, where: SIMD8<Float>.zero .<= z)
-  return x * half * onePlusErf
-}
-
-/// Exact GELU as torch.nn.GELU(): x * 0.5 * (1 + erf(x / sqrt(2))), with our own erf
-/// approximation (see `geluVector`: within ~4e-7 relative of exact).
 public func gelu(_ x: Tensor) -> Tensor {
   mapElements(x, geluKernel)
 }
@@ -161,19 +132,8 @@ func softmaxRow(_ x: UnsafeMutablePointer<Float>, count: Int) {
 }
 
 /// out may alias x.
-/// out may alias x: each vector is read before it is written.
 private func geluKernel(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int) {
-  var i = 0
-  while i + 8 <= count {
-    storeVector(geluVector(loadVector(x + i)), out + i)
-    i += 8
-  }
-  if i < count {
-    var lanes = SIMD8<Float>.zero
-    for j in i..<count { lanes[j - i] = x[j] }
-    let y = geluVector(lanes)
-    for j in i..<count { out[j] = y[j - i] }
-  }
+  sam_gelu(out, x, count)
 }
 
 // Per-file copies: SwiftPM's debug builds compile file by file, and the optimizer cannot inline a

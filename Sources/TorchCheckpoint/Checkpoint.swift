@@ -26,8 +26,12 @@ public struct Checkpoint: Sendable {
 
   /// Reads the checkpoint at `url`. Throws `TorchCheckpointError` naming the file and the cause
   /// for anything that is not a plain state dict of tensors.
-  public static func load(contentsOf url: URL) throws -> Checkpoint {
-    return try CheckpointReader(url: url).read()
+  /// `memoryLimit` (default: the machine's physical memory) bounds the float32 bytes the tensors
+  /// may take; a file declaring more is refused before anything large is allocated.
+  public static func load(
+    contentsOf url: URL, memoryLimit: UInt64 = ProcessInfo.processInfo.physicalMemory
+  ) throws -> Checkpoint {
+    return try CheckpointReader(url: url).read(memoryLimit: memoryLimit)
   }
 }
 
@@ -99,11 +103,27 @@ private struct CheckpointReader {
     return head.count == 2 && head[head.startIndex] == 0x80 && head[head.startIndex + 1] == 0x02
   }
 
-  func read() throws -> Checkpoint {
+  func read(memoryLimit: UInt64) throws -> Checkpoint {
     try refuseBigEndian()
     let pickleBytes = try readEntry(dataPickle, byteCount: nil, limit: CheckpointLimits.maximumPickleBytes)
     let references = try RestrictedUnpickler.unpickle(pickleBytes, file: file, stateDict(from:))
+    try refuseMoreThanMemory(references, limit: memoryLimit)
     return try materialize(references)
+  }
+
+  /// The storages as float32 must fit in `limit`: checked from the pickle's declarations, before
+  /// any storage is read.
+  private func refuseMoreThanMemory(_ references: [(String, TensorReference)], limit: UInt64) throws {
+    var seen: Set<String> = []
+    var bytes: UInt64 = 0
+    for (_, reference) in references where seen.insert(reference.storage.key).inserted {
+      let (size, overflow) = UInt64(max(0, reference.storage.elementCount)).multipliedReportingOverflow(by: 4)
+      let (sum, overflow2) = bytes.addingReportingOverflow(size)
+      bytes = overflow || overflow2 ? .max : sum
+    }
+    guard bytes <= limit else {
+      throw TorchCheckpointError.exceedsMemory(file: file, bytes: bytes, limit: limit)
+    }
   }
 
   /// Newer torch writes `<prefix>/byteorder`; its absence means little-endian (older torch only
@@ -139,15 +159,17 @@ private struct CheckpointReader {
   // MARK: - Tensors
 
   private func materialize(_ references: [(String, TensorReference)]) throws -> Checkpoint {
-    var storages: [String: [Float]] = [:]
+    // 1. Layouts and storages from the pickle's declarations alone.
     var storageReferences: [String: StorageReference] = [:]
-    var tensors: [String: Tensor] = [:]
-    var scalarTypes: [String: ScalarType] = [:]
+    var firstUser: [String: String] = [:]  // storage key -> the first tensor using it, for messages
+    var storageOrder: [String] = []
+    var counts: [Int] = []
     var storageElements = 0
     var tensorElements = 0
     for (key, reference) in references {
       let storage = reference.storage
       let count = try checkLayout(reference, key: key)
+      counts.append(count)
       if let known = storageReferences[storage.key] {
         guard known == storage else {
           throw TorchCheckpointError.invalidTensorLayout(
@@ -157,12 +179,12 @@ private struct CheckpointReader {
           )
         }
       } else {
-        let values = try readStorage(storage, key: key)
-        storageElements += values.count
-        storages[storage.key] = values
         storageReferences[storage.key] = storage
+        firstUser[storage.key] = key
+        storageOrder.append(storage.key)
+        storageElements += storage.elementCount
       }
-      // Bounds the output by what was read: views of one storage may repeat its elements
+      // Bounds the output by the storages: views of one storage may repeat its elements
       // (stride 0), but not without limit.
       let budget = CheckpointLimits.maximumSharingFactor * storageElements + CheckpointLimits.sharingAllowance
       guard count <= budget - tensorElements else {
@@ -173,11 +195,65 @@ private struct CheckpointReader {
         )
       }
       tensorElements += count
-      let values = storages[storage.key] ?? []
+    }
+    // 2. The storages, each read once straight into its float32 buffer, on two threads (each with
+    // its own handle on the file): CRC-32 and conversion cost more than the reading itself.
+    let jobs = storageOrder.map { key in
+      StorageJob(storage: storageReferences[key]!, tensorKey: firstUser[key] ?? key)
+    }
+    let storages = try readStorages(jobs)
+    // 3. Tensors: views of the storages (no copy when a tensor is its whole storage).
+    var tensors: [String: Tensor] = [:]
+    var scalarTypes: [String: ScalarType] = [:]
+    for ((key, reference), count) in zip(references, counts) {
+      let values = storages[reference.storage.key] ?? []
       tensors[key] = Tensor(shape: reference.sizes, data: gatherTensor(reference, from: values, count: count))
-      scalarTypes[key] = storage.scalarType
+      scalarTypes[key] = reference.storage.scalarType
     }
     return Checkpoint(tensors: tensors, scalarTypes: scalarTypes)
+  }
+
+  private struct StorageJob {
+    var storage: StorageReference
+    var tensorKey: String
+  }
+
+  /// Reads every job's storage, splitting them into two groups of about equal bytes read in
+  /// parallel. The first error (in storage order) is thrown.
+  private func readStorages(_ jobs: [StorageJob]) throws -> [String: [Float]] {
+    let workers = jobs.count > 1 ? 2 : 1
+    var groups = [[Int]](repeating: [], count: workers)
+    var groupBytes = [Int](repeating: 0, count: workers)
+    for (index, job) in jobs.enumerated() {
+      let target = groupBytes[0] <= groupBytes[workers - 1] ? 0 : workers - 1
+      groups[target].append(index)
+      groupBytes[target] += job.storage.elementCount * job.storage.scalarType.itemSize
+    }
+    let results = StorageResults(count: jobs.count)
+    // The reader is only read by the workers, each with its own Archive (ZIPFoundation's file
+    // handle is not shared): safe to hand over despite its non-Sendable members.
+    let shared = UncheckedSendable(value: (reader: self, jobs: jobs, groups: groups))
+    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+      let (reader, jobs, groups) = shared.value
+      let archive: Archive
+      do {
+        archive = worker == 0 ? reader.archive : try Archive(url: reader.url, accessMode: .read)
+      } catch {
+        for index in groups[worker] {
+          results.set(index, .failure(TorchCheckpointError.unreadable(file: reader.file, reason: "\(error)")))
+        }
+        return
+      }
+      for index in groups[worker] {
+        let job = jobs[index]
+        results.set(index, Result { try reader.readStorage(job.storage, key: job.tensorKey, from: archive) })
+      }
+    }
+    var storages: [String: [Float]] = [:]
+    for (index, job) in jobs.enumerated() {
+      storages[job.storage.key] = try results.get(index)
+    }
+    return storages
   }
 
   /// Checks sizes, strides and offset against the storage's declared element count with
@@ -228,13 +304,14 @@ private struct CheckpointReader {
   }
 
   /// Reads `<prefix>/data/<key>` and converts all of it to float32.
-  private func readStorage(_ storage: StorageReference, key: String) throws -> [Float] {
+  private func readStorage(_ storage: StorageReference, key: String, from archive: Archive) throws -> [Float]
+  {
     let name = prefix + "data/" + storage.key
     guard let entry = entries[name] else {
       throw TorchCheckpointError.missingStorage(file: file, key: key, entry: name)
     }
-    let (byteCount, overflow) = storage.elementCount.multipliedReportingOverflow(
-      by: storage.scalarType.itemSize)
+    let itemSize = storage.scalarType.itemSize
+    let (byteCount, overflow) = storage.elementCount.multipliedReportingOverflow(by: itemSize)
     guard !overflow else {
       throw TorchCheckpointError.invalidTensorLayout(
         file: file, key: key,
@@ -245,14 +322,36 @@ private struct CheckpointReader {
       throw TorchCheckpointError.storageTooShort(
         file: file, key: key, entry: name, expectedBytes: UInt64(byteCount), actualBytes: declared)
     }
-    let bytes = try readEntry(entry, byteCount: byteCount, limit: .max, storageOf: key)
-    var values = [Float](repeating: 0, count: storage.elementCount)
-    bytes.withUnsafeBytes { raw in
-      values.withUnsafeMutableBufferPointer { output in
-        guard let source = raw.baseAddress, let destination = output.baseAddress else { return }
-        convertToFloat(source, type: storage.scalarType, count: storage.elementCount, into: destination)
+    if entry.isCompressed {
+      let bytes = try readEntry(entry, byteCount: byteCount, limit: .max, storageOf: key, from: archive)
+      var values = [Float](repeating: 0, count: storage.elementCount)
+      bytes.withUnsafeBytes { raw in
+        values.withUnsafeMutableBufferPointer { output in
+          guard let source = raw.baseAddress, let destination = output.baseAddress else { return }
+          convertToFloat(source, type: storage.scalarType, count: storage.elementCount, into: destination)
+        }
       }
+      return values
     }
+    // Stored (torch's writer never compresses): chunks of readChunkBytes, a multiple of every
+    // item size, are converted as they arrive into the final buffer.
+    let count = storage.elementCount
+    var failure: Error?
+    let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+      do {
+        try streamEntry(entry, wanted: byteCount, storageOf: key, from: archive) { chunk, offset in
+          let elements = chunk.count / itemSize
+          guard let source = chunk.baseAddress, elements > 0 else { return }
+          convertToFloat(
+            source, type: storage.scalarType, count: elements, into: buffer.baseAddress! + offset / itemSize)
+        }
+      } catch {
+        failure = error
+        buffer.baseAddress?.update(repeating: 0, count: count)
+      }
+      initialized = count
+    }
+    if let failure { throw failure }
     return values
   }
 
@@ -276,41 +375,58 @@ private struct CheckpointReader {
 
   // MARK: - Zip entries
 
-  /// Reads an entry whole (`byteCount == nil`) or its first `byteCount` bytes, refusing entries
-  /// whose declared size exceeds `limit` or the file itself (stored) or deflate's reach
-  /// (compressed), and checking the CRC-32 of everything read. `storageOf` names the tensor
-  /// whose storage this is, for messages.
+  /// Reads an entry whole (`byteCount == nil`) or its first `byteCount` bytes into memory (see
+  /// `streamEntry` for the checks).
   private func readEntry(
-    _ entry: Entry, byteCount: Int?, limit: UInt64, storageOf key: String? = nil
+    _ entry: Entry, byteCount: Int?, limit: UInt64, storageOf key: String? = nil, from archive: Archive? = nil
   ) throws -> [UInt8] {
+    guard entry.uncompressedSize <= limit else {
+      throw TorchCheckpointError.entryTooLarge(
+        file: file, entry: entry.path, bytes: entry.uncompressedSize, limit: limit)
+    }
+    let wanted = byteCount ?? Int(entry.uncompressedSize)
+    var bytes: [UInt8] = []
+    // A compressed entry's declared size may be a lie: reserve only what its compressed bytes
+    // plausibly give and let the array grow with the data that really arrives.
+    bytes.reserveCapacity(entry.isCompressed ? min(wanted, Int(entry.compressedSize) * 8) : wanted)
+    try streamEntry(entry, wanted: wanted, storageOf: key, from: archive ?? self.archive) { chunk, _ in
+      bytes.append(contentsOf: chunk)
+    }
+    return bytes
+  }
+
+  /// Hands the entry's first `wanted` bytes to `consume` chunk by chunk (with each chunk's offset),
+  /// refusing entries whose declared size exceeds the file itself (stored) or deflate's reach
+  /// (compressed), and checking the CRC-32 of everything read. `storageOf` names the tensor whose
+  /// storage this is, for messages.
+  private func streamEntry(
+    _ entry: Entry, wanted: Int, storageOf key: String?, from archive: Archive,
+    _ consume: (UnsafeRawBufferPointer, Int) -> Void
+  ) throws {
     let name = entry.path
     let declared = entry.uncompressedSize
     let reach =
       entry.isCompressed
       ? entry.compressedSize.multipliedReportingOverflow(by: CheckpointLimits.maximumDeflateRatio)
       : (partialValue: entry.compressedSize, overflow: false)
-    guard declared <= limit else {
-      throw TorchCheckpointError.entryTooLarge(file: file, entry: name, bytes: declared, limit: limit)
-    }
     guard entry.compressedSize <= fileSize, reach.overflow || declared <= reach.partialValue else {
       throw TorchCheckpointError.unreadableEntry(
         file: file, entry: name, reason: "its declared size (\(declared) bytes) does not fit in the file")
     }
-    let wanted = byteCount ?? Int(declared)
-    var bytes: [UInt8] = []
-    // A compressed entry's declared size may be a lie: reserve only what its compressed bytes
-    // plausibly give and let the array grow with the data that really arrives.
-    bytes.reserveCapacity(entry.isCompressed ? min(wanted, Int(entry.compressedSize) * 8) : wanted)
     var checksum = CRC32Accumulator()
     var seen: UInt64 = 0
+    var delivered = 0
     do {
       _ = try archive.extract(entry, bufferSize: CheckpointLimits.readChunkBytes, skipCRC32: true) { chunk in
         seen += UInt64(chunk.count)
         guard seen <= declared else { throw EntryOverrun() }
         chunk.withUnsafeBytes { raw in
           checksum.update(raw)
-          let keep = min(raw.count, wanted - bytes.count)
-          if keep > 0 { bytes.append(contentsOf: raw.prefix(keep)) }
+          let keep = min(raw.count, wanted - delivered)
+          if keep > 0 {
+            consume(UnsafeRawBufferPointer(rebasing: raw.prefix(keep)), delivered)
+            delivered += keep
+          }
         }
       }
     } catch is EntryOverrun {
@@ -332,7 +448,30 @@ private struct CheckpointReader {
       throw TorchCheckpointError.unreadableEntry(
         file: file, entry: name, reason: "CRC-32 mismatch (corrupt data)")
     }
-    return bytes
+  }
+}
+
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+  let value: Value
+}
+
+/// Per-storage results of the parallel reads, each slot written by one worker.
+private final class StorageResults: @unchecked Sendable {
+  private var slots: [Result<[Float], Error>?]
+  private let lock = NSLock()
+
+  init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+  func set(_ index: Int, _ result: Result<[Float], Error>) {
+    lock.lock()
+    slots[index] = result
+    lock.unlock()
+  }
+
+  func get(_ index: Int) throws -> [Float] {
+    lock.lock()
+    defer { lock.unlock() }
+    return try slots[index]?.get() ?? []
   }
 }
 

@@ -4,7 +4,8 @@ import SAMTensor
 /// shape, or ignored on purpose; leftovers are an error.
 public final class CheckpointWeights {
   private let checkpoint: Checkpoint
-  private let source: String
+  /// The checkpoint's name (its file) in messages.
+  public let source: String
   private var taken: Set<String> = []
   private var ignoredPrefixes: [String] = []
   private var ignoredSuffixes: [String] = []
@@ -17,6 +18,9 @@ public final class CheckpointWeights {
 
   /// Whether `key` is present (for weights that only some checkpoints carry).
   public func contains(_ key: String) -> Bool { checkpoint.tensors[key] != nil }
+
+  /// The shape of `key` without taking it (to read an architecture from the file), nil if absent.
+  public func shape(of key: String) -> [Int]? { checkpoint.tensors[key]?.shape }
 
   /// The tensor at `key`; error if missing ("missing key K in FILE") or the shape differs
   /// ("K in FILE has shape [a, b], expected [c, d]").

@@ -29,6 +29,8 @@ public enum TorchCheckpointError: Error, LocalizedError, Equatable {
   case storageTooShort(file: String, key: String, entry: String, expectedBytes: UInt64, actualBytes: UInt64)
   /// Sizes, strides or offset are negative, absurd, or reach outside the tensor's storage.
   case invalidTensorLayout(file: String, key: String, reason: String)
+  /// The tensors as float32 would take more memory than the machine has (or the caller allows).
+  case exceedsMemory(file: String, bytes: UInt64, limit: UInt64)
   case missingKey(file: String, key: String)
   case shapeMismatch(file: String, key: String, actual: [Int], expected: [Int])
   case keyTakenTwice(file: String, key: String)
@@ -74,6 +76,11 @@ public enum TorchCheckpointError: Error, LocalizedError, Equatable {
         "storage entry \(entry) for tensor \(key) in \(file) is too short: \(actual) bytes, the pickle declares \(expected)"
     case .invalidTensorLayout(let file, let key, let reason):
       return "tensor \(key) in \(file) has an invalid layout: \(reason)"
+    case .exceedsMemory(let file, let bytes, let limit):
+      func megabytes(_ value: UInt64) -> String { value == .max ? "an absurd amount" : "\(value >> 20) MB" }
+      return
+        "\(file) declares tensors of \(megabytes(bytes)) as float32, more than the \(megabytes(limit)) of memory"
+        + " available; refusing it before allocating"
     case .missingKey(let file, let key):
       return "missing key \(key) in \(file)"
     case .shapeMismatch(let file, let key, let actual, let expected):

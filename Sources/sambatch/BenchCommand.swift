@@ -4,7 +4,8 @@ import MobileSAM
 import SAMBatch
 import SAMImage
 
-/// `sambatch bench`: medians of the encoder and of one box's decoding on one image, as JSON.
+/// `sambatch bench`: medians of the encoder and of box decoding on one image, the encoder's
+/// GFLOP/s beside OpenBLAS's on the same machine, as JSON.
 struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
@@ -36,30 +37,39 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "Untimed runs first.")
   var warmup = 1
 
+  @Option(help: "Vector width of the C kernels: auto (the widest the CPU has), avx2 or avx512.")
+  var kernels = "auto"
+
   func run() throws {
-    guard let modelPath = model ?? ProcessInfo.processInfo.environment["SAMBATCH_MODEL"], !modelPath.isEmpty
-    else {
-      throw ValidationError("no model: give --model PATH or set SAMBATCH_MODEL")
-    }
+    try reportingErrors("bench", benchmark)
+  }
+
+  private func benchmark() throws {
+    let modelPath = try ModelPath.resolve(
+      option: model, job: nil, environment: ProcessInfo.processInfo.environment)
     let rgb = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: image))
-    let samModel = try MobileSAMModel(checkpoint: URL(fileURLWithPath: modelPath))
+    let samModel = try MobileSAMModel(checkpoint: modelPath.url)
     let prompt: PromptBox
     if let box {
-      let values = box.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
-      guard values.count == 4 else { throw ValidationError("--box \(box): expected X0,Y0,X1,Y1") }
-      prompt = PromptBox(x0: values[0], y0: values[1], x1: values[2], y1: values[3])
+      prompt = try PromptFields.commandLineBox(box)
     } else {
       let (w, h) = (Float(rgb.width), Float(rgb.height))
       prompt = PromptBox(x0: w / 4, y0: h / 4, x1: 3 * w / 4, y1: 3 * h / 4)
+    }
+    guard ModelBenchmark.useKernels(named: kernels) else {
+      throw ValidationError("--kernels \(kernels): expected auto, avx2 or avx512")
     }
     var benchmark = ModelBenchmark()
     benchmark.threads = threads
     benchmark.encoderRuns = runs
     benchmark.decoderRuns = decoderRuns
     benchmark.warmup = warmup
-    var result = try benchmark.run(model: samModel, image: rgb, box: prompt)
-    result["threads"] = Double(threads)
-    let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
-    print(String(decoding: data, as: UTF8.self))
+    var result: [String: Any] = try benchmark.run(model: samModel, image: rgb, box: prompt)
+    result["threads"] = threads
+    result["blas_core"] = ModelBenchmark.blasCore ?? "unknown"
+    result["vector_lanes"] = ModelBenchmark.vectorLanes
+    result["model_kind"] = samModel.modelKind
+    result["model_sha256"] = try CheckpointSource(url: modelPath.url).identify().sha256
+    print(JSONWriter.write(JSONValue(native: result), sortedKeys: true))
   }
 }

@@ -48,7 +48,7 @@ struct EverythingOptions: ParsableArguments {
     p.cropNPointsDownscaleFactor = cropNPointsDownscaleFactor ?? p.cropNPointsDownscaleFactor
     p.minMaskRegionArea = minMaskRegionArea ?? p.minMaskRegionArea
     let problems = p.problems(naming: .flags)
-    guard problems.isEmpty else { throw InputError.usage(problems.joined(separator: "; ")) }
+    guard problems.isEmpty else { throw SAMBatchError.usage(problems.joined(separator: "; ")) }
     return p
   }
 
@@ -79,7 +79,7 @@ extension PredictCommand {
         ("--mask-input", maskInput != nil), ("--multimask", multimask), ("--logits", logits != nil),
       ].filter(\.1).map(\.0)
       guard prompts.isEmpty else {
-        throw InputError.usage(
+        throw SAMBatchError.usage(
           "--everything makes its own prompts; it cannot be combined with \(prompts.joined(separator: ", "))")
       }
       parameters = try everythingOptions.parameters()

@@ -18,26 +18,19 @@ struct ExportCommand: ParsableCommand {
   @Option(help: "Export this database instead of the job's.") var database: String?
 
   func run() throws {
-    do {
+    try reportingErrors("export") {
       let jobFile = try JobFile.load(contentsOf: URL(fileURLWithPath: job))
       let shard = try shard.map { try Shard(parsing: $0) } ?? .whole
-      let db =
-        database.map { URL(fileURLWithPath: $0) } ?? JobRunner.shardDatabase(jobFile.database, shard: shard)
+      let db = database.map { URL(fileURLWithPath: $0) } ?? shard.database(for: jobFile.database)
       let output = URL(fileURLWithPath: out)
       switch format {
       case .coco:
-        let data = try Exporter.coco(from: db)
-        do { try data.write(to: output) } catch {
-          throw SAMBatchError.export("cannot write \(output.path): \(error.localizedDescription)")
-        }
-        print("Wrote \(output.path)")
+        let n = try Exporter.coco(from: db, to: output)
+        print("Wrote \(output.path) (\(count(n, "annotation")))")
       case .png:
         let n = try Exporter.png(from: db, to: output)
-        print("Wrote \(n) PNG masks and masks.csv under \(output.path)")
+        print("Wrote \(count(n, "PNG mask")) and masks.csv under \(output.path)")
       }
-    } catch let error as SAMBatchError {
-      note("error: \(error.localizedDescription)")
-      throw ExitCode(1)
     }
   }
 }

@@ -16,24 +16,25 @@ struct MergeCommand: ParsableCommand {
   @Argument(help: "The shard databases.") var shards: [String]
 
   func run() throws {
-    do {
+    try reportingErrors("merge") {
       let report = try ShardMerger.merge(
         into: URL(fileURLWithPath: output), shards: shards.map { URL(fileURLWithPath: $0) })
       let c = report.counts
       print(
-        "Merged \(report.shards.count) shards into \(output): \(c.done) done, \(c.failed) failed, \(c.pending) pending"
-          + " images; \(c.masks) masks.")
-      if !report.missingShards.isEmpty {
-        note("warning: shards \(report.missingShards.map(String.init).joined(separator: ", ")) are missing")
+        "Merged \(count(report.shards.count, "shard")) into \(output): \(c.done) done, \(c.failed) failed,"
+          + " \(c.pending) pending images; \(count(c.masks, "mask")).")
+      let missing = report.missingShards
+      if !missing.isEmpty {
+        let list = missing.map(String.init).joined(separator: ", ")
+        note("warning: \(missing.count == 1 ? "shard \(list) is" : "shards \(list) are") missing")
         throw ExitCode(2)
       }
       if c.pending > 0 {
-        note("warning: \(c.pending) images are still pending: rerun those shards, then merge again")
+        note(
+          "warning: \(count(c.pending, "image is", plural: "images are")) still pending: rerun those shards, then merge again"
+        )
         throw ExitCode(2)
       }
-    } catch let error as SAMBatchError {
-      note("error: \(error.localizedDescription)")
-      throw ExitCode(1)
     }
   }
 }

@@ -1,12 +1,9 @@
 import ArgumentParser
 import Foundation
-import MobileSAM
 import SAMBatch
-import SAMImage
 
 /// `sambatch predict`: one image, any number of prompts, masks as COCO RLE in one JSON object on
-/// stdout. Parsing and printing only; the rules live in SAMBatch (`PredictRequest`,
-/// `PredictOutput`).
+/// stdout. Parsing and printing only; the work is SAMBatch's `SingleImagePrediction`.
 struct PredictCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "predict",
@@ -19,15 +16,20 @@ struct PredictCommand: ParsableCommand {
         [{"points": [[x, y, label], ...], "box": [x0, y0, x1, y1], "mask_input": "file.npy"}, ...]
       (every key optional, but each prompt needs a point or a box; mask_input paths are relative \
       to the JSON file). Coordinates are pixels of the image as decoded (after EXIF orientation \
-      unless --no-exif); labels are 1 (foreground) or 0 (background).
+      unless --no-exif); labels are 1 (foreground) or 0 (background); numbers, on the command \
+      line as in the file, are written as in JSON (12, -3.5, 1e3). As in `sambatch run`, a box \
+      reaching outside the image is clipped to it (with a "warning" in the output), and a box \
+      entirely outside the image or a point outside it is refused.
 
       Output: {"width": W, "height": H, "prompts": [{"masks": [{"score": s, "area": a, \
       "bbox": [x, y, w, h], "rle": {"size": [H, W], "counts": "..."}}]}], "timings_ms": {...}}, \
       masks in the reference's order (3 with --multimask, else 1), score = predicted IoU, bbox \
-      and counts as pycocotools' toBbox and encode.
+      and counts as pycocotools' toBbox and encode; a prompt whose box was clipped has a \
+      "warning".
 
       Exit status: 0 success; 64 invalid request (bad or conflicting options, invalid prompt, \
-      unreadable --prompts or --mask-input file, no model given), reported before the model is \
+      unreadable --prompts or --mask-input file, no model given, a prompt outside the image), \
+      reported before the model is \
       loaded; 1 failure while working (model or image missing or unreadable, writing --logits).
       """)
 
@@ -77,109 +79,31 @@ struct PredictCommand: ParsableCommand {
     if everythingOptions.everything { return try runEverything() }
     guard everythingOptions.strayFlags.isEmpty else {
       throw fail(
-        "\(everythingOptions.strayFlags.joined(separator: ", ")) only apply with --everything", status: .usage
-      )
+        "predict", "\(everythingOptions.strayFlags.joined(separator: ", ")) only apply with --everything",
+        status: .usage)
     }
-    let start = DispatchTime.now()
-    // 1. Everything about the request, before the model is loaded (exit 64).
+    // Everything about the request, before the model is loaded (exit 64).
     let request: PredictRequest
+    let modelPath: ModelPath
     do {
       request = try PredictRequest.fromOptions(
         boxes: boxes, points: points, maskInput: maskInput, promptsFile: promptsFile)
+      modelPath = try ModelPath.resolve(
+        option: model, job: nil, environment: ProcessInfo.processInfo.environment)
     } catch {
-      throw fail(error.localizedDescription, status: .usage)
+      throw fail("predict", error.localizedDescription, status: .usage)
     }
-    guard let modelPath = model ?? ProcessInfo.processInfo.environment["SAMBATCH_MODEL"], !modelPath.isEmpty
-    else {
-      throw fail("no model: give --model PATH or set SAMBATCH_MODEL", status: .usage)
-    }
-    // 2. Files that must exist (exit 1), still before the model is loaded.
-    try requireFile(modelPath, what: "model")
-    try requireFile(image, what: "image")
-    if let logits {
-      var isFolder: ObjCBool = false
-      if FileManager.default.fileExists(atPath: logits, isDirectory: &isFolder), isFolder.boolValue {
-        throw fail(
-          "--logits \(logits) is a folder: give the path of the .npy file to write", status: .failure)
-      }
-      let folder = URL(fileURLWithPath: logits).deletingLastPathComponent().path
-      var isDirectory: ObjCBool = false
-      guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue
-      else {
-        throw fail("--logits \(logits): the folder \(folder) does not exist", status: .failure)
-      }
-    }
-    // 3. The work.
-    var timer = start
-    func lap() -> Double {
-      let now = DispatchTime.now()
-      defer { timer = now }
-      return Double(now.uptimeNanoseconds - timer.uptimeNanoseconds) / 1e6
-    }
-    // The image is decoded first: a corrupt file is reported without loading the model.
-    let rgb: RGBImage
+    var prediction = SingleImagePrediction(
+      request: request, image: URL(fileURLWithPath: image), model: modelPath.url)
+    prediction.multimask = multimask
+    prediction.applyEXIF = !noEXIF
+    prediction.logits = logits.map { URL(fileURLWithPath: $0) }
     do {
-      rgb = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: image), applyEXIFOrientation: !noEXIF)
+      print(try prediction.run(warn: { note("sambatch predict: warning: \($0)") }))
+    } catch SAMBatchError.invalidRequest(let message) {
+      throw fail("predict", message, status: .usage)
     } catch {
-      throw fail("image \(error.localizedDescription)", status: .failure)
+      throw fail("predict", error.localizedDescription)
     }
-    let decodeImage = lap()
-    let samModel: MobileSAMModel
-    do {
-      samModel = try MobileSAMModel(checkpoint: URL(fileURLWithPath: modelPath))
-    } catch {
-      throw fail(error.localizedDescription, status: .failure)
-    }
-    let loadModel = lap()
-    let embedding: ImageEmbedding
-    do {
-      embedding = try samModel.embed(rgb)
-    } catch {
-      throw fail("image \(image): \(error.localizedDescription)", status: .failure)
-    }
-    let embed = lap()
-    let predictions: [Prediction]
-    do {
-      predictions = try samModel.predict(embedding, prompts: request.prompts, multimask: multimask)
-    } catch {
-      throw fail(error.localizedDescription, status: .failure)
-    }
-    let predict = lap()
-    if let logits {
-      do {
-        try Npy.write(try PredictOutput.logits(predictions), to: URL(fileURLWithPath: logits))
-      } catch {
-        throw fail(error.localizedDescription, status: .failure)
-      }
-    }
-    let total = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
-    let timings = PredictTimings(
-      loadModel: loadModel, decodeImage: decodeImage, embed: embed, predict: predict, total: total)
-    print(
-      PredictOutput.json(width: rgb.width, height: rgb.height, predictions: predictions, timings: timings))
   }
-}
-
-private func requireFile(_ path: String, what: String) throws {
-  var isDirectory: ObjCBool = false
-  guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-    throw fail("\(what) \(path): no such file", status: .failure)
-  }
-  guard !isDirectory.boolValue else {
-    throw fail("\(what) \(path): is a folder, not a file", status: .failure)
-  }
-  guard FileManager.default.isReadableFile(atPath: path) else {
-    throw fail("\(what) \(path): permission denied", status: .failure)
-  }
-}
-
-/// Prints `message` on stderr and returns the exit code to throw.
-private func fail(_ message: String, status: ExitCode) -> ExitCode {
-  FileHandle.standardError.write(Data("sambatch predict: error: \(message)\n".utf8))
-  return status
-}
-
-extension ExitCode {
-  /// EX_USAGE from sysexits.h, as ArgumentParser uses for its own parsing errors.
-  static let usage = ExitCode(64)
 }

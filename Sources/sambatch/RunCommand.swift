@@ -24,7 +24,7 @@ struct RunCommand: ParsableCommand {
   var inFlight = 3
 
   func run() throws {
-    do {
+    try reportingErrors("run") {
       let jobFile = try JobFile.load(contentsOf: URL(fileURLWithPath: job))
       var options = RunOptions()
       if let shard { options.shard = try Shard(parsing: shard) }
@@ -33,38 +33,99 @@ struct RunCommand: ParsableCommand {
       options.inFlight = inFlight
       options.database = database.map { URL(fileURLWithPath: $0) }
       let reporter = ProgressReporter(terminal: isTerminal(STDERR_FILENO))
-      let runner = JobRunner(job: jobFile, options: options, log: note, progress: reporter.update)
+      let signals = SignalHandlers(stop: options.stop, reporter: reporter)
+      defer { signals.cancel() }
+      let runner = JobRunner(
+        job: jobFile, model: try modelSource(for: jobFile, log: note), options: options, log: note,
+        progress: reporter.update)
       let summary = try runner.run()
       reporter.finish()
       printSummary(summary)
+      if let signal = summary.interrupted {
+        note(
+          "Interrupted by \(signal): \(count(summary.processed, "image")) processed in this run. Run the same command"
+            + " again to continue with the \(count(summary.counts.pending, "image")) left.")
+        throw ExitCode(SignalHandlers.exitStatus(signal))
+      }
       if summary.exitStatus != 0 { throw ExitCode(summary.exitStatus) }
-    } catch let error as SAMBatchError {
-      note("error: \(error.localizedDescription)")
-      throw ExitCode(1)
     }
   }
 
   private func printSummary(_ s: RunSummary) {
     let c = s.counts
     if s.nothingToDo {
+      if c.total == 0 {
+        print("Nothing to do: this shard has no images (the job has \(count(s.jobImages, "image"))).")
+        return
+      }
       print(
-        "Nothing to do: all \(c.total) images of this job are processed (\(c.done) done, \(c.failed) failed)."
+        "Nothing to do: all \(count(c.total, "image")) of this job are processed (\(c.done) done, \(c.failed) failed)."
       )
       if c.failed > 0 { print("Rerun with --retry-failed to try the failed ones again.") }
     } else {
       print(
-        "Processed \(s.processed) images in \(String(format: "%.1f", s.seconds)) s"
+        "Processed \(count(s.processed, "image")) in \(String(format: "%.1f", s.seconds)) s"
           + " (\(String(format: "%.2f", Double(s.processed) / max(s.seconds, 1e-9))) images/s); \(s.failedThisRun) failed."
       )
     }
     print(
-      "Job: \(c.done) done, \(c.failed) failed, \(c.pending) pending of \(c.total) images; \(c.prompts) prompts"
-        + " (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped), \(c.masks) masks"
-        + (c.manifestProblems > 0 ? "; \(c.manifestProblems) unreadable manifest entries" : "") + ".")
+      "Job: \(c.done) done, \(c.failed) failed, \(c.pending) pending of \(count(c.total, "image")); \(count(c.prompts, "prompt"))"
+        + " (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped), \(count(c.masks, "mask"))"
+        + (c.belowMinScore > 0 ? "; \(count(c.belowMinScore, "detection")) below min_score left out" : "")
+        + (c.manifestProblems > 0
+          ? "; \(count(c.manifestProblems, "unreadable manifest entry", plural: "unreadable manifest entries"))"
+          : "")
+        + ".")
+    if !s.problems.isEmpty {
+      print("Unreadable manifest entries (\(c.manifestProblems)):")
+      for p in s.problems { print("  \(p.file)\(p.line.map { ":\($0)" } ?? ""): \(quoted(p.message))") }
+      if c.manifestProblems > s.problems.count {
+        print(
+          "  ... all of them: sqlite3 \(shellQuote(s.database.path)) \"SELECT file, line, message FROM manifest_problems\""
+        )
+      }
+    }
+    if c.manifestProblems > 0 || c.failed > 0 || c.rejectedPrompts > 0 {
+      print("Details: sambatch status \(shellQuote(job))")
+    }
     print("Database: \(s.database.path)")
     print(
       "Try: sqlite3 \(shellQuote(s.database.path)) \"SELECT category, COUNT(*), AVG(score) FROM results GROUP BY category\""
     )
+  }
+}
+
+/// SIGINT, SIGTERM and SIGHUP ask the run to stop: it reads no new image, finishes the ones in
+/// flight, records its end and prints how to resume. A second signal stops at once.
+final class SignalHandlers: @unchecked Sendable {
+  private var sources: [DispatchSourceSignal] = []
+  private static let names: [Int32: String] = [SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGHUP: "SIGHUP"]
+
+  init(stop: StopRequest, reporter: ProgressReporter) {
+    for (number, name) in Self.names {
+      signal(number, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+      source.setEventHandler {
+        reporter.finish()
+        if stop.stop(reason: name) {
+          note("\(name): stopping after the images in flight (send it again to stop at once)")
+        } else {
+          note("\(name) again: stopping now; the images in flight are left pending")
+          exit(Self.exitStatus(name))
+        }
+      }
+      source.resume()
+      sources.append(source)
+    }
+  }
+
+  func cancel() {
+    for source in sources { source.cancel() }
+  }
+
+  /// 128 + the signal's number, as shells report a process ended by it.
+  static func exitStatus(_ name: String) -> Int32 {
+    128 + (names.first { $0.value == name }?.key ?? SIGINT)
   }
 }
 
@@ -107,10 +168,12 @@ final class ProgressReporter: @unchecked Sendable {
     }
   }
 
+  /// Ends the progress line (once), so what follows starts on a line of its own.
   func finish() {
     lock.lock()
     defer { lock.unlock() }
     if drewBar { FileHandle.standardError.write(Data("\n".utf8)) }
+    drewBar = false
   }
 }
 

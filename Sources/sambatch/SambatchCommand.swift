@@ -1,5 +1,4 @@
 import ArgumentParser
-import SAMBatch
 import SAMTensor
 
 @main

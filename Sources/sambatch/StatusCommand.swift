@@ -4,7 +4,9 @@ import SAMBatch
 
 struct StatusCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "status", abstract: "Prints what is done, failed and left of a job.")
+    commandName: "status",
+    abstract: "Prints what is done, failed and left of a job, and what the next run will do.",
+    discussion: "Reads the database without writing to it: works on a read-only copy.")
 
   @Argument(help: "The job file (YAML).") var job: String
   @Option(help: "Look at this shard's database (I/N).") var shard: String?
@@ -12,40 +14,67 @@ struct StatusCommand: ParsableCommand {
   @Option(help: "List at most this many failed images and rejected prompts.") var failures = 20
 
   func run() throws {
-    do {
+    try reportingErrors("status") {
       let jobFile = try JobFile.load(contentsOf: URL(fileURLWithPath: job))
       let shard = try shard.map { try Shard(parsing: $0) } ?? .whole
-      let url =
-        database.map { URL(fileURLWithPath: $0) } ?? JobRunner.shardDatabase(jobFile.database, shard: shard)
-      let store = try ResultStore(url: url, create: false)
-      var c = try store.counts()
-      var options = RunOptions()
-      options.shard = shard
-      // Images of the job the database lacks (a merge of only some shards) are still to do.
-      // A status must show even when the manifests are gone, so an unreadable manifest counts none.
-      let missing =
-        (try? JobRunner(job: jobFile, options: options, log: note).imagesMissing(from: store)) ?? 0
-      c.pending += missing
-      print("\(url.path):")
+      let model = try? modelSource(for: jobFile, log: { _ in })
+      let status = try JobStatus.read(
+        job: jobFile, shard: shard, database: database.map { URL(fileURLWithPath: $0) }, model: model,
+        listLimit: failures)
+      let c = status.counts
+      print("\(status.database.path):")
       print("  images: \(c.total) (\(c.done) done, \(c.failed) failed, \(c.pending) left)")
-      if missing > 0 { print("  not yet in the database: \(missing) (`sambatch run` adds them)") }
+      switch status.nextRun {
+      case .upToDate: break
+      case .extends(let added, let redo):
+        print(
+          "  the manifests changed since the last run: \(count(added, "new image")), \(count(redo, "image"))"
+            + " with other prompts (`sambatch run` adds them and redoes those, keeping the rest)")
+      case .replaces(let changes):
+        print(
+          "  the job changed (\(changes.joined(separator: "; "))); nothing is done yet, so `sambatch run`"
+            + " starts it afresh")
+      case .refuses(let changes):
+        print(
+          "  the job changed since this database was written: \(changes.joined(separator: "; ")). `sambatch run`"
+            + " refuses it: delete the database (or point 'database:' elsewhere) to start afresh")
+      case .unknown(let reason):
+        print("  cannot compare with the job's manifests now: \(reason)")
+      }
       print(
         "  prompts: \(c.prompts) (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped); masks: \(c.masks)"
       )
-      if c.manifestProblems > 0 { print("  unreadable manifest entries: \(c.manifestProblems)") }
-      if let t = try store.meanTimings() {
+      if c.belowMinScore > 0 {
+        print("  detections below min_score, left out: \(c.belowMinScore) (images.below_min_score per image)")
+      }
+      if let t = status.timings {
         print(
           String(
-            format: "  mean per image: read %.0f ms, encode %.0f ms, decode %.0f ms, total %.0f ms", t.read,
-            t.embed, t.predict, t.total))
+            format:
+              "  mean per image: read %.0f ms, encode %.0f ms, decode %.0f ms, waiting for the model %.0f ms,"
+              + " total %.0f ms", t.read, t.embed, t.predict, t.wait, t.total))
       }
-      let f = try store.failures(limit: failures)
-      for (path, error) in f.images { print("  failed: \(path): \(error)") }
-      for (path, index, error) in f.prompts { print("  rejected: \(path) prompt \(index): \(error)") }
-      if c.pending == 0 && c.failed == 0 { print("  complete") }
-    } catch let error as SAMBatchError {
-      note("error: \(error.localizedDescription)")
-      throw ExitCode(1)
+      for run in status.openRuns {
+        print(
+          "  run \(run.id) has not ended: pid \(run.pid.map(String.init) ?? "?") on \(run.host), started"
+            + " \(run.startedAt), last wrote \(run.heartbeatAt ?? run.startedAt)")
+      }
+      for (path, error) in status.failedImages { print("  failed: \(path): \(error)") }
+      for (path, index, error) in status.rejectedPrompts {
+        print("  rejected: \(path) prompt \(index): \(error)")
+      }
+      if c.manifestProblems > 0 {
+        print("  unreadable manifest entries: \(c.manifestProblems)")
+        for p in status.problems {
+          print("    \(p.file)\(p.line.map { ":\($0)" } ?? ""): \(quoted(p.message))")
+        }
+        if c.manifestProblems > status.problems.count {
+          print(
+            "    ... all of them: sqlite3 \(shellQuote(status.database.path)) \"SELECT file, line, message FROM manifest_problems\""
+          )
+        }
+      }
+      if status.isComplete { print("  complete") }
     }
   }
 }

@@ -49,12 +49,13 @@ final class ExportCLITests: XCTestCase {
       XCTAssertTrue(categoryIds.contains(a["category_id"] as! Int))
     }
     // COCO annotations keep their ids as source_id; a JSON Lines label naming a COCO category
-    // shares its id; with a JSON Lines manifest in the job, image ids are the store's ids + 1.
+    // shares its id; the COCO images keep their source ids (1, 3, 5) although a JSON Lines
+    // manifest is in the job, and its image is numbered after the largest.
     let car = try XCTUnwrap(annotations.first { $0["source_id"] as? Int == 103 })
     XCTAssertEqual(car["category_id"] as? Int, 1)
     XCTAssertEqual(annotations.first { $0["source_id"] as? String == "car" }?["category_id"] as? Int, 1)
     XCTAssertEqual(categories.first { $0["id"] as? Int == 1 }?["name"] as? String, "car")
-    XCTAssertEqual(images.map { $0["id"] as! Int }, [1, 2, 3, 4])
+    XCTAssertEqual(images.map { $0["id"] as! Int }, [1, 3, 5, 6])
   }
 
   func testCOCOExportKeepsSourceImageIdsWhenAllImagesHaveOne() throws {

@@ -64,11 +64,12 @@ final class PredictCLITests: XCTestCase {
   func testInvalidPromptsAreRefusedBeforeTheModelLoads() throws {
     let m = ["--model", absentModel, "--image", image]
     try assertRefused(m, "no prompt")
-    try assertRefused(m + ["--box", "1,2,3"], "--box 1,2,3", "expected 4")
+    try assertRefused(m + ["--box", "1,2,3"], "--box 1,2,3", "must be 4 numbers")
     try assertRefused(m + ["--box", "1,2,a,4"], "'a' is not a number")
     try assertRefused(m + ["--point", "1,2"], "--point 1,2", "X,Y,LABEL")
-    try assertRefused(m + ["--point", "10,nan,1"], "--point 10,nan,1", "non-finite")
-    try assertRefused(m + ["--box", "0,0,inf,5"], "--box 0,0,inf,5", "non-finite")
+    try assertRefused(m + ["--point", "10,NaN,1"], "--point 10,NaN,1", "non-finite")
+    try assertRefused(m + ["--box", "0,0,Infinity,5"], "--box 0,0,Infinity,5", "non-finite")
+    try assertRefused(m + ["--point", "10,nan,1"], "--point 10,nan,1", "'nan' is not a number")
     try assertRefused(m + ["--point", "10,20,2"], "label 2")
     try assertRefused(m + ["--point", "10,20,-1"], "label -1")
     try assertRefused(m + ["--box", "30,20,10,40"], "x1 < x0")
@@ -113,7 +114,7 @@ final class PredictCLITests: XCTestCase {
     let notModel = try write("definitely not a zip", "model.pt")
     try assertRefused(
       ["--model", notModel, "--image", image, "--box", "1,2,3,4"], status: 1,
-      "not a usable MobileSAM vit_t checkpoint: \(notModel)")
+      "not a usable SAM checkpoint (vit_t, vit_b, vit_l or vit_h): \(notModel)")
   }
 
   func testMissingImageAndLogitsFolder() throws {
@@ -143,6 +144,18 @@ final class PredictCLITests: XCTestCase {
     try assertRefused(
       ["--model", model, "--image", truncated.path, "--box", "1,2,3,4"], status: 1, "truncated.jpg",
       "truncated")
+  }
+
+  /// Issue 6, defect 5: predict applies run's rule once the image is decoded, still before the
+  /// model loads (the placeholder model is never read).
+  func testPromptsOutsideTheImageAreRefusedBeforeTheModelLoads() throws {
+    let model = try write("placeholder", "model.pt")
+    let m = ["--model", model, "--image", image]  // 769x770
+    try assertRefused(
+      m + ["--box", "800,10,900,100"], "--box 800,10,900,100", "lies entirely outside the 769x770 image")
+    try assertRefused(m + ["--point", "10,770,1"], "--point 10,770,1", "lies outside the 769x770 image")
+    let prompts = try write(#"[{"box": [1, 2, 3, 4]}, {"points": [[-1, 5, 1]]}]"#, "outside.json")
+    try assertRefused(m + ["--prompts", prompts], "outside.json: prompt 2", "lies outside")
   }
 
   func testArgumentParserErrorsAreUsageErrors() throws {
@@ -200,6 +213,11 @@ final class PredictCLIModelTests: XCTestCase {
   ) throws -> [[[UInt8]]] {
     XCTAssertEqual(output["width"] as? Int, imageWidth, file: file, line: line)
     XCTAssertEqual(output["height"] as? Int, imageHeight, file: file, line: line)
+    let model = try XCTUnwrap(output["model"] as? [String: Any], file: file, line: line)
+    XCTAssertEqual(model["kind"] as? String, "vit_t", file: file, line: line)
+    let sha256 = try XCTUnwrap(model["sha256"] as? String, file: file, line: line)
+    XCTAssertEqual(sha256.count, 64, file: file, line: line)
+    XCTAssertTrue(sha256.allSatisfy(\.isHexDigit), file: file, line: line)
     let timings = try XCTUnwrap(output["timings_ms"] as? [String: Any], file: file, line: line)
     XCTAssertEqual(
       Set(timings.keys), ["load_model", "decode_image", "embed", "predict", "total"], file: file, line: line)
@@ -258,6 +276,23 @@ final class PredictCLIModelTests: XCTestCase {
   func testSeveralBoxesEachItsOwnObject() throws {
     try check(
       try predict(["--box", "100,120,600,700", "--box", "0,0,300,200"]), prompts: 2, masksPerPrompt: 1)
+  }
+
+  /// Issue 6, defect 5: a box reaching outside the image is clipped as `run` clips it, and said.
+  func testABoxReachingOutsideIsClippedAsRunClipsIt() throws {
+    let clipped = try predict(["--box", "600,500,1500,1200"])
+    let direct = try predict(["--box", "600,500,769,770"])
+    let prompts = try XCTUnwrap(clipped["prompts"] as? [[String: Any]])
+    XCTAssertEqual(
+      prompts.first?["warning"] as? String,
+      "the box [600, 500, 1500, 1200] reaches outside the 769x770 image; clipped to [600, 500, 769, 770]")
+    let directPrompts = try XCTUnwrap(direct["prompts"] as? [[String: Any]])
+    XCTAssertNil(directPrompts.first?["warning"])
+    func rle(_ prompt: [String: Any]?) -> String? {
+      ((prompt?["masks"] as? [[String: Any]])?.first?["rle"] as? [String: Any])?["counts"] as? String
+    }
+    XCTAssertNotNil(rle(prompts.first))
+    XCTAssertEqual(rle(prompts.first), rle(directPrompts.first))
   }
 
   func testBoxWithPositiveAndNegativePoints() throws {
@@ -321,6 +356,36 @@ final class PredictCLIReferenceTests: XCTestCase {
   private struct CaseFile: Decodable {
     var checkpoint: String
     var cases: [Case]
+  }
+
+  /// A SAM ViT checkpoint goes through the same command; the JSON names its kind and SHA-256.
+  func testViTCheckpointIsRecognizedAndNamed() throws {
+    let vit = Fixtures.url("vit/sam_vit_small_random.pth").path
+    let result = try BinaryRunner.run(
+      [
+        "predict", "--model", vit, "--image", Fixtures.url("images/picture1.jpg").path, "--box",
+        "120,270,635,455",
+      ],
+      environment: ["SAMBATCH_MODEL": nil], timeout: 600)
+    XCTAssertEqual(result.status, 0, result.stderr)
+    let output = try XCTUnwrap(try JSONSerialization.jsonObject(with: result.stdoutData) as? [String: Any])
+    let model = try XCTUnwrap(output["model"] as? [String: Any])
+    XCTAssertEqual(model["kind"] as? String, "vit_custom")
+    let prompts = try XCTUnwrap(output["prompts"] as? [[String: Any]])
+    XCTAssertEqual((prompts.first?["masks"] as? [Any])?.count, 1)
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/sha256sum") else {
+      print("SHA-256 value not compared: /usr/bin/sha256sum is not available")
+      return
+    }
+    let sum = Process()
+    sum.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+    sum.arguments = [vit]
+    let pipe = Pipe()
+    sum.standardOutput = pipe
+    try sum.run()
+    sum.waitUntilExit()
+    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    XCTAssertEqual(model["sha256"] as? String, text.split(separator: " ").first.map(String.init))
   }
 
   func testMatchesTheReferenceCases() throws {
@@ -469,21 +534,4 @@ private func npyHeader(shape: String) -> Data {
   data.append(contentsOf: [UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
   data.append(contentsOf: Array(header.utf8))
   return data
-}
-
-/// Shape and values of a little-endian float32 C-order .npy file (what numpy and sambatch write).
-private func readFloat32Npy(_ url: URL) throws -> ([Int], [Float]) {
-  let data = try Data(contentsOf: url)
-  let headerLength = Int(data[8]) | Int(data[9]) << 8
-  let header = String(decoding: data[10..<(10 + headerLength)], as: UTF8.self)
-  guard header.contains("'descr': '<f4'"), let open = header.firstIndex(of: "("),
-    let close = header.firstIndex(of: ")")
-  else { throw CocoaError(.fileReadCorruptFile) }
-  let shape = header[header.index(after: open)..<close].split(separator: ",").compactMap {
-    Int($0.trimmingCharacters(in: .whitespaces))
-  }
-  let start = 10 + headerLength
-  var values = [Float](repeating: 0, count: (data.count - start) / 4)
-  _ = values.withUnsafeMutableBytes { data[start...].copyBytes(to: $0) }
-  return (shape, values)
 }

@@ -54,7 +54,7 @@ final class ShardCLITests: XCTestCase {
 
     let partial = try runSambatch(["merge", dir.appendingPathComponent("m3.db").path, shard0])
     XCTAssertEqual(partial.status, 2)
-    XCTAssertTrue(partial.stderr.contains("shards 1 are missing"), partial.stderr)
+    XCTAssertTrue(partial.stderr.contains("shard 1 is missing"), partial.stderr)
     // The partial merge holds images 0 and 2 of 4: status and a rerun see the other two as to do.
     let m3 = dir.appendingPathComponent("m3.db").path
     let before = try runSambatch(["status", job.path, "--database", m3])

@@ -1,6 +1,5 @@
 import Foundation
 import MobileSAM
-import SAMBatch
 import SAMImage
 import TestSupport
 import TorchCheckpoint
@@ -38,7 +37,7 @@ struct ReferenceCases: Decodable {
         Prompt(
           points: points.map { PromptPoint(x: Float($0[0]), y: Float($0[1]), label: Int($0[2])) },
           box: box.map { PromptBox(x0: Float($0[0]), y0: Float($0[1]), x1: Float($0[2]), y1: Float($0[3])) },
-          maskInput: try mask_input.map { try Npy.read(contentsOf: Fixtures.url($0)).values })
+          maskInput: try mask_input.map { try readFloat32Npy(Fixtures.url($0)).values })
       }
     }
   }

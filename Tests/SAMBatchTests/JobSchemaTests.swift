@@ -89,7 +89,8 @@ final class JobSchemaTests: XCTestCase {
     let images = ManifestReader.jsonLines(
       data: Data(#"{"image": "a.jpg", "objects": [{"bbox": [1, 2, 3, 4]}]}"#.utf8), file: "m", box: .xyxy,
       problems: &problems)
-    XCTAssertNotNil(images.first?.objects.first?.error)
+    XCTAssertEqual(images.first?.objects, [])
+    XCTAssertEqual(problems.map(\.message).first?.contains("unknown key 'bbox'"), true)
   }
 
   func testMiniValidatorRejectsWhatItShould() throws {

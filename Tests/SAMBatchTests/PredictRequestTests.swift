@@ -113,7 +113,8 @@ final class PredictRequestTests: XCTestCase {
     XCTAssertEqual(r.prompts[0].maskInput?.first, 0.5)
     _ = try writeMask("flat.npy", shape: [256, 256], value: -1)
     let path = try write(
-      #"[{"box": [1, 2, 3, 4], "mask_input": "flat.npy"}, {"box": [1, 2, 3, 4], "box": null}]"#, "p.json")
+      #"[{"box": [1, 2, 3, 4], "mask_input": "flat.npy"}, {"box": [1, 2, 3, 4], "mask_input": null}]"#,
+      "p.json")
     let fromFile = try request(promptsFile: path)
     XCTAssertEqual(fromFile.prompts[0].maskInput?.first, -1)
     XCTAssertNil(fromFile.prompts[1].maskInput)
@@ -122,20 +123,23 @@ final class PredictRequestTests: XCTestCase {
   // MARK: - Invalid requests
 
   func testMalformedNumbers() {
-    assertFails(boxes: ["1,2,3"], "--box 1,2,3", "expected 4")
-    assertFails(boxes: ["1,2,3,4,5"], "--box 1,2,3,4,5", "expected 4")
+    assertFails(boxes: ["1,2,3"], "--box 1,2,3", "must be 4 numbers", "got 3 values", "X0,Y0,X1,Y1")
+    assertFails(boxes: ["1,2,3,4,5"], "--box 1,2,3,4,5", "must be 4 numbers")
     assertFails(boxes: ["1,2,x,4"], "'x' is not a number")
     assertFails(boxes: ["1,,3,4"], "'' is not a number")
     assertFails(points: ["1,2"], "--point 1,2", "X,Y,LABEL")
-    assertFails(points: ["1,2,1.5"], "--point 1,2,1.5", "LABEL")
+    assertFails(points: ["1,2,1.5"], "--point 1,2,1.5", "label 1.5")
     assertFails(points: ["a,2,1"], "'a' is not a number")
+    // Numbers are JSON numbers, as in the files: lower-case nan is no number (NaN is, and is refused below).
+    assertFails(points: ["nan,2,1"], "--point nan,2,1", "'nan' is not a number")
+    assertFails(boxes: ["+1,2,3,4"], "'+1' is not a number")
   }
 
   func testNonFiniteValues() {
-    assertFails(points: ["nan,2,1"], "--point nan,2,1", "non-finite")
-    assertFails(points: ["1,inf,1"], "non-finite")
-    assertFails(boxes: ["1,2,-inf,4"], "--box 1,2,-inf,4", "non-finite")
-    assertFails(boxes: ["1,2,3,4", "0,0,nan,1"], "prompt 2 (--box 0,0,nan,1)", "non-finite")
+    assertFails(points: ["NaN,2,1"], "--point NaN,2,1", "non-finite")
+    assertFails(points: ["1,Infinity,1"], "non-finite")
+    assertFails(boxes: ["1,2,-Infinity,4"], "--box 1,2,-Infinity,4", "non-finite")
+    assertFails(boxes: ["1,2,3,4", "0,0,NaN,1"], "prompt 2 (--box 0,0,NaN,1)", "non-finite")
   }
 
   func testLabelsAndBoxOrder() {
@@ -174,15 +178,19 @@ final class PredictRequestTests: XCTestCase {
       ("[]", ["no prompt"]),
       ("[{}]", ["prompt 1", "no point and no box"]),
       (#"[{"box": [1, 2, 3, 4]}, {"boxes": [1, 2, 3, 4]}]"#, ["prompt 2", "unknown key 'boxes'"]),
-      (#"[{"box": [1, 2, 3]}]"#, ["prompt 1", "has 3 values"]),
-      (#"[{"points": [[1, 2]]}]"#, ["prompt 1", "point 1", "[x, y, label]"]),
+      (#"[{"box": [1, 2, 3]}]"#, ["prompt 1", "'box' must be 4 numbers", "got 3 values"]),
+      (#"[{"points": [[1, 2]]}]"#, ["prompt 1", "'points' item 1", "[x, y, label]"]),
+      (#"[{"box": [1, 2, 3, 4], "box": null}]"#, ["prompt 1", "'box' appears twice"]),
+      (#"[{"box": "1,2,3,4"}]"#, ["prompt 1", "'box' must be 4 numbers", "got \"1,2,3,4\""]),
+      ("[5]", ["prompt 1", "must be a JSON object, got 5"]),
       (#"[{"points": [[1, 2, 0.5]]}]"#, ["label 0.5"]),
       (#"[{"points": [[1, 2, 3]]}]"#, ["label 3"]),
-      (#"[{"points": [[1, "2", 1]]}]"#, ["prompt 1, points[0][1]", "expected a number"]),
+      (#"[{"points": [[1, "2", 1]]}]"#, ["prompt 1", "'points' item 1", "got \"2\" for a coordinate"]),
       (#"[{"box": [4, 3, 2, 1]}]"#, ["prompt 1", "x1 < x0"]),
       (#"[{"box": [1, 2, 3, 4], "mask_input": "absent.npy"}]"#, ["absent.npy", "no such file"]),
       (#"[{"box": [1, 2, 3, 1e999]}]"#, ["not valid JSON", "1e999"]),
-      ("[{\"box\": [1, 2,\n 3, NaN]}]", ["not valid JSON", "character 20"]),
+      ("[{\"box\": [1, 2,\n 3, nan]}]", ["not valid JSON", "line 2, column 5"]),
+      ("[{\"box\": [1, 2, 3, NaN]}]", ["prompt 1", "non-finite"]),
     ]
     for (i, (text, fragments)) in cases.enumerated() {
       let path = try write(text, "case\(i).json")
@@ -194,6 +202,47 @@ final class PredictRequestTests: XCTestCase {
         }
       }
     }
+  }
+
+  // MARK: - The image's geometry (issue 6, defect 5)
+
+  /// The issue's repro: `--box 1000,100,2000,900` on a 1280x720 photo gave predict the whole box
+  /// (area 121975) and run the clipped one (66296). Both now go through `PromptGeometry`.
+  func testPredictFitsPromptsToTheImageAsRunDoes() throws {
+    let fitted = try request(boxes: ["1000,100,2000,900"]).fitted(width: 1280, height: 720)
+    let run = PromptBuilder.prepare(ManifestObject(box: [1000, 100, 2000, 900]), width: 1280, height: 720)
+    XCTAssertEqual(fitted.first?.prompt.box, PromptBox(x0: 1000, y0: 100, x1: 1280, y1: 720))
+    XCTAssertEqual(fitted.first?.prompt, run.prompt)
+    XCTAssertEqual(fitted.first?.usedBox, run.usedBox)
+    XCTAssertEqual(
+      fitted.first?.warning,
+      "the box [1000, 100, 2000, 900] reaches outside the 1280x720 image; clipped to [1000, 100, 1280, 720]")
+    XCTAssertEqual(fitted.first?.warning, run.warning)
+    // Inside: unchanged, no warning.
+    let inside = try request(boxes: ["10,20,30,40"], points: ["15,25,1"]).fitted(width: 1280, height: 720)
+    XCTAssertEqual(
+      inside.first?.prompt, try request(boxes: ["10,20,30,40"], points: ["15,25,1"]).prompts.first)
+    XCTAssertNil(inside.first?.warning)
+  }
+
+  func testPromptsOutsideTheImageAreRefusedNamingTheirOption() throws {
+    func assertRefused(_ r: PredictRequest, _ fragments: String..., line: UInt = #line) {
+      XCTAssertThrowsError(try r.fitted(width: 1280, height: 720), line: line) { error in
+        for fragment in fragments {
+          XCTAssertTrue(
+            error.localizedDescription.contains(fragment), "\(error.localizedDescription) lacks \(fragment)",
+            line: line)
+        }
+      }
+    }
+    assertRefused(
+      try request(boxes: ["10,10,20,20", "1300,0,1400,10"]), "prompt 2 (--box 1300,0,1400,10)",
+      "lies entirely outside the 1280x720 image")
+    assertRefused(try request(points: ["1280,10,1"]), "--point 1280,10,1", "point 1 (1280, 10) lies outside")
+    assertRefused(try request(points: ["5,-1,0"]), "point 1 (5, -1) lies outside")
+    assertRefused(try request(boxes: ["5,5,5,9"]), "zero or negative area")
+    let path = try write(#"[{"box": [1, 2, 3, 4]}, {"points": [[10, 800, 1]]}]"#, "p.json")
+    assertRefused(try request(promptsFile: path), "p.json: prompt 2", "lies outside")
   }
 
   // MARK: - Output
@@ -214,11 +263,11 @@ final class PredictRequestTests: XCTestCase {
     let text = PredictOutput.json(width: 4, height: 3, predictions: predictions, timings: timings)
     // Key order is part of the interface: check the text, not only the parsed object.
     let expectedStart =
-      #"{"width":4,"height":3,"prompts":[{"masks":[{"score":0.875,"area":2,"bbox":[1,0,2,2],"rle":{"size":[3,4],"counts":""#
+      #"{"width":4,"height":3,"prompts":[{"masks":[{"score":0.875,"area":2,"bbox":[1.0,0.0,2.0,2.0],"rle":{"size":[3,4],"counts":""#
     XCTAssertTrue(text.hasPrefix(expectedStart), text)
     XCTAssertTrue(
       text.hasSuffix(
-        #""timings_ms":{"load_model":1.000,"decode_image":2.500,"embed":3.000,"predict":4.000,"total":10.500}}"#
+        #""timings_ms":{"load_model":1.0,"decode_image":2.5,"embed":3.0,"predict":4.0,"total":10.5}}"#
       ), text)
     XCTAssertFalse(text.contains("\n"))
     let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
@@ -231,6 +280,18 @@ final class PredictRequestTests: XCTestCase {
     let second = try XCTUnwrap((prompts[1]["masks"] as? [[String: Any]])?.first)
     XCTAssertTrue(second["score"] is NSNull, "a NaN score is written as null")
     XCTAssertEqual(second["bbox"] as? [Double], [0, 0, 0, 0])
+  }
+
+  func testClippedPromptsCarryTheirWarning() throws {
+    let mask = BinaryMask(width: 2, height: 2, pixels: [1, 0, 0, 0])
+    let prediction = Prediction(masks: [mask], scores: [0.5], stabilityScores: [nil], lowResLogits: [])
+    let text = PredictOutput.json(
+      width: 2, height: 2, predictions: [prediction, prediction], warnings: [nil, "clipped \"x\""],
+      timings: PredictTimings(loadModel: 0, decodeImage: 0, embed: 0, predict: 0, total: 0))
+    let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    let prompts = try XCTUnwrap(object["prompts"] as? [[String: Any]])
+    XCTAssertNil(prompts[0]["warning"], "no warning key for a prompt used as given")
+    XCTAssertEqual(prompts[1]["warning"] as? String, "clipped \"x\"")
   }
 
   func testCountsWithBackslashAreEscaped() throws {

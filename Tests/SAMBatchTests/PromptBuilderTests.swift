@@ -46,6 +46,24 @@ final class PromptBuilderTests: XCTestCase {
     for p in [prepare([.nan, 5, 30, 40]), prepare(nil)] { XCTAssertNil(p.prompt) }
   }
 
+  func testMessagesNameTheBoxAsWritten() {
+    XCTAssertEqual(
+      prepare([10, 5, -3, 4], .xywh).error,
+      "the box (10.0, 5.0, 7.0, 9.0) has x1 < x0 or y1 < y0 (written [10, 5, -3, 4] in xywh)")
+    XCTAssertEqual(
+      prepare([0.5, 0.5, 0, 0.2], .cxcywhNormalized).error,
+      "the box [50, 20, 50, 30] has zero or negative area (x1 <= x0 or y1 <= y0) (written [0.5, 0.5, 0, 0.2] in cxcywh-normalized)"
+    )
+    XCTAssertEqual(
+      prepare([110, 5, 130, 60]).error, "the box [110, 5, 130, 60] lies entirely outside the 100x50 image")
+    XCTAssertEqual(
+      prepare([-10, 5, 130, 60]).warning,
+      "the box [-10, 5, 130, 60] reaches outside the 100x50 image; clipped to [0, 5, 100, 50]")
+    XCTAssertEqual(
+      prepare([10, 5, 30, 40], points: [PromptPoint(x: 1.5, y: 50, label: 1)]).error,
+      "point 1 (1.5, 50) lies outside the 100x50 image")
+  }
+
   func testBoxAndPointsMakeOnePrompt() {
     let p = prepare([10, 5, 30, 40], points: [PromptPoint(x: 20, y: 20, label: 1)])
     XCTAssertEqual(p.prompt?.points.count, 1)

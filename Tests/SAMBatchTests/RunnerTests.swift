@@ -6,6 +6,7 @@ import TestSupport
 import XCTest
 
 @testable import SAMBatch
+@testable import SAMBatchFakes
 
 /// A job in a temporary folder over the committed sample photos.
 struct TestJob {
@@ -34,16 +35,18 @@ struct TestJob {
   var database: URL { dir.appendingPathComponent("results.db") }
 
   func run(
-    inFlight: Int = 3, retryFailed: Bool = false,
-    environment: [String: String] = ["SAMBATCH_FAKE_SEGMENTER": "1"]
-  )
-    throws -> RunSummary
-  {
+    inFlight: Int = 3, retryFailed: Bool = false, model: any SegmenterSource = FakeSegmenterSource(),
+    log: @escaping @Sendable (String) -> Void = { _ in }
+  ) throws -> RunSummary {
     var options = RunOptions()
-    options.environment = environment
     options.inFlight = inFlight
     options.retryFailed = retryFailed
-    return try JobRunner(job: try JobFile.load(contentsOf: jobURL), options: options, log: { _ in }).run()
+    return try JobRunner(job: try JobFile.load(contentsOf: jobURL), model: model, options: options, log: log)
+      .run()
+  }
+
+  func status() throws -> JobStatus {
+    try JobStatus.read(job: try JobFile.load(contentsOf: jobURL), model: FakeSegmenterSource())
   }
 }
 
@@ -193,7 +196,7 @@ final class RunnerTests: XCTestCase {
     XCTAssertEqual(kept.count, 3)
   }
 
-  func testChangedManifestOrSettingsAreRefusedWithWhatChanged() throws {
+  func testChangedSettingsAreRefusedWithWhatChangedAndAChangedBoxRedoesItsImage() throws {
     let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)])
     _ = try job.run()
     let yaml = try String(contentsOf: job.jobURL, encoding: .utf8)
@@ -203,11 +206,10 @@ final class RunnerTests: XCTestCase {
       XCTAssertTrue($0.localizedDescription.contains("start afresh"))
     }
     try yaml.write(to: job.jobURL, atomically: true, encoding: .utf8)
+    // A changed box is not refused: its image is redone, the others kept.
     try cocoManifest.replacingOccurrences(of: "1235", with: "1234")
       .write(to: job.dir.appendingPathComponent("i.json"), atomically: true, encoding: .utf8)
-    XCTAssertThrowsError(try job.run()) {
-      XCTAssertTrue($0.localizedDescription.contains("manifests changed"), $0.localizedDescription)
-    }
+    XCTAssertEqual(try job.run().processed, 1)
   }
 
   func testImagesFolderOrEXIFChangeIsRefusedWithWhatChanged() throws {
@@ -231,21 +233,11 @@ final class RunnerTests: XCTestCase {
     }
   }
 
-  func testChangedModelIsRefused() throws {
-    let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)], extra: "model: model.pt\n")
-    let model = job.dir.appendingPathComponent("model.pt")
-    try Data("first model".utf8).write(to: model)
-    // Not a checkpoint: the run plans the job, then cannot load the model.
-    XCTAssertThrowsError(try job.run(environment: [:])) {
-      XCTAssertTrue($0.localizedDescription.contains("model.pt"), $0.localizedDescription)
-    }
-    try Data("second model".utf8).write(to: model)
-    XCTAssertThrowsError(try job.run(environment: [:])) {
+  func testChangedModelIsRefusedOnceResultsExist() throws {
+    let job = try TestJob(manifests: [("i.json", "coco", cocoManifest)])
+    _ = try job.run(model: FakeSegmenterSource(sha256: "first"))
+    XCTAssertThrowsError(try job.run(model: FakeSegmenterSource(sha256: "second"))) {
       XCTAssertTrue($0.localizedDescription.contains("the model changed"), $0.localizedDescription)
-    }
-    // SAMBATCH_MODEL overrides the job's model: a different file is a different model too.
-    XCTAssertThrowsError(try job.run(environment: ["SAMBATCH_MODEL": "/nonexistent/m.pt"])) {
-      XCTAssertTrue($0.localizedDescription.contains("/nonexistent/m.pt"), $0.localizedDescription)
     }
   }
 
@@ -308,6 +300,7 @@ final class ExportTests: XCTestCase {
 /// Refuses prompts whose box starts at x = 7 and records the size of every call.
 final class RefusingSegmenter: Segmenter, @unchecked Sendable {
   let inner = FakeSegmenter()
+  var modelKind: String { "refusing" }
   private let lock = NSLock()
   private(set) var callSizes: [Int] = []
 
@@ -336,16 +329,16 @@ final class PipelineTests: XCTestCase {
     let manifests = try LoadedManifests.load(jobFile)
     let store = try ResultStore(url: job.database)
     defer { store.close() }
-    try store.initialize(
-      job: JobRecord(
-        jobFile: "j", modelPath: "m", modelSHA256: "x", manifestSHA256: manifests.sha256, settings: "{}",
-        shard: .whole, imageCount: 1),
-      images: [(0, "picture1.jpg", nil, 40)], problems: [])
+    try store.writePlan(
+      job: testRecord(manifests, imageCount: 1), images: [plan(0, "picture1.jpg", 40)], problems: [],
+      replace: false)
     let segmenter = RefusingSegmenter()
-    let runner = JobRunner(job: jobFile, options: RunOptions(), log: { _ in })
-    let runId = try store.startRun(host: "h", version: "v", workers: 1, modelPath: "m")
+    let runner = JobRunner(job: jobFile, model: FakeSegmenterSource(), options: RunOptions(), log: { _ in })
+    let runId = try store.startRun(host: "h", pid: 1, version: "v", workers: 1, modelPath: "m").id
     let result = try Pipeline(
-      runner: runner, segmenter: segmenter, manifests: manifests, store: store, runId: runId
+      runner: runner, segmenter: segmenter,
+      images: Dictionary(uniqueKeysWithValues: manifests.images.enumerated().map { ($0, $1) }), store: store,
+      runId: runId
     )
     .run([0])
     XCTAssertEqual(result.processed, 1)
@@ -364,6 +357,7 @@ final class PipelineTests: XCTestCase {
 /// Counts the segmenter calls running at once; each call sleeps so that any overlap shows.
 final class OverlapCountingSegmenter: Segmenter, @unchecked Sendable {
   let inner = FakeSegmenter()
+  var modelKind: String { "overlap-counting" }
   private let lock = NSLock()
   private var active = 0
   private(set) var maxActive = 0
@@ -403,23 +397,34 @@ final class PipelineComputeTests: XCTestCase {
     let store = try ResultStore(url: job.database)
     defer { store.close() }
     let ids = Array(manifests.images.indices)
-    try store.initialize(
-      job: JobRecord(
-        jobFile: "j", modelPath: "m", modelSHA256: "x", manifestSHA256: manifests.sha256, settings: "{}",
-        shard: .whole, imageCount: ids.count),
-      images: ids.map { ($0, manifests.images[$0].path, nil, manifests.images[$0].objects.count) },
-      problems: [])
+    try store.writePlan(
+      job: testRecord(manifests, imageCount: ids.count),
+      images: ids.map { plan($0, manifests.images[$0].path, manifests.images[$0].objects.count) },
+      problems: [],
+      replace: false)
     let segmenter = OverlapCountingSegmenter()
     var options = RunOptions()
     options.inFlight = 4
-    let runner = JobRunner(job: jobFile, options: options, log: { _ in })
-    let runId = try store.startRun(host: "h", version: "v", workers: 2, modelPath: "m")
+    let runner = JobRunner(job: jobFile, model: FakeSegmenterSource(), options: options, log: { _ in })
+    let runId = try store.startRun(host: "h", pid: 1, version: "v", workers: 2, modelPath: "m").id
     let result = try Pipeline(
-      runner: runner, segmenter: segmenter, manifests: manifests, store: store, runId: runId
+      runner: runner, segmenter: segmenter,
+      images: Dictionary(uniqueKeysWithValues: manifests.images.enumerated().map { ($0, $1) }), store: store,
+      runId: runId
     )
     .run(ids)
     XCTAssertEqual(result.processed, ids.count)
     XCTAssertEqual(result.failed, 0)
     XCTAssertEqual(segmenter.maxActive, 1, "embed and predict calls must run one at a time")
   }
+}
+
+func testRecord(_ manifests: LoadedManifests, imageCount: Int) -> JobRecord {
+  JobRecord(
+    jobFile: "j", modelPath: "m", modelSHA256: "x", modelKind: "fake", manifestSHA256: manifests.sha256,
+    settings: "{}", shard: .whole, imageCount: imageCount)
+}
+
+func plan(_ id: Int, _ path: String, _ prompts: Int) -> ImagePlan {
+  ImagePlan(id: id, path: path, sourceImageId: nil, promptCount: prompts, belowMinScore: 0, promptsSHA256: "")
 }

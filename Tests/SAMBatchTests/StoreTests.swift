@@ -44,7 +44,7 @@ final class StoreTests: XCTestCase {
 
   func testOpeningAMissingDatabaseWithoutCreateIsAnError() throws {
     let url = try temporaryDirectory().appendingPathComponent("none.db")
-    XCTAssertThrowsError(try ResultStore(url: url, create: false)) {
+    XCTAssertThrowsError(try ResultStore(url: url, access: .readWrite)) {
       XCTAssertTrue($0.localizedDescription.contains("none.db"))
     }
   }
@@ -55,7 +55,55 @@ final class StoreTests: XCTestCase {
       XCTAssertThrowsError(try Shard(parsing: bad), bad)
     }
     XCTAssertEqual(
-      JobRunner.shardDatabase(URL(fileURLWithPath: "/a/results.db"), shard: Shard(index: 1, count: 3)).path,
+      Shard(index: 1, count: 3).database(for: URL(fileURLWithPath: "/a/results.db")).path,
       "/a/results.shard-1-of-3.db")
+  }
+
+  func testASecondRunIsRefusedWhileTheFirstLivesAndTakesOverAGoneOne() throws {
+    let store = try ResultStore(url: try temporaryDirectory().appendingPathComponent("r.db"))
+    defer { store.close() }
+    let first = try store.startRun(host: "node1", pid: 4242, version: "v", workers: 2, modelPath: "m").id
+    XCTAssertThrowsError(
+      try store.startRun(
+        host: "node1", pid: 99, version: "v", workers: 2, modelPath: "m", isAlive: { $0 == 4242 })
+    ) {
+      let message = $0.localizedDescription
+      XCTAssertTrue(message.contains("pid 4242 on node1, started 20"), message)
+    }
+    // Another host's run is alive while it writes; the same host's dead pid is gone at once.
+    let second = try store.startRun(
+      host: "node1", pid: 99, version: "v", workers: 2, modelPath: "m", isAlive: { _ in false })
+    XCTAssertEqual(second.tookOver.map(\.id), [first])
+    XCTAssertThrowsError(try store.startRun(host: "node2", pid: 7, version: "v", workers: 2, modelPath: "m"))
+    let third = try store.startRun(
+      host: "node2", pid: 7, version: "v", workers: 2, modelPath: "m", staleAfter: 0)
+    XCTAssertEqual(third.tookOver.map(\.id), [second.id])
+    let runs = try store.runs()
+    XCTAssertEqual(runs.map { $0.endedAt == nil }, [false, false, true])
+    XCTAssertTrue(runs[0].endReason?.contains("taken over") ?? false)
+  }
+
+  func testAFinishedDatabaseIsReadOnStorageThatCannotBeWritten() throws {
+    let dir = try temporaryDirectory()
+    let url = dir.appendingPathComponent("done.db")
+    let store = try ResultStore(url: url)
+    try store.writePlan(
+      job: JobRecord(
+        jobFile: "j", modelPath: "m", modelSHA256: "x", modelKind: "fake", manifestSHA256: "s",
+        settings: "{}",
+        shard: .whole, imageCount: 1),
+      images: [
+        ImagePlan(
+          id: 0, path: "a.jpg", sourceImageId: nil, promptCount: 0, belowMinScore: 0, promptsSHA256: "")
+      ],
+      problems: [], replace: false)
+    store.close()
+    let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+    let reader = try ResultStore(url: url, access: .readOnly, writableStorage: false)
+    XCTAssertEqual(try reader.counts().pending, 1)
+    XCTAssertEqual(try reader.jobRecord()?.modelKind, "fake")
+    reader.close()
+    XCTAssertEqual(
+      try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), files, "nothing written")
   }
 }

@@ -76,3 +76,16 @@ final class ResizeTests: XCTestCase {
     }
   }
 }
+
+/// Reference for the cropped resize: x [P, H, W] -> [P, height, width], the top-left corner of
+/// each plane, with plain loops.
+private func cropPlanes(_ x: Tensor, height: Int, width: Int) -> Tensor {
+  let (planes, inHeight, inWidth) = (x.shape[0], x.shape[1], x.shape[2])
+  var out: [Float] = []
+  for p in 0..<planes {
+    for y in 0..<height {
+      for c in 0..<width { out.append(x.data[(p * inHeight + y) * inWidth + c]) }
+    }
+  }
+  return Tensor(shape: [planes, height, width], data: out)
+}

@@ -1,0 +1,61 @@
+// Vector helpers shared by the C kernels: 16-lane (and 8-lane) float vectors written with
+// clang/GCC vector extensions, so that one source compiles to AVX-512 or to AVX2 by the target
+// attribute of the function it is inlined into.
+#ifndef SAM_VECTOR16_H
+#define SAM_VECTOR16_H
+
+#include <stdint.h>
+#include <string.h>
+
+// 16-lane vectors passed between always-inlined helpers: the ABI of such calls never applies.
+#pragma clang diagnostic ignored "-Wpsabi"
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+typedef float vfloat __attribute__((vector_size(64)));
+typedef int32_t vint __attribute__((vector_size(64)));
+typedef uint32_t vuint __attribute__((vector_size(64)));
+
+#define SPLAT(value) ((vfloat){value, value, value, value, value, value, value, value, \
+                               value, value, value, value, value, value, value, value})
+
+static inline __attribute__((always_inline)) vfloat load16(const float *p) {
+  vfloat v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline __attribute__((always_inline)) void store16(float *p, vfloat v) { memcpy(p, &v, sizeof v); }
+
+static inline __attribute__((always_inline)) vfloat fma16(vfloat a, vfloat b, vfloat c) {
+  return __builtin_elementwise_fma(a, b, c);
+}
+
+// mask ? a : b, lane by lane (mask lanes are all ones or all zeros).
+static inline __attribute__((always_inline)) vfloat select16(vint mask, vfloat a, vfloat b) {
+  return (vfloat)(((vint)a & mask) | ((vint)b & ~mask));
+}
+
+typedef float vfloat8 __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) vfloat8 load8(const float *p) {
+  vfloat8 v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline __attribute__((always_inline)) void store8(float *p, vfloat8 v) { memcpy(p, &v, sizeof v); }
+
+static inline __attribute__((always_inline)) vfloat8 fma8(vfloat8 a, vfloat8 b, vfloat8 c) {
+  return __builtin_elementwise_fma(a, b, c);
+}
+
+#if defined(__x86_64__)
+#define AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
+#define AVX2_TARGET __attribute__((target("avx2,fma")))
+#else
+#define AVX512_TARGET
+#define AVX2_TARGET
+#endif
+
+
+#endif
