@@ -83,6 +83,13 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--sambatch", default=None,
                         help="path of a sambatch binary: also run `sambatch bench` with the same "
                              "image, box, threads and runs, and print the ratios")
+    parser.add_argument("--job", type=int, default=0, metavar="N",
+                        help="instead: N distinct images through ONNX Runtime's and PyTorch's "
+                             "pipelines and `sambatch run` (needs --sambatch; Scripts/bench_job.py)")
+    parser.add_argument("--job-boxes", type=int, default=8, help="boxes per image with --job")
+    parser.add_argument("--job-efficiency", default=None, metavar="K,K,...",
+                        help="instead: `sambatch run` against `sambatch bench`'s parts for jobs of "
+                             "--job images (default 16) with K boxes each (needs --sambatch)")
     return parser.parse_args()
 
 
@@ -380,5 +387,18 @@ def measure(args: argparse.Namespace, image_path: str) -> None:
         print(json.dumps(result, indent=1))
 
 
+def main_job(args: argparse.Namespace) -> None:
+    import bench_job  # noqa: E402 (Scripts/bench_job.py, beside this file)
+
+    if not args.sambatch:
+        raise SystemExit("--job and --job-efficiency need --sambatch PATH")
+    if args.job_efficiency:
+        print(json.dumps(bench_job.job_efficiency(args), indent=1))
+    else:
+        print(json.dumps(bench_job.job_comparison(args, load_model, session, export_encoder,
+                                                  export_decoder), indent=1))
+
+
 if __name__ == "__main__":
-    main()
+    arguments = parse_arguments()
+    main_job(arguments) if arguments.job or arguments.job_efficiency else main()

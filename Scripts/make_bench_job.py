@@ -13,6 +13,10 @@ boxes of Jobs/example-instances.json are carried through each transform (clipped
 dropped when too little is left), so the prompts still sit on real objects: 2-5 boxes per image.
 The job writes a COCO instances manifest (xywh boxes) and uses the settings of the main job
 (multimask off, keep best).
+
+--boxes N gives every image exactly N boxes (the carried ones, then copies shifted by up to a
+tenth of their size); --size WxH makes every image that size (each crop stretched to it), so that
+`sambatch bench --image <one of them> --boxes N` times the parts of the same work as the job.
 """
 import argparse
 import json
@@ -25,6 +29,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+def exactly(count, boxes, rng):
+    """count boxes: the first ones of `boxes`, then copies of them shifted by up to a tenth of
+    their size (the edges are clipped to the image afterwards)."""
+    out = list(boxes[:count])
+    while len(out) < count:
+        (x, y, w, h), cat = boxes[len(out) % len(boxes)]
+        dx, dy = rng.uniform(-0.1, 0.1) * w, rng.uniform(-0.1, 0.1) * h
+        out.append(([x + dx, y + dy, w, h], cat))
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("folder")
@@ -32,7 +47,10 @@ def main():
     parser.add_argument("--model", default=os.path.join(ROOT, "weights", "mobile_sam.pt"))
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--boxes", type=int, default=None, help="exactly this many boxes per image")
+    parser.add_argument("--size", default=None, help="WxH: every image this size")
     args = parser.parse_args()
+    fixed_size = tuple(int(v) for v in args.size.split("x")) if args.size else None
 
     rng = random.Random(args.seed)
     example = json.load(open(os.path.join(ROOT, "Jobs", "example-instances.json")))
@@ -58,6 +76,7 @@ def main():
             cx, cy = rng.randint(0, W - cw), rng.randint(0, H - ch)
             flip = rng.random() < 0.5
             scale = rng.uniform(0.4, 1.0)
+            sx, sy = (fixed_size[0] / cw, fixed_size[1] / ch) if fixed_size else (scale, scale)
             kept = []
             for (x, y, w, h), cat in boxes[name]:
                 x0, y0 = max(x, cx) - cx, max(y, cy) - cy
@@ -66,16 +85,19 @@ def main():
                     continue
                 if flip:
                     x0, x1 = cw - x1, cw - x0
-                kept.append(([x0 * scale, y0 * scale, (x1 - x0) * scale, (y1 - y0) * scale], cat))
+                kept.append(([x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy], cat))
             if kept:
                 break
         image = photo.crop((cx, cy, cx + cw, cy + ch))
         if flip:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        size = (max(1, round(cw * scale)), max(1, round(ch * scale)))
+        size = fixed_size or (max(1, round(cw * scale)), max(1, round(ch * scale)))
         image = image.resize(size, Image.Resampling.BILINEAR)
+        if args.boxes is not None:
+            kept = exactly(args.boxes, kept, rng)
         # Rounding the size may cut a box edge by a fraction of a pixel: keep boxes inside.
-        kept = [([b[0], b[1], min(b[2], size[0] - b[0]), min(b[3], size[1] - b[1])], c) for b, c in kept]
+        kept = [([max(0, b[0]), max(0, b[1]), min(b[2], size[0] - max(0, b[0])), min(b[3], size[1] - max(0, b[1]))], c)
+                for b, c in kept]
         file_name = f"bench{i:05d}-{name}"
         image.save(os.path.join(images_dir, file_name), quality=90)
         images.append({"id": i + 1, "file_name": file_name, "width": size[0], "height": size[1]})

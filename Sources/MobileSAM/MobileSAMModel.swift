@@ -92,6 +92,14 @@ public struct ImageEmbedding: Sendable {
   public var channelsFirstFeatures: [Float] { permute(features, [1, 0]).data }
 }
 
+/// One prompt's decoder output before its masks are made at original size.
+public struct LowResPrediction: Sendable {
+  /// Predicted IoU per mask, in the reference's order (as `Prediction.scores`).
+  public var scores: [Float]
+  /// 256 * 256 logits per mask, row-major.
+  public var lowResLogits: [[Float]]
+}
+
 /// MobileSAM (`vit_t`) or the original SAM (`vit_b`, `vit_l`, `vit_h`) loaded from a checkpoint:
 /// `embed` once per image, then `predict` any number of prompts against the embedding. Everything
 /// but the image encoder is the same module in both.
@@ -167,6 +175,20 @@ public final class MobileSAMModel: Sendable {
   /// 10 per prompt) shared GEMM calls.
   public func predict(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) throws -> [Prediction]
   {
+    return try predictLowRes(embedding, prompts: prompts, multimask: multimask).map { decoded in
+      let made = decoded.scores.indices.map { mask(decoded, index: $0, embedding: embedding) }
+      return Prediction(
+        masks: made.map(\.mask), scores: decoded.scores, stabilityScores: made.map(\.stabilityScore),
+        lowResLogits: decoded.lowResLogits)
+    }
+  }
+
+  /// `predict` up to the low-resolution logits: scores and 256 x 256 logits per mask, and no mask
+  /// at original size yet. `mask(_:index:embedding:)` makes those one at a time, so that a caller
+  /// holds one full-size mask at a time however large the image (a 13000 x 13000 mask is 169 MB).
+  public func predictLowRes(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) throws
+    -> [LowResPrediction]
+  {
     for (index, prompt) in prompts.enumerated() {
       if let reason = prompt.validationError {
         throw MobileSAMError.invalidPrompt(index: index, reason: reason)
@@ -175,8 +197,21 @@ public final class MobileSAMModel: Sendable {
     return prompts.map { decode(embedding, prompts: [$0], multimask: multimask)[0] }
   }
 
-  /// Decodes prompts that share one shape (points and box presence) as one batch.
-  private func decode(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) -> [Prediction] {
+  /// Mask `index` of a prompt at the original image size (`Sam.postprocess_masks`, > 0) with its
+  /// stability score.
+  public func mask(_ prediction: LowResPrediction, index: Int, embedding: ImageEmbedding) -> (
+    mask: BinaryMask, stabilityScore: Float?
+  ) {
+    let lowRes = Tensor(shape: [1, 256, 256], data: prediction.lowResLogits[index])
+    let plane = Transforms.masksAtOriginalSize(lowRes, embedding: embedding)[0]
+    return (
+      BinaryMask(width: embedding.originalWidth, height: embedding.originalHeight, pixels: plane.mask),
+      stabilityScore(intersections: plane.countAboveHigh, unions: plane.countAboveLow)
+    )
+  }
+
+  /// Decodes prompts that share one shape as one batch, to low-resolution logits.
+  private func decode(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) -> [LowResPrediction] {
     let dim = MaskDecoder.transformerDim
     let inputFrame = prompts.map { Transforms.toInputFrame($0, embedding: embedding) }
     let sparseParts = inputFrame.map { promptEncoder.sparseEmbeddings(points: $0.points, box: $0.box) }
@@ -202,21 +237,10 @@ public final class MobileSAMModel: Sendable {
     let planeSize = 256 * 256
     return (0..<prompts.count).map { b in
       let start = b * masksPerPrompt * planeSize
-      let lowRes = Tensor(
-        shape: [masksPerPrompt, 256, 256],
-        data: Array(logits.data[start..<(start + masksPerPrompt * planeSize)]))
-      let planes = Transforms.masksAtOriginalSize(lowRes, embedding: embedding)
-      let masks = planes.map {
-        BinaryMask(width: embedding.originalWidth, height: embedding.originalHeight, pixels: $0.mask)
-      }
-      let stability = planes.map {
-        stabilityScore(intersections: $0.countAboveHigh, unions: $0.countAboveLow)
-      }
-      return Prediction(
-        masks: masks, scores: Array(iou.data[(b * masksPerPrompt)..<((b + 1) * masksPerPrompt)]),
-        stabilityScores: stability,
+      return LowResPrediction(
+        scores: Array(iou.data[(b * masksPerPrompt)..<((b + 1) * masksPerPrompt)]),
         lowResLogits: (0..<masksPerPrompt).map {
-          Array(lowRes.data[($0 * planeSize)..<(($0 + 1) * planeSize)])
+          Array(logits.data[(start + $0 * planeSize)..<(start + ($0 + 1) * planeSize)])
         })
     }
   }

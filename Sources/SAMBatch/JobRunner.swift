@@ -14,11 +14,21 @@ public struct RunOptions: Sendable {
   public var database: URL?
   /// Images read ahead of the encoder and results waiting for the writer, in all: bounds memory.
   public var inFlight = 3
+  /// How the compute threads are used; nil takes turns (Pipeline.run).
+  public var threadPlan: ThreadPlan?
   /// Set from a signal handler: the run reads no new image, finishes the ones in flight, records
   /// its end and returns.
   public var stop = StopRequest()
 
   public init() {}
+}
+
+/// How a run uses its `workers` compute threads (README, "Benchmark").
+public enum ThreadPlan: String, Sendable, CaseIterable {
+  /// The model's calls take turns, each on all the threads; reading, RLE and writing overlap them.
+  case takeTurns = "turns"
+  /// Each worker takes whole images, one compute thread each.
+  case sideBySide = "side-by-side"
 }
 
 /// A request to stop a run early, with the reason recorded in the run's row.

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import MobileSAM
 import SAMImage
+import SAMTensor
 
 /// One image on its way through the pipeline.
 private struct ImageWork<Embedding: Sendable>: Sendable {
@@ -13,6 +14,23 @@ private struct ImageWork<Embedding: Sendable>: Sendable {
   var started: DispatchTime
   /// The image could not be read because the images folder itself is gone.
   var folderVanished = false
+}
+
+/// The images to do, handed out one at a time to the workers.
+private final class WorkQueue: @unchecked Sendable {
+  private let lock = NSLock()
+  private let ids: [Int]
+  private var position = 0
+
+  init(_ ids: [Int]) { self.ids = ids }
+
+  func next() -> Int? {
+    lock.withLock {
+      guard position < ids.count else { return nil }
+      defer { position += 1 }
+      return ids[position]
+    }
+  }
 }
 
 /// Counters shared by the stages; written by the writer, read at the end.
@@ -59,8 +77,8 @@ private final class PipelineState: @unchecked Sendable {
 /// overlap them. Every image's results depend
 /// only on that image and its prompts, so any interleaving gives the same rows.
 struct Pipeline<S: Segmenter>: Sendable {
-  /// Prompts per model call: bounds the full-resolution masks alive at once (16 x 3 masks of a
-  /// 2241x1500 image is 160 MB) while keeping the engine's batches useful.
+  /// Prompts per model call: bounds the low-resolution logits held at once (masks at original size
+  /// are made and encoded one at a time, see Segmenter.predictMasks).
   static var promptsPerCall: Int { 16 }
 
   let runner: JobRunner
@@ -69,11 +87,14 @@ struct Pipeline<S: Segmenter>: Sendable {
   let images: [Int: ManifestImage]
   let store: ResultStore
   let runId: Int
-  /// Held around every segmenter call (see above).
+  /// Held around every segmenter call when the calls take turns (see above).
   let computeLock = NSLock()
+  /// False when each worker has the model to itself, one compute thread each (`runSideBySide`).
+  var takesTurns = true
 
   /// `body` under the compute lock; adds the time spent waiting for the lock to `waited` (ms).
   private func withModel<T>(_ waited: inout Double, _ body: () throws -> T) rethrows -> T {
+    guard takesTurns else { return try body() }
     let t = DispatchTime.now()
     computeLock.lock()
     waited += milliseconds(since: t)
@@ -81,7 +102,73 @@ struct Pipeline<S: Segmenter>: Sendable {
     return try body()
   }
 
+  /// The thread plan (README, "Benchmark"): by default the model's calls take turns on all
+  /// `workers` threads while reading, RLE and writing overlap them. Side by side (each worker
+  /// whole images on one thread) measured no faster on 2 cores once every thread allocates from
+  /// glibc's main arena (TensorMemory), and held 50% more memory, so it is an option only.
   func run(_ ids: [Int]) throws -> (processed: Int, failed: Int) {
+    let workers = runner.job.workers
+    if runner.options.threadPlan == .sideBySide && workers > 1 {
+      var sideBySide = self
+      sideBySide.takesTurns = false
+      return try sideBySide.runSideBySide(ids)
+    }
+    return try runTakingTurns(ids)
+  }
+
+  /// Each of `workers` threads reads, encodes, decodes and writes whole images, taking the next
+  /// image to do as it finishes one; every parallel loop runs inline on its thread.
+  private func runSideBySide(_ ids: [Int]) throws -> (processed: Int, failed: Int) {
+    let workers = runner.job.workers
+    ComputeThreads.set(1)
+    defer { ComputeThreads.set(workers) }
+    let state = PipelineState()
+    let queue = WorkQueue(ids)
+    let writer = NSLock()
+    let group = DispatchGroup()
+    let start = Date()
+    for _ in 0..<min(workers, ids.count) {
+      group.enter()
+      let thread = Thread {
+        defer { group.leave() }
+        while state.fatal == nil, self.runner.options.stop.reason == nil, let id = queue.next() {
+          let encoded = self.encode(self.read(id))
+          let rows = self.decode(encoded)
+          writer.withLock {
+            self.finish(rows, vanished: encoded.folderVanished, state: state, start: start, total: ids.count)
+          }
+        }
+      }
+      // As much stack as the main thread (Foundation gives secondary threads less).
+      thread.stackSize = 8 << 20
+      thread.start()
+    }
+    group.wait()
+    if let error = state.fatal { throw error }
+    return state.totals
+  }
+
+  /// Commits one image's rows and reports progress; called by one thread at a time.
+  private func finish(_ rows: ImageResult, vanished: Bool, state: PipelineState, start: Date, total: Int) {
+    guard state.fatal == nil else { return }
+    if vanished {
+      // Stop here, leaving this image and the rest pending: every one would fail.
+      state.fail(SAMBatchError.imagesFolderVanished(folder: runner.job.images.path))
+      return
+    }
+    do {
+      try store.commit(rows, runId: runId)
+      let (processed, failed, masks) = state.record(failed: rows.failed != nil, masks: rows.masks.count)
+      runner.progress(
+        RunProgress(
+          processed: processed, failed: failed, toDo: total, masks: masks,
+          elapsed: Date().timeIntervalSince(start)))
+    } catch {
+      state.fail(error)
+    }
+  }
+
+  private func runTakingTurns(_ ids: [Int]) throws -> (processed: Int, failed: Int) {
     let encodeQueue = DispatchQueue(label: "sambatch.encode")
     let decodeQueue = DispatchQueue(label: "sambatch.decode")
     let writeQueue = DispatchQueue(label: "sambatch.write")
@@ -109,23 +196,7 @@ struct Pipeline<S: Segmenter>: Sendable {
               slots.signal()
               group.leave()
             }
-            guard state.fatal == nil else { return }
-            if vanished {
-              // Stop here, leaving this image and the rest pending: every one would fail.
-              state.fail(SAMBatchError.imagesFolderVanished(folder: self.runner.job.images.path))
-              return
-            }
-            do {
-              try self.store.commit(rows, runId: self.runId)
-              let (processed, failed, masks) = state.record(
-                failed: rows.failed != nil, masks: rows.masks.count)
-              self.runner.progress(
-                RunProgress(
-                  processed: processed, failed: failed, toDo: total, masks: masks,
-                  elapsed: Date().timeIntervalSince(start)))
-            } catch {
-              state.fail(error)
-            }
+            self.finish(rows, vanished: vanished, state: state, start: start, total: total)
           }
         }
       }
@@ -215,9 +286,10 @@ struct Pipeline<S: Segmenter>: Sendable {
     var waited = 0.0
     rows.prompts = input.prepared.enumerated().map { promptRecord($1, index: $0) }
     guard let embedding = input.embedding else { return rows }
-    // Prompts go to the model in chunks, each chunk's full-resolution masks turned into RLE rows
-    // before the next: an image with hundreds of boxes must not hold hundreds of full-size masks.
-    // (The engine gives every prompt the result it would have alone, so chunking changes nothing.)
+    // Prompts go to the model in chunks, and each mask is turned into its RLE row as soon as it is
+    // made: a 13000 x 13000 image with 16 boxes and multimask must not hold 48 full-size masks
+    // (8 GB). (The engine gives every prompt the result it would have alone, so chunking changes
+    // nothing.)
     let valid = rows.prompts.filter { $0.error == nil }.map(\.promptIndex)
     let multimask = runner.job.prompts.multimask
     for start in stride(from: 0, to: valid.count, by: Self.promptsPerCall) {
@@ -225,12 +297,16 @@ struct Pipeline<S: Segmenter>: Sendable {
       while !pending.isEmpty {
         do {
           let prompts = pending.map { input.prepared[$0].prompt! }
-          let result = try withModel(&waited) {
-            try segmenter.predict(embedding, prompts: prompts, multimask: multimask)
+          // Each mask becomes its RLE row as soon as it is made (see Segmenter.predictMasks).
+          var made: [MaskRecord] = []
+          try withModel(&waited) {
+            try segmenter.predictMasks(
+              embedding, prompts: prompts, multimask: multimask, wanted: masksToKeep
+            ) { mask in
+              made.append(maskRow(mask, promptIndex: pending[mask.promptIndex]))
+            }
           }
-          for (index, prediction) in zip(pending, result) {
-            rows.masks += maskRows(prediction, promptIndex: index)
-          }
+          rows.masks += made
           pending = []
         } catch MobileSAMError.invalidPrompt(let position, let reason)
           where pending.indices.contains(position)
@@ -265,21 +341,24 @@ struct Pipeline<S: Segmenter>: Sendable {
       error: prepared.error)
   }
 
-  private func maskRows(_ prediction: Prediction, promptIndex: Int) -> [MaskRecord] {
-    var keep = Array(prediction.masks.indices)
-    if runner.job.prompts.keep == .best, var best = keep.first {
-      for i in keep where prediction.scores[i] > prediction.scores[best] { best = i }
-      keep = [best]
+  /// The masks of a prompt to make and store, by their scores: all of them, or (keep: best) the
+  /// first of the highest score.
+  private func masksToKeep(_ scores: [Float]) -> [Int] {
+    guard runner.job.prompts.keep == .best, var best = scores.indices.first else {
+      return Array(scores.indices)
     }
-    // mask_index is the position in the reference's output (SamPredictor.predict): 0 with one
-    // mask, 0-2 with multimask; keep: best keeps the index of the mask it keeps.
-    return keep.map { i in
-      let encoded = MaskRLE.summarize(prediction.masks[i])
-      return MaskRecord(
-        promptIndex: promptIndex, maskIndex: i, score: Double(prediction.scores[i]),
-        stabilityScore: prediction.stabilityScores[i].map(Double.init), area: encoded.area,
-        bbox: encoded.bbox, rle: encoded.counts)
-    }
+    for i in scores.indices where scores[i] > scores[best] { best = i }
+    return [best]
+  }
+
+  // mask_index is the position in the reference's output (SamPredictor.predict): 0 with one
+  // mask, 0-2 with multimask; keep: best keeps the index of the mask it keeps.
+  private func maskRow(_ made: MadeMask, promptIndex: Int) -> MaskRecord {
+    let encoded = MaskRLE.summarize(made.mask)
+    return MaskRecord(
+      promptIndex: promptIndex, maskIndex: made.maskIndex, score: Double(made.score),
+      stabilityScore: made.stabilityScore.map(Double.init), area: encoded.area, bbox: encoded.bbox,
+      rle: encoded.counts)
   }
 }
 

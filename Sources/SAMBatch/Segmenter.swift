@@ -12,11 +12,63 @@ public protocol Segmenter: Sendable {
   func embed(_ image: RGBImage) throws -> Embedding
   /// One prediction per prompt, in order.
   func predict(_ embedding: Embedding, prompts: [Prompt], multimask: Bool) throws -> [Prediction]
+  /// The masks of `prompts` at original size, made one at a time: `wanted` picks from a prompt's
+  /// scores which of its masks to make, and `body` takes each mask before the next is made, so a
+  /// caller that encodes it at once holds one full-size mask, not prompts x 3 (48 masks of a
+  /// 13000 x 13000 image are 8 GB). Throws `invalidPrompt` before calling `body` at all.
+  func predictMasks(
+    _ embedding: Embedding, prompts: [Prompt], multimask: Bool, wanted: ([Float]) -> [Int],
+    _ body: (MadeMask) throws -> Void) throws
+}
+
+/// One mask of `Segmenter.predictMasks`.
+public struct MadeMask: Sendable {
+  /// The prompt's position in the call's `prompts`.
+  public var promptIndex: Int
+  /// The mask's position in the prompt's masks (as in `Prediction.masks`).
+  public var maskIndex: Int
+  public var mask: BinaryMask
+  public var score: Float
+  public var stabilityScore: Float?
+}
+
+extension Segmenter {
+  /// Through `predict`: every mask of the call is alive at once. Fine for small images (fakes).
+  public func predictMasks(
+    _ embedding: Embedding, prompts: [Prompt], multimask: Bool, wanted: ([Float]) -> [Int],
+    _ body: (MadeMask) throws -> Void
+  ) throws {
+    for (p, prediction) in try predict(embedding, prompts: prompts, multimask: multimask).enumerated() {
+      for i in wanted(prediction.scores) {
+        try body(
+          MadeMask(
+            promptIndex: p, maskIndex: i, mask: prediction.masks[i], score: prediction.scores[i],
+            stabilityScore: prediction.stabilityScores[i]))
+      }
+    }
+  }
 }
 
 extension MobileSAMModel: Segmenter {
   public typealias Embedding = ImageEmbedding
   public var modelKind: String { kind.rawValue }
+
+  /// Low-resolution logits for all the prompts (256 KB a mask), then the wanted masks at original
+  /// size one at a time.
+  public func predictMasks(
+    _ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool, wanted: ([Float]) -> [Int],
+    _ body: (MadeMask) throws -> Void
+  ) throws {
+    for (p, decoded) in try predictLowRes(embedding, prompts: prompts, multimask: multimask).enumerated() {
+      for i in wanted(decoded.scores) {
+        let made = mask(decoded, index: i, embedding: embedding)
+        try body(
+          MadeMask(
+            promptIndex: p, maskIndex: i, mask: made.mask, score: decoded.scores[i],
+            stabilityScore: made.stabilityScore))
+      }
+    }
+  }
 }
 
 /// What a model is, as the job's database records it, known before the model is loaded.

@@ -37,6 +37,9 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "Untimed runs first.")
   var warmup = 1
 
+  @Option(help: "Boxes per image for the job-parts rate (job_parts_images_per_s).")
+  var boxes = 8
+
   @Option(help: "Vector width of the C kernels: auto (the widest the CPU has), avx2 or avx512.")
   var kernels = "auto"
 
@@ -70,6 +73,27 @@ struct BenchCommand: ParsableCommand {
     result["vector_lanes"] = ModelBenchmark.vectorLanes
     result["model_kind"] = samModel.modelKind
     result["model_sha256"] = try CheckpointSource(url: modelPath.url).identify().sha256
+    try addJobParts(to: &result, model: samModel, image: rgb, box: prompt)
     print(JSONWriter.write(JSONValue(native: result), sortedKeys: true))
+  }
+
+  /// read, RLE and write beside the model's parts, and the rate they allow a job with `boxes` boxes
+  /// per image: what `sambatch run` on such images is measured against.
+  private func addJobParts(
+    to result: inout [String: Any], model: MobileSAMModel, image rgb: RGBImage, box: PromptBox
+  ) throws {
+    let embedding = try model.embed(rgb)
+    let mask = try model.predict(embedding, prompts: [Prompt(box: box)], multimask: false)[0].masks[0]
+    var parts = JobPartsBenchmark()
+    parts.runs = max(runs, 5)
+    parts.warmup = warmup
+    parts.boxes = boxes
+    let timed = try parts.run(imageFile: URL(fileURLWithPath: image), mask: mask)
+    result.merge(timed.fields) { $1 }
+    result["boxes"] = boxes
+    result["job_parts_images_per_s"] = JobPartsBenchmark.imagesPerSecond(
+      readMs: timed.read, embedMs: result["embed_ms"] as? Double ?? 0,
+      boxMs: result["predict_box_ms"] as? Double ?? 0,
+      rleMs: timed.rle, writeMs: timed.write, boxes: boxes)
   }
 }

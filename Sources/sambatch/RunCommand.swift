@@ -22,6 +22,11 @@ struct RunCommand: ParsableCommand {
     help: ArgumentHelp(
       "Images between reading and writing (memory bound; 1 = no overlap).", visibility: .hidden))
   var inFlight = 3
+  @Option(
+    help: ArgumentHelp(
+      "Thread plan: turns (the default) or side-by-side (each worker whole images, one thread).",
+      visibility: .hidden))
+  var threadPlan: String?
 
   func run() throws {
     try reportingErrors("run") {
@@ -31,6 +36,12 @@ struct RunCommand: ParsableCommand {
       options.retryFailed = retryFailed
       guard inFlight >= 1 else { throw ValidationError("--in-flight must be at least 1") }
       options.inFlight = inFlight
+      if let threadPlan {
+        guard let plan = ThreadPlan(rawValue: threadPlan) else {
+          throw ValidationError("--thread-plan \(threadPlan): expected turns or side-by-side")
+        }
+        options.threadPlan = plan
+      }
       options.database = database.map { URL(fileURLWithPath: $0) }
       let reporter = ProgressReporter(terminal: isTerminal(STDERR_FILENO))
       let signals = SignalHandlers(stop: options.stop, reporter: reporter)

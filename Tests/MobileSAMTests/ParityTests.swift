@@ -103,6 +103,26 @@ final class ParityTests: XCTestCase {
     }
   }
 
+  /// The masks made one at a time from the low-resolution logits (as a job makes them, to bound
+  /// its memory) are exactly `predict`'s: same computation, plane by plane.
+  func testMasksMadeOneAtATimeEqualPredict() throws {
+    let reference = try reference()
+    let first = reference.cases.cases[0]
+    let embedding = try reference.embedding(first.image)
+    let prompts = try reference.cases.cases.filter { $0.image == first.image }.prefix(3).map { try $0.prompt }
+    let predictions = try reference.model.predict(embedding, prompts: prompts, multimask: true)
+    let decoded = try reference.model.predictLowRes(embedding, prompts: prompts, multimask: true)
+    XCTAssertEqual(decoded.count, predictions.count)
+    for (prediction, lowRes) in zip(predictions, decoded) {
+      XCTAssertEqual(lowRes.scores, prediction.scores)
+      for i in lowRes.scores.indices {
+        let made = reference.model.mask(lowRes, index: i, embedding: embedding)
+        XCTAssertEqual(made.mask, prediction.masks[i])
+        XCTAssertEqual(made.stabilityScore, prediction.stabilityScores[i])
+      }
+    }
+  }
+
   func testInvalidPromptsAreRejectedBeforeDecoding() throws {
     let reference = try reference()
     let embedding = try reference.embedding(reference.cases.cases[0].image)

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import MobileSAM
 import SAMImage
+import SAMTensor
 import TestSupport
 import XCTest
 
@@ -319,7 +320,62 @@ final class RefusingSegmenter: Segmenter, @unchecked Sendable {
   }
 }
 
+/// Makes masks only through `predictMasks`, one at a time, and counts them; `predict` (every
+/// mask of a call at once) fails the image.
+final class OneMaskAtATimeSegmenter: Segmenter, @unchecked Sendable {
+  let inner = FakeSegmenter()
+  var modelKind: String { "fake" }
+  private let lock = NSLock()
+  private(set) var masksMade = 0
+
+  func embed(_ image: RGBImage) throws -> FakeSegmenter.Embedding { try inner.embed(image) }
+
+  func predict(_ embedding: FakeSegmenter.Embedding, prompts: [Prompt], multimask: Bool) throws
+    -> [Prediction]
+  {
+    throw MobileSAMError.imageTooThin(width: 0, height: 0)
+  }
+
+  func predictMasks(
+    _ embedding: FakeSegmenter.Embedding, prompts: [Prompt], multimask: Bool, wanted: ([Float]) -> [Int],
+    _ body: (MadeMask) throws -> Void
+  ) throws {
+    for (p, prediction) in try inner.predict(embedding, prompts: prompts, multimask: multimask).enumerated() {
+      for i in wanted(prediction.scores) {
+        lock.withLock { masksMade += 1 }
+        try body(
+          MadeMask(
+            promptIndex: p, maskIndex: i, mask: prediction.masks[i], score: prediction.scores[i],
+            stabilityScore: prediction.stabilityScores[i]))
+      }
+    }
+  }
+}
+
+/// A model source that hands out one given segmenter.
+struct FixedSegmenterSource: SegmenterSource {
+  let segmenter: any Segmenter
+  func identify() throws -> ModelIdentity { ModelIdentity(path: "fixed", sha256: "fixed") }
+  func load() throws -> any Segmenter { segmenter }
+}
+
 final class PipelineTests: XCTestCase {
+  /// Issue 7: masks go to RLE as they are made, and keep: best makes only the kept mask; the rows
+  /// are those of the same job through `predict`.
+  func testMasksAreMadeOneAtATimeAndOnlyTheKeptOnes() throws {
+    let settings = "prompts: {multimask: true, keep: best}\n"
+    let streamed = try TestJob(manifests: [("i.json", "coco", cocoManifest)], extra: settings)
+    let whole = try TestJob(manifests: [("i.json", "coco", cocoManifest)], extra: settings)
+    let segmenter = OneMaskAtATimeSegmenter()
+    let summary = try streamed.run(model: FixedSegmenterSource(segmenter: segmenter))
+    _ = try whole.run()
+    XCTAssertEqual(summary.counts.failed, 0)
+    XCTAssertEqual(segmenter.masksMade, 3, "3 prompts, the best of 3 masks each")
+    XCTAssertEqual(
+      try resultDump(streamed.database).filter { $0.hasPrefix("mask ") },
+      try resultDump(whole.database).filter { $0.hasPrefix("mask ") })
+  }
+
   func testManyPromptsGoInBoundedCallsAndARefusedPromptIsRecorded() throws {
     let objects = (0..<40).map { i in #"{"id": "\#(i)", "box": [\#(i == 25 ? 7 : 10 + i), 20, 300, 400]}"# }
     let job = try TestJob(manifests: [
@@ -361,11 +417,14 @@ final class OverlapCountingSegmenter: Segmenter, @unchecked Sendable {
   private let lock = NSLock()
   private var active = 0
   private(set) var maxActive = 0
+  /// ComputeThreads.count seen by the calls.
+  private(set) var threadCounts: Set<Int> = []
 
   private func during<T>(_ body: () throws -> T) rethrows -> T {
     lock.lock()
     active += 1
     maxActive = max(maxActive, active)
+    threadCounts.insert(ComputeThreads.count)
     lock.unlock()
     defer {
       lock.lock()
@@ -405,6 +464,7 @@ final class PipelineComputeTests: XCTestCase {
     let segmenter = OverlapCountingSegmenter()
     var options = RunOptions()
     options.inFlight = 4
+    options.threadPlan = .takeTurns
     let runner = JobRunner(job: jobFile, model: FakeSegmenterSource(), options: options, log: { _ in })
     let runId = try store.startRun(host: "h", pid: 1, version: "v", workers: 2, modelPath: "m").id
     let result = try Pipeline(
@@ -416,6 +476,34 @@ final class PipelineComputeTests: XCTestCase {
     XCTAssertEqual(result.processed, ids.count)
     XCTAssertEqual(result.failed, 0)
     XCTAssertEqual(segmenter.maxActive, 1, "embed and predict calls must run one at a time")
+    XCTAssertEqual(segmenter.threadCounts, [2], "each call on all the workers' threads")
+  }
+
+  /// Side by side, the two workers' calls overlap, each on one thread, and the rows are those of
+  /// the plan that takes turns.
+  func testSideBySideWorkersUseOneThreadEachAndGiveTheSameRows() throws {
+    let lines = (0..<6).map { i in
+      #"{"image": "picture\#(i % 3 + 1).jpg", "objects": [{"box": [\#(10 + i), 20, 300, 400]}]}"#
+    }
+    var dumps: [[String]] = []
+    for plan in [ThreadPlan.sideBySide, .takeTurns] {
+      let job = try TestJob(manifests: [("m.jsonl", "jsonl", lines.joined(separator: "\n"))])
+      let segmenter = OverlapCountingSegmenter()
+      var options = RunOptions()
+      options.threadPlan = plan
+      let summary = try JobRunner(
+        job: try JobFile.load(contentsOf: job.jobURL), model: FixedSegmenterSource(segmenter: segmenter),
+        options: options, log: { _ in }
+      ).run()
+      XCTAssertEqual(summary.processed, 3, "3 photos, 2 boxes each")
+      if plan == .sideBySide {
+        XCTAssertEqual(segmenter.maxActive, 2, "two workers, one image each at a time")
+        XCTAssertEqual(segmenter.threadCounts, [1])
+        XCTAssertEqual(ComputeThreads.count, 2, "the job's thread count is back afterwards")
+      }
+      dumps.append(try resultDump(job.database))
+    }
+    XCTAssertEqual(dumps[0], dumps[1])
   }
 }
 
