@@ -84,7 +84,7 @@ let package = Package(
       name: "MobileSAMTests", dependencies: ["MobileSAM", "TestSupport"], swiftSettings: fastSwift
     ),
     .testTarget(name: "SAMBatchTests", dependencies: ["SAMBatch", "SAMBatchFakes", "TestSupport"]),
-    // Compiles README.md's library example (Tests/ReadmeExample/Example.swift holds the same code).
+    // Compiles README.md's library example (Tests/ReadmeExample/ReadmeExampleTests.swift holds the same code).
     .testTarget(
       name: "ReadmeExampleTests", dependencies: ["MobileSAM", "SAMImage"], path: "Tests/ReadmeExample"),
     .testTarget(

@@ -70,16 +70,16 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--decoder-runs", type=int, default=20, help="timed decoder runs")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--opset", type=int, default=17)
-    parser.add_argument("--resize", default=None, metavar="WxH",
-                        help="time a copy of the image resized to W x H (e.g. 1920x1080)")
-    parser.add_argument("--table", action="store_true",
-                        help="print a Markdown table instead of the JSON (needs --sambatch)")
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the JSON here")
     parser.add_argument("--everything", action="store_true",
                         help="time the automatic mask generator instead (see bench_everything)")
     parser.add_argument("--points-per-side", type=int, default=32)
     parser.add_argument("--pred-iou-thresh", type=float, default=0.88)
     parser.add_argument("--stability-score-thresh", type=float, default=0.95)
+    parser.add_argument("--resize", default=None, metavar="WxH",
+                        help="time a copy of the image resized to W x H (e.g. 1920x1080)")
+    parser.add_argument("--table", action="store_true",
+                        help="print a Markdown table instead of the JSON (needs --sambatch)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the JSON here")
     parser.add_argument("--sambatch", default=None,
                         help="path of a sambatch binary: also run `sambatch bench` with the same "
                              "image, box, threads and runs, and print the ratios")
@@ -158,6 +158,49 @@ def export_decoder(model: torch.nn.Module, path: Path, opset: int) -> SamOnnxMod
     return decoder
 
 
+def bench_everything(args: argparse.Namespace) -> None:
+    """--everything: SamAutomaticMaskGenerator.generate (output_mode coco_rle) once, then
+    `sambatch predict --everything` with the same parameters if --sambatch is given, in this
+    process's run: wall-clock seconds, mask counts and peak RSS of each (the reference's is this
+    process's, model and image included; ours from /usr/bin/time). One run each: the reference takes
+    minutes at the default 32x32 grid."""
+    import resource
+    from mobile_sam import SamAutomaticMaskGenerator
+
+    torch.set_num_threads(args.threads)
+    model = load_model(args.checkpoint)
+    image = np.array(Image.open(args.image).convert("RGB"))
+    parameters = {"points_per_side": args.points_per_side, "pred_iou_thresh": args.pred_iou_thresh,
+                  "stability_score_thresh": args.stability_score_thresh}
+    result: dict = {"image": args.image, "width": image.shape[1], "height": image.shape[0],
+                    "checkpoint": args.checkpoint, "threads": args.threads, **parameters,
+                    "load_average_1min_before": round(os.getloadavg()[0], 2)}
+    generator = SamAutomaticMaskGenerator(model, output_mode="coco_rle", **parameters)
+    start = time.perf_counter()
+    masks = generator.generate(image)
+    result["torch_generate_s"] = round(time.perf_counter() - start, 2)
+    result["torch_masks"] = len(masks)
+    result["torch_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if args.sambatch:
+        command = [args.sambatch, "predict", "--everything", "--model", args.checkpoint,
+                   "--image", args.image]
+        for name, value in parameters.items():
+            command += ["--" + name.replace("_", "-"), str(value)]
+        # `sambatch predict` computes on every core (os.cpu_count()). Its peak RSS comes from
+        # GNU time: RUSAGE_CHILDREN would count this process's pages, inherited by the fork.
+        result["sambatch_threads"] = os.cpu_count()
+        start = time.perf_counter()
+        output = subprocess.run(["/usr/bin/time", "-f", "peak_rss_kb %M"] + command, check=True,
+                                capture_output=True, text=True)
+        result["sambatch_s"] = round(time.perf_counter() - start, 2)
+        ours = json.loads(output.stdout)
+        result["sambatch_masks"] = len(ours["masks"])
+        result["sambatch_timings_ms"] = ours["timings_ms"]
+        peak = [line for line in output.stderr.splitlines() if line.startswith("peak_rss_kb ")]
+        result["sambatch_peak_rss_mb"] = round(int(peak[-1].split()[1]) / 1024) if peak else None
+        result["time_ratio_sambatch_vs_torch"] = round(result["sambatch_s"] / result["torch_generate_s"], 3)
+    result["load_average_1min_after"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(result, indent=1))
 # Figures of `sambatch bench` carried into the result (as sambatch_<name>).
 OUR_FIGURES = ["embed_ms", "predict_box_ms", "box_rle_ms", "boxes32_rle_ms", "marginal_box_ms",
                "encoder_gflops", "sgemm_gflops"]
@@ -225,51 +268,6 @@ def resized_copy(path: str, size: str, directory: str) -> str:
     out = str(Path(directory) / f"resized_{width}x{height}.jpg")
     Image.open(path).convert("RGB").resize((width, height), Image.BILINEAR).save(out, quality=95)
     return out
-
-
-def bench_everything(args: argparse.Namespace) -> None:
-    """--everything: SamAutomaticMaskGenerator.generate (output_mode coco_rle) once, then
-    `sambatch predict --everything` with the same parameters if --sambatch is given, in this
-    process's run: wall-clock seconds, mask counts and peak RSS of each (the reference's is this
-    process's, model and image included; ours from /usr/bin/time). One run each: the reference takes
-    minutes at the default 32x32 grid."""
-    import resource
-    from mobile_sam import SamAutomaticMaskGenerator
-
-    torch.set_num_threads(args.threads)
-    model = load_model(args.checkpoint)
-    image = np.array(Image.open(args.image).convert("RGB"))
-    parameters = {"points_per_side": args.points_per_side, "pred_iou_thresh": args.pred_iou_thresh,
-                  "stability_score_thresh": args.stability_score_thresh}
-    result: dict = {"image": args.image, "width": image.shape[1], "height": image.shape[0],
-                    "checkpoint": args.checkpoint, "threads": args.threads, **parameters,
-                    "load_average_1min_before": round(os.getloadavg()[0], 2)}
-    generator = SamAutomaticMaskGenerator(model, output_mode="coco_rle", **parameters)
-    start = time.perf_counter()
-    masks = generator.generate(image)
-    result["torch_generate_s"] = round(time.perf_counter() - start, 2)
-    result["torch_masks"] = len(masks)
-    result["torch_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    if args.sambatch:
-        command = [args.sambatch, "predict", "--everything", "--model", args.checkpoint,
-                   "--image", args.image]
-        for name, value in parameters.items():
-            command += ["--" + name.replace("_", "-"), str(value)]
-        # `sambatch predict` computes on every core (os.cpu_count()). Its peak RSS comes from
-        # GNU time: RUSAGE_CHILDREN would count this process's pages, inherited by the fork.
-        result["sambatch_threads"] = os.cpu_count()
-        start = time.perf_counter()
-        output = subprocess.run(["/usr/bin/time", "-f", "peak_rss_kb %M"] + command, check=True,
-                                capture_output=True, text=True)
-        result["sambatch_s"] = round(time.perf_counter() - start, 2)
-        ours = json.loads(output.stdout)
-        result["sambatch_masks"] = len(ours["masks"])
-        result["sambatch_timings_ms"] = ours["timings_ms"]
-        peak = [line for line in output.stderr.splitlines() if line.startswith("peak_rss_kb ")]
-        result["sambatch_peak_rss_mb"] = round(int(peak[-1].split()[1]) / 1024) if peak else None
-        result["time_ratio_sambatch_vs_torch"] = round(result["sambatch_s"] / result["torch_generate_s"], 3)
-    result["load_average_1min_after"] = round(os.getloadavg()[0], 2)
-    print(json.dumps(result, indent=1))
 
 
 def main() -> None:

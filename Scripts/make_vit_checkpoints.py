@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/sam-vit"))
     parser.add_argument("--seed", type=int, default=fixtures.SEED)
     parser.add_argument("--threads", type=int, default=fixtures.THREADS)
+    parser.add_argument("--images", nargs="+", default=IMAGES, choices=IMAGES,
+                        help="photos for the reference outputs (default: all four)")
     parser.add_argument("--no-reference", action="store_true",
                         help="write the checkpoint only (no SamPredictor outputs)")
     args = parser.parse_args()
@@ -60,8 +62,9 @@ def main() -> None:
         if args.no_reference:
             continue
         model = fixtures.reload(checkpoint, config)
-        images = {stem: fixtures.FIXTURES / "images" / f"{stem}.jpg" for stem in IMAGES}
-        fixtures.write_reference(model, checkpoint, out, out, CASES, images, None,
+        images = {stem: fixtures.FIXTURES / "images" / f"{stem}.jpg" for stem in args.images}
+        cases = [case for case in CASES if case["image"] in images]
+        fixtures.write_reference(model, checkpoint, out, out, cases, images, None,
                                  check_coverage=False,
                                  extra={"seed": args.seed, "model": name, "config": config})
         del model

@@ -12,16 +12,12 @@ public struct PointDecodings: Sendable {
 }
 
 extension MobileSAMModel {
-  /// Points decoded together: bounds the decoder's memory (about 20 MB per point).
-  static let pointsPerCall = 8
-
   /// Decodes each point, in pixels of the embedded image, as one prompt with a single foreground
   /// point and multimask output (`predict_torch(points[:, None, :], ones, multimask_output=True)`).
   /// The coordinates stay in double precision until they are normalized, as the generator's
   /// float64 grid does in the reference (its prompt encoder casts to float32 after dividing by
-  /// 1024). Decoded `pointsPerCall` points at a time, always grouped the same way from the first
-  /// point, so a grid gives the same bits on every run (a point's last bits may depend on its
-  /// batch-mates, which only the grid decides).
+  /// 1024). Each point is decoded on its own, as `predict` decodes each prompt (a batch-mate
+  /// would change the last bits of the GEMMs' results).
   ///
   /// With `scoreAbove`, a point none of whose three predicted IoUs is above it gets no mask
   /// logits (zeros): the scores come from the transformer's IoU token, before the mask decoder's
@@ -38,7 +34,7 @@ extension MobileSAMModel {
     let dim = MaskDecoder.transformerDim
     var start = 0
     while start < points.count {
-      let batch = points[start..<min(start + MobileSAMModel.pointsPerCall, points.count)]
+      let batch = points[start..<(start + 1)]
       var sparse = [Float]()
       sparse.reserveCapacity(batch.count * 2 * dim)
       for point in batch {

@@ -53,10 +53,10 @@ public struct AutomaticMaskGenerator: Sendable {
   public let model: MobileSAMModel
   public let parameters: EverythingParameters
 
-  /// Throws `InputError.usage` naming every parameter out of range (as command-line flags).
+  /// Throws `SAMBatchError.usage` naming every parameter out of range (as command-line flags).
   public init(model: MobileSAMModel, parameters: EverythingParameters) throws {
     let problems = parameters.problems(naming: .flags)
-    guard problems.isEmpty else { throw InputError.usage(problems.joined(separator: "; ")) }
+    guard problems.isEmpty else { throw SAMBatchError.usage(problems.joined(separator: "; ")) }
     self.model = model
     self.parameters = parameters
   }

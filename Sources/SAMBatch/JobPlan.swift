@@ -50,6 +50,13 @@ struct JobPlan: Sendable {
     self.manifestSHA256 = manifests.sha256
   }
 
+  /// Lets go of the plan's images and problems once the run has taken what it needs.
+  mutating func release() {
+    images = []
+    planned = []
+    problems = []
+  }
+
   /// The size and modification time of every file the job's manifests are read from, with how
   /// each is read: while this text is the one stored with the plan, the manifests are taken as
   /// unchanged without reading them (as make and rsync do). nil when a file cannot be looked at.

@@ -155,7 +155,7 @@ public struct JobRunner: Sendable {
         jobImages: stored.imageCount,
         problems: try existing.manifestProblems(limit: Self.problemsShown))
     }
-    let plan = try JobPlan(job: job, shard: options.shard)
+    var plan = try JobPlan(job: job, shard: options.shard)
     if plan.images.isEmpty {
       throw SAMBatchError.noImages(job: job.url.path, manifests: job.manifests.map(\.path.path))
     }
@@ -236,6 +236,9 @@ public struct JobRunner: Sendable {
     // The pipeline keeps the prompts of the images to do; the rest of the plan is let go.
     let todoImages = Dictionary(uniqueKeysWithValues: todo.map { ($0, plan.images[$0]) })
     let jobImages = plan.images.count
+    let shardImages = plan.planned.count
+    plan.release()
+    releaseFreedMemory()
     let (runId, tookOver) = try target.startRun(
       host: ProcessInfo.processInfo.hostName, pid: Int(ProcessInfo.processInfo.processIdentifier),
       version: SAMBatchVersion.current, workers: job.workers, modelPath: identity.path)
@@ -245,7 +248,7 @@ public struct JobRunner: Sendable {
       )
     }
     log(
-      "\(todo.count) of \(count(plan.planned.count, "image")) to do, \(count(job.workers, "worker")), database \(url.path)"
+      "\(todo.count) of \(count(shardImages, "image")) to do, \(count(job.workers, "worker")), database \(url.path)"
     )
     let result: (processed: Int, failed: Int)
     do {
@@ -276,4 +279,14 @@ public struct JobRunner: Sendable {
     guard FileManager.default.fileExists(atPath: job.images.path, isDirectory: &isFolder), isFolder.boolValue
     else { throw SAMBatchError.imagesFolderMissing(folder: job.images.path) }
   }
+}
+
+/// Gives the pages freed by planning back to the system: glibc keeps freed blocks for reuse (the
+/// more so since `TensorMemory.reuseLargeAllocations`), and a 100,000-image manifest's parse
+/// would otherwise stay resident for the whole run.
+func releaseFreedMemory() {
+  #if os(Linux)
+    typealias Trim = @convention(c) (Int) -> Int32
+    if let symbol = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(symbol, to: Trim.self)(0) }
+  #endif
 }

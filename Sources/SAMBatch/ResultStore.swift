@@ -67,7 +67,15 @@ public final class ResultStore: Sendable {
   {
     let folder = url.deletingLastPathComponent().path
     let writable = writableStorage ?? (access(folder, W_OK) == 0 && access(url.path, W_OK) == 0)
-    if writable { return try DatabaseQueue(path: url.path, configuration: configuration) }
+    if writable {
+      // A database an older version wrote is brought up to date first (its own run would).
+      let writer = try DatabaseQueue(path: url.path)
+      if try !writer.read(StoreSchema.migrator.hasCompletedMigrations) {
+        try StoreSchema.migrator.migrate(writer)
+      }
+      try writer.close()
+      return try DatabaseQueue(path: url.path, configuration: configuration)
+    }
     let hasLiveWAL =
       FileManager.default.fileExists(atPath: url.path + "-wal")
       && ((try? FileManager.default.attributesOfItem(atPath: url.path + "-wal")[.size] as? Int) ?? 0) > 0
@@ -83,7 +91,15 @@ public final class ResultStore: Sendable {
     components.scheme = "file"
     components.path = url.path
     components.queryItems = [URLQueryItem(name: "immutable", value: "1")]
-    return try DatabaseQueue(path: components.string ?? url.path, configuration: configuration)
+    let queue = try DatabaseQueue(path: components.string ?? url.path, configuration: configuration)
+    if try !queue.read(StoreSchema.migrator.hasCompletedMigrations) {
+      throw SAMBatchError.store(
+        database: url.path,
+        message:
+          "an older version of sambatch wrote it and it is on storage this process cannot write to: open it once "
+          + "where it is writable (any `sambatch status` brings it up to date)")
+    }
+    return queue
   }
 
   func wrap<T>(_ what: String, _ body: () throws -> T) throws -> T {

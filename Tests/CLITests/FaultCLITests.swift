@@ -129,7 +129,8 @@ final class FaultCLITests: XCTestCase {
     let result = try runSambatch(["run", job.path])
     XCTAssertEqual(result.status, 1)
     XCTAssertEqual(result.stderr.components(separatedBy: "not-a-model.pt").count, 2, result.stderr)
-    XCTAssertTrue(result.stderr.contains("not a usable SAM checkpoint (vit_t, vit_b, vit_l or vit_h)"), result.stderr)
+    XCTAssertTrue(
+      result.stderr.contains("not a usable SAM checkpoint (vit_t, vit_b, vit_l or vit_h)"), result.stderr)
     XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("results.db").path))
   }
 }

@@ -106,4 +106,17 @@ final class StoreTests: XCTestCase {
     XCTAssertEqual(
       try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), files, "nothing written")
   }
+
+  /// A database written before the v2 columns existed reads as before (status after an upgrade).
+  func testAnOlderDatabaseIsReadAfterAnUpgrade() throws {
+    let url = try temporaryDirectory().appendingPathComponent("old.db")
+    let old = try DatabaseQueue(path: url.path)
+    try StoreSchema.migrator.migrate(
+      old, upTo: "v1: jobs, runs, images, prompts, masks, manifest_problems, results view")
+    try old.close()
+    let reader = try ResultStore(url: url, access: .readOnly)
+    XCTAssertEqual(try reader.counts(), StatusCounts())
+    XCTAssertNil(try reader.meanTimings())
+    reader.close()
+  }
 }
