@@ -21,6 +21,19 @@ public struct GeneratedMask: Sendable, Equatable {
   /// The crop the mask was found in, [x0, x1) x [y0, y1) in image pixels.
   public var cropBox: PixelBox
 
+  public init(
+    runs: [Int], box: PixelBox, predictedIou: Float, stabilityScore: Float?, pointX: Double, pointY: Double,
+    cropBox: PixelBox
+  ) {
+    self.runs = runs
+    self.box = box
+    self.predictedIou = predictedIou
+    self.stabilityScore = stabilityScore
+    self.pointX = pointX
+    self.pointY = pointY
+    self.cropBox = cropBox
+  }
+
   public var area: Int { MaskRLE.area(runs: runs) }
   /// The compressed COCO counts string, as `pycocotools` writes it.
   public var counts: String { MaskRLE.compress(runs) }
@@ -34,6 +47,12 @@ public struct EverythingTimings: Sendable, Equatable {
   public var decode = 0.0
   /// Upsampling, filters, RLE, NMS and small-region removal.
   public var postprocess = 0.0
+
+  public init(embed: Double = 0, decode: Double = 0, postprocess: Double = 0) {
+    self.embed = embed
+    self.decode = decode
+    self.postprocess = postprocess
+  }
 }
 
 public struct EverythingResult: Sendable {
@@ -42,6 +61,13 @@ public struct EverythingResult: Sendable {
   /// In the reference's order (the order its last NMS keeps them in).
   public var masks: [GeneratedMask]
   public var timings: EverythingTimings
+
+  public init(width: Int, height: Int, masks: [GeneratedMask], timings: EverythingTimings) {
+    self.width = width
+    self.height = height
+    self.masks = masks
+    self.timings = timings
+  }
 }
 
 /// Every object in an image without a prompt: a grid of single-point prompts over the image and

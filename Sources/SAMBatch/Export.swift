@@ -74,6 +74,9 @@ public enum Exporter {
         ]
         if let source = p.sourceId { a["source_id"] = Int(source) ?? source }
         if let score = p.detectorScore { a["detector_score"] = score }
+        // An everything mask's point and crop, named as the reference's generator names them.
+        if let point = m.point { a["point_coords"] = [point] }
+        if let crop = m.cropBox { a["crop_box"] = crop }
         if polygons {
           let mask = try MaskRLE.decode(m.rle, width: row.width, height: row.height)
           if let parts = COCOPolygons.polygons(of: mask) {

@@ -107,8 +107,15 @@ public struct JobFile: Sendable, Equatable {
   public var images: URL
   /// Apply EXIF orientation when decoding (as `sambatch predict` does by default).
   public var exif: Bool
+  /// Empty in an everything job that lists its images from `images:` or `image_list`.
   public var manifests: [ManifestSpec]
   public var prompts: PromptOptions
+  /// Set in an everything job: every image is segmented by the automatic mask generator with
+  /// these parameters, without prompts.
+  public var everything: EverythingParameters?
+  /// An everything job's list of images (one path a line, relative to `images`); nil with
+  /// manifests, or when every image under `images` is taken (`ImageListing`).
+  public var imageList: URL?
   /// The compute threads the job may use in all.
   public var workers: Int
   /// Images whose header claims more pixels are failed before any memory is allocated for them.
@@ -122,8 +129,8 @@ public struct JobFile: Sendable, Equatable {
       "manifests", "manifests[].path", "manifests[].format", "manifests[].images", "manifests[].box",
       "manifests[].names", "manifests[].keys",
     ] + JSONLinesKeys.fields.map { "manifests[].keys.\($0)" } + [
-      "prompts", "prompts.multimask", "prompts.keep", "prompts.min_score",
-    ]
+      "prompts", "prompts.multimask", "prompts.keep", "prompts.min_score", "everything", "image_list",
+    ] + EverythingParameters.CodingKeys.allCases.map { "everything.\($0.rawValue)" }
 
   public static func load(contentsOf url: URL) throws -> JobFile {
     let text: String
@@ -156,7 +163,7 @@ public struct JobFile: Sendable, Equatable {
       root, key: nil,
       allowed: [
         "version", "model", "database", "images", "exif", "manifests", "prompts", "workers",
-        "max_image_pixels",
+        "max_image_pixels", "everything", "image_list",
       ])
 
     guard let versionNode = top["version"] else {
@@ -185,11 +192,32 @@ public struct JobFile: Sendable, Equatable {
       }
     }
 
-    guard let manifestsNode = top["manifests"] else {
-      throw reader.error(root, key: "manifests", "is required: a list of {path, format}")
+    let everything = try top["everything"].map { try reader.everything($0) }
+    var imageList: URL?
+    if let node = top["image_list"] {
+      guard everything != nil, top["manifests"] == nil else {
+        throw reader.error(
+          node, key: "image_list",
+          "only applies to an everything job without manifests (the manifests list the images otherwise)")
+      }
+      imageList = reader.resolve(try reader.string(node, key: "image_list"), base: base)
     }
-    guard case .sequence(let list) = manifestsNode, !list.isEmpty else {
-      throw reader.error(manifestsNode, key: "manifests", "must be a non-empty list of {path, format}")
+    if everything != nil, let node = top["prompts"] {
+      throw reader.error(
+        node, key: "prompts", "does not apply to an everything job (it has no prompts): remove one of the two"
+      )
+    }
+    var list: [Node] = []
+    if let manifestsNode = top["manifests"] {
+      guard case .sequence(let items) = manifestsNode, !items.isEmpty else {
+        throw reader.error(manifestsNode, key: "manifests", "must be a non-empty list of {path, format}")
+      }
+      list = Array(items)
+    } else if everything == nil {
+      throw reader.error(
+        root, key: "manifests",
+        "is required: a list of {path, format} (or an 'everything:' section to segment every image without prompts)"
+      )
     }
     var manifests: [ManifestSpec] = []
     for (i, item) in list.enumerated() {
@@ -259,7 +287,8 @@ public struct JobFile: Sendable, Equatable {
     }
     return JobFile(
       url: jobURL, version: version, model: model, database: database, images: images, exif: exif,
-      manifests: manifests, prompts: prompts, workers: workers, maxImagePixels: maxImagePixels)
+      manifests: manifests, prompts: prompts, everything: everything, imageList: imageList, workers: workers,
+      maxImagePixels: maxImagePixels)
   }
 }
 
@@ -313,6 +342,47 @@ struct YAMLReader {
       throw error(node, key: key, "must be a number, got \(describe(node))")
     }
     return value
+  }
+
+  /// The `everything:` section (an empty one, `everything: {}`, takes every default). Every
+  /// problem in it is a `jobParameter` error (exit 64), naming the key.
+  func everything(_ node: Node) throws -> EverythingParameters {
+    var parameters = EverythingParameters()
+    do {
+      if node.null != nil { return parameters }
+      typealias Key = EverythingParameters.CodingKeys
+      let entries = try mapping(node, key: "everything", allowed: Key.allCases.map(\.rawValue))
+      var lines: [Key: Int] = [:]
+      for key in Key.allCases {
+        guard let value = entries[key.rawValue] else { continue }
+        let name = "everything.\(key.rawValue)"
+        lines[key] = value.mark?.line
+        switch key {
+        case .pointsPerSide: parameters.pointsPerSide = try int(value, key: name)
+        case .pointsPerBatch: parameters.pointsPerBatch = try int(value, key: name)
+        case .predIouThresh: parameters.predIouThresh = try double(value, key: name)
+        case .stabilityScoreThresh: parameters.stabilityScoreThresh = try double(value, key: name)
+        case .stabilityScoreOffset: parameters.stabilityScoreOffset = try double(value, key: name)
+        case .boxNmsThresh: parameters.boxNmsThresh = try double(value, key: name)
+        case .cropNLayers: parameters.cropNLayers = try int(value, key: name)
+        case .cropNmsThresh: parameters.cropNmsThresh = try double(value, key: name)
+        case .cropOverlapRatio: parameters.cropOverlapRatio = try double(value, key: name)
+        case .cropNPointsDownscaleFactor: parameters.cropNPointsDownscaleFactor = try int(value, key: name)
+        case .minMaskRegionArea: parameters.minMaskRegionArea = try int(value, key: name)
+        }
+      }
+      let problems = parameters.problems(naming: .keys)
+      if let first = problems.first {
+        // The line of the first key named (the problems begin with their key).
+        let key = Key.allCases.first { first.hasPrefix($0.rawValue + " ") }
+        throw SAMBatchError.job(
+          file: file, line: key.flatMap { lines[$0] } ?? node.mark?.line, key: "everything",
+          message: problems.joined(separator: "; "))
+      }
+    } catch SAMBatchError.job(let file, let line, let key, let message) {
+      throw SAMBatchError.jobParameter(file: file, line: line, key: key, message: message)
+    }
+    return parameters
   }
 
   func bool(_ node: Node, key: String) throws -> Bool {

@@ -37,7 +37,9 @@ struct JobPlan: Sendable {
       if shard.contains(id) {
         planned.append(
           ImagePlan(
-            id: id, path: kept.path, sourceImageId: kept.sourceImageId, promptCount: kept.objects.count,
+            id: id, path: kept.path, sourceImageId: kept.sourceImageId,
+            // An everything image is one prompt: the generator's grid of points.
+            promptCount: job.everything == nil ? kept.objects.count : 1,
             belowMinScore: dropped, promptsSHA256: Self.fingerprint(kept)))
       }
     }
@@ -60,8 +62,16 @@ struct JobPlan: Sendable {
   /// The size and modification time of every file the job's manifests are read from, with how
   /// each is read: while this text is the one stored with the plan, the manifests are taken as
   /// unchanged without reading them (as make and rsync do). nil when a file cannot be looked at.
+  /// An everything job listing its images folder has no such file: it is listed every run.
   static func manifestStats(_ job: JobFile) -> String? {
     var lines: [String] = []
+    if job.everything != nil && job.manifests.isEmpty {
+      guard let list = job.imageList,
+        let attributes = try? FileManager.default.attributesOfItem(atPath: list.path),
+        let size = attributes[.size] as? Int, let modified = attributes[.modificationDate] as? Date
+      else { return nil }
+      return "image_list \(list.path) \(size) \(Int((modified.timeIntervalSince1970 * 1000).rounded()))"
+    }
     for spec in job.manifests {
       for url in [spec.path] + (spec.images.map { [$0] } ?? []) {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),

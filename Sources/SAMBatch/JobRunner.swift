@@ -121,7 +121,20 @@ public struct JobRunner: Sendable {
       folder == base ? "." : folder.hasPrefix(base + "/") ? String(folder.dropFirst(base.count + 1)) : folder
     let images = jsonString(relative)
     return
-      "{\"exif\":\(job.exif),\"images\":\(images),\"keep\":\"\(job.prompts.keep.rawValue)\",\"min_score\":\(minScore),\"multimask\":\(job.prompts.multimask)}"
+      "{\"exif\":\(job.exif),\"images\":\(images),\"keep\":\"\(job.prompts.keep.rawValue)\",\"min_score\":\(minScore),\"multimask\":\(job.prompts.multimask)\(everythingSettings)}"
+  }
+
+  /// An everything job's parameters, as `,"everything.points_per_side":32,...` (nothing for a
+  /// prompted job, so that its settings read as before).
+  private var everythingSettings: String {
+    guard let everything = job.everything,
+      let data = try? JSONEncoder().encode(everything),
+      let values = try? JSONDecoder().decode([String: Double].self, from: data)
+    else { return "" }
+    return values.sorted { $0.key < $1.key }.map { key, value in
+      let text = value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : "\(value)"
+      return ",\"everything.\(key)\":\(text)"
+    }.joined()
   }
 
   func record(_ plan: JobPlan, identity: ModelIdentity, modelKind: String?) -> JobRecord {
@@ -157,7 +170,9 @@ public struct JobRunner: Sendable {
     }
     var plan = try JobPlan(job: job, shard: options.shard)
     if plan.images.isEmpty {
-      throw SAMBatchError.noImages(job: job.url.path, manifests: job.manifests.map(\.path.path))
+      let sources =
+        job.manifests.isEmpty ? [(job.imageList ?? job.images).path] : job.manifests.map(\.path.path)
+      throw SAMBatchError.noImages(job: job.url.path, manifests: sources)
     }
     var comparison = JobPlan.Comparison.fresh
     if let existing = store, let stored = try existing.jobRecord() {

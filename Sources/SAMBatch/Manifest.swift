@@ -113,7 +113,20 @@ public struct LoadedManifests: Sendable {
   /// two ids (COCO) is a problem and the second entry is left out with its objects; two objects
   /// of one image with the same id are a problem and the second is left out. An image that has
   /// different ids in two manifests keeps the first and the conflict is reported.
+  ///
+  /// An everything job without manifests lists its images instead (`ImageListing`); with
+  /// manifests, it takes their images and leaves their objects: it has no prompts.
   public static func load(_ job: JobFile) throws -> LoadedManifests {
+    if job.everything != nil {
+      if job.manifests.isEmpty { return try ImageListing.load(job) }
+      var loaded = try load(prompted: job)
+      for i in loaded.images.indices { loaded.images[i].objects = [] }
+      return loaded
+    }
+    return try load(prompted: job)
+  }
+
+  private static func load(prompted job: JobFile) throws -> LoadedManifests {
     var order: [String] = []
     var merged: [String: ManifestImage] = [:]
     var firstFile: [String: String] = [:]

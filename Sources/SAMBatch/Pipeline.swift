@@ -11,6 +11,8 @@ private struct ImageWork<Embedding: Sendable>: Sendable {
   var image: RGBImage?
   var prepared: [PreparedPrompt] = []
   var embedding: Embedding?
+  /// An everything image's masks, made in the encode stage (the generator embeds each crop).
+  var generated: EverythingResult?
   var started: DispatchTime
   /// The image could not be read because the images folder itself is gone.
   var folderVanished = false
@@ -248,6 +250,7 @@ struct Pipeline<S: Segmenter>: Sendable {
   }
 
   private func encode(_ input: ImageWork<S.Embedding>) -> ImageWork<S.Embedding> {
+    if let parameters = runner.job.everything { return generate(input, parameters: parameters) }
     var work = input
     // No embedding needed when nothing is left to decode.
     guard work.rows.failed == nil, let image = work.image, work.prepared.contains(where: { $0.prompt != nil })
@@ -272,9 +275,56 @@ struct Pipeline<S: Segmenter>: Sendable {
     return work
   }
 
+  /// An everything image: the whole automatic mask generator in one model call (it embeds every
+  /// crop, then decodes its points), so the stage that encodes does it all under the model lock.
+  /// embed_ms is the generator's encoder time; predict_ms starts with its decoder and
+  /// post-processing time (`everythingRows` adds the making of the rows).
+  private func generate(_ input: ImageWork<S.Embedding>, parameters: EverythingParameters)
+    -> ImageWork<S.Embedding>
+  {
+    var work = input
+    guard work.rows.failed == nil, let image = work.image else { return work }
+    work.image = nil
+    var waited = 0.0
+    do {
+      let result = try withModel(&waited) { try segmenter.segmentEverything(image, parameters: parameters) }
+      work.generated = result
+      work.rows.embedMs = result.timings.embed
+      work.rows.predictMs = result.timings.decode + result.timings.postprocess
+    } catch {
+      work.rows.failed = "the automatic mask generator failed: \(error.localizedDescription)"
+    }
+    work.rows.waitMs = waited
+    return work
+  }
+
+  /// An everything image's rows: one prompt (the generator's grid: no category, box or points) and
+  /// its masks in the generator's order, each with its point and crop box. No mask at all is an
+  /// answer (nothing passed the filters): the image is done with zero masks.
+  private func everythingRows(_ input: ImageWork<S.Embedding>, _ result: EverythingResult) -> ImageResult {
+    var rows = input.rows
+    guard rows.failed == nil else { return rows }
+    let t = DispatchTime.now()
+    rows.prompts = [
+      PromptRecord(
+        promptIndex: 0, sourceId: nil, categoryId: nil, category: nil, detectorScore: nil, box: nil,
+        points: nil,
+        warning: nil, error: nil)
+    ]
+    rows.masks = result.masks.enumerated().map { index, mask in
+      MaskRecord(
+        promptIndex: 0, maskIndex: index, score: Double(mask.predictedIou),
+        stabilityScore: mask.stabilityScore.map(Double.init), area: mask.area,
+        bbox: MaskRLE.bbox(runs: mask.runs, width: result.width, height: result.height), rle: mask.counts,
+        point: [mask.pointX, mask.pointY], cropBox: mask.cropBox.xywh)
+    }
+    rows.predictMs = (rows.predictMs ?? 0) + milliseconds(since: t)
+    return rows
+  }
+
   /// Decode + post-process; total_ms runs from the start of reading to here (queue waits included).
   private func decode(_ input: ImageWork<S.Embedding>) -> ImageResult {
-    var rows = decodePrompts(input)
+    var rows = input.generated.map { everythingRows(input, $0) } ?? decodePrompts(input)
     rows.totalMs = milliseconds(since: input.started)
     return rows
   }

@@ -59,7 +59,11 @@ extension ResultStore {
           let mask = MaskRecord(
             promptIndex: row["prompt_index"], maskIndex: row["mask_index"], score: row["score"],
             stabilityScore: row["stability_score"], area: row["area"],
-            bbox: [row["bbox_x"], row["bbox_y"], row["bbox_w"], row["bbox_h"]], rle: row["rle"])
+            bbox: [row["bbox_x"], row["bbox_y"], row["bbox_w"], row["bbox_h"]], rle: row["rle"],
+            point: (row["point_x"] as Double?).map { [$0, row["point_y"] as Double? ?? 0] },
+            cropBox: (row["crop_x"] as Int?).map {
+              [$0, row["crop_y"] as Int? ?? 0, row["crop_w"] as Int? ?? 0, row["crop_h"] as Int? ?? 0]
+            })
           try body(
             ExportedMask(
               imageId: row["image_id"], imagePath: row["path"], width: row["width"], height: row["height"],

@@ -370,13 +370,15 @@ public final class ResultStore: Sendable {
         let mask = try db.cachedStatement(
           sql: """
             INSERT INTO masks (image_id, prompt_index, mask_index, score, stability_score, area, bbox_x, bbox_y,
-              bbox_w, bbox_h, rle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              bbox_w, bbox_h, rle, point_x, point_y, crop_x, crop_y, crop_w, crop_h)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         for m in result.masks {
+          let crop = m.cropBox
           try mask.execute(arguments: [
             id, m.promptIndex, m.maskIndex, m.score, m.stabilityScore, m.area, m.bbox[0], m.bbox[1],
             m.bbox[2],
-            m.bbox[3], m.rle,
+            m.bbox[3], m.rle, m.point?[0], m.point?[1], crop?[0], crop?[1], crop?[2], crop?[3],
           ])
         }
         let now = timestamp()

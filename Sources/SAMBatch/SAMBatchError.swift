@@ -25,6 +25,9 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
 
   /// A job file problem; `line` is 1-based where known.
   case job(file: String, line: Int?, key: String?, message: String)
+  /// A job file's parameter the user must correct (the `everything:` section): an unknown key, a
+  /// wrong type, a value out of range. Reads as `job`; the command line exits 64 for it.
+  case jobParameter(file: String, line: Int?, key: String?, message: String)
   /// A manifest that cannot be read at all (a bad line in a JSON Lines manifest is not thrown: it
   /// is recorded against the job and the rest goes on).
   case manifest(file: String, line: Int?, message: String)
@@ -79,7 +82,8 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
     case .prompt(let source, let reason): return "\(source): \(reason)"
     case .promptsFile(let file, let reason): return "\(file): \(reason)"
     case .usage(let message): return message
-    case .job(let file, let line, let key, let message):
+    case .job(let file, let line, let key, let message),
+      .jobParameter(let file, let line, let key, let message):
       let place = line.map { "\(file):\($0)" } ?? file
       if let key { return "\(place): '\(key)': \(message)" }
       return "\(place): \(message)"

@@ -19,6 +19,19 @@ public protocol Segmenter: Sendable {
   func predictMasks(
     _ embedding: Embedding, prompts: [Prompt], multimask: Bool, wanted: ([Float]) -> [Int],
     _ body: (MadeMask) throws -> Void) throws
+  /// Every object of the image without prompts (the automatic mask generator, "everything"
+  /// mode), with the time spent embedding (all crops) and decoding and post-processing. The
+  /// parameters were checked (`EverythingParameters.problems`).
+  func segmentEverything(_ image: RGBImage, parameters: EverythingParameters) throws -> EverythingResult
+}
+
+extension Segmenter {
+  /// For test segmenters that only answer prompts.
+  public func segmentEverything(_ image: RGBImage, parameters: EverythingParameters) throws
+    -> EverythingResult
+  {
+    throw SAMBatchError.prediction("the \(modelKind) segmenter has no everything mode")
+  }
 }
 
 /// One mask of `Segmenter.predictMasks`.
@@ -52,6 +65,12 @@ extension Segmenter {
 extension MobileSAMModel: Segmenter {
   public typealias Embedding = ImageEmbedding
   public var modelKind: String { kind.rawValue }
+
+  public func segmentEverything(_ image: RGBImage, parameters: EverythingParameters) throws
+    -> EverythingResult
+  {
+    try AutomaticMaskGenerator(model: self, parameters: parameters).generate(image)
+  }
 
   /// Low-resolution logits for all the prompts (256 KB a mask), then the wanted masks at original
   /// size one at a time.

@@ -102,6 +102,10 @@ public struct MaskRecord: Sendable, Equatable {
   public var bbox: [Double]
   /// COCO compressed RLE counts (column-major).
   public var rle: String
+  /// Everything jobs: the point that prompted the mask, in image pixels.
+  public var point: [Double]? = nil
+  /// Everything jobs: the crop the mask was found in, x, y, width, height in image pixels.
+  public var cropBox: [Int]? = nil
 }
 
 /// A manifest entry that could not be read (the `manifest_problems` row).

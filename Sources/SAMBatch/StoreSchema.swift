@@ -16,6 +16,10 @@ enum StoreSchema {
     migrator.registerMigration("v3: masks.gt_iou (sambatch eval), results view with gt_iou") { db in
       for statement in v3 { try db.execute(sql: statement) }
     }
+    migrator.registerMigration("v4: masks' point and crop box (everything jobs), results view with them") {
+      db in
+      for statement in v4 { try db.execute(sql: statement) }
+    }
     return migrator
   }
 
@@ -185,6 +189,51 @@ enum StoreSchema {
       m.image_id AS image_id,
       m.prompt_index AS prompt_index,
       m.gt_iou AS gt_iou
+    FROM masks m
+    JOIN prompts p ON p.image_id = m.image_id AND p.prompt_index = m.prompt_index
+    JOIN images i ON i.id = m.image_id
+    """,
+  ]
+
+  /// Everything jobs: the point that prompted each mask and the crop it was found in (x, y, width,
+  /// height, as the reference's `crop_box`), in image pixels; NULL for prompted masks. At the end of
+  /// the `results` view, whose other columns keep their meaning (an everything mask's category is
+  /// NULL).
+  static let v4: [String] = [
+    "ALTER TABLE masks ADD COLUMN point_x REAL",
+    "ALTER TABLE masks ADD COLUMN point_y REAL",
+    "ALTER TABLE masks ADD COLUMN crop_x INTEGER",
+    "ALTER TABLE masks ADD COLUMN crop_y INTEGER",
+    "ALTER TABLE masks ADD COLUMN crop_w INTEGER",
+    "ALTER TABLE masks ADD COLUMN crop_h INTEGER",
+    "DROP VIEW results",
+    """
+    CREATE VIEW results AS
+    SELECT
+      i.path AS image,
+      p.source_id AS source_id,
+      COALESCE(p.category, CAST(p.category_id AS TEXT)) AS category,
+      p.detector_score AS detector_score,
+      m.mask_index AS mask_index,
+      m.score AS score,
+      m.stability_score AS stability_score,
+      m.area AS area,
+      m.bbox_x AS bbox_x,
+      m.bbox_y AS bbox_y,
+      m.bbox_w AS bbox_w,
+      m.bbox_h AS bbox_h,
+      i.width AS width,
+      i.height AS height,
+      m.rle AS rle,
+      m.image_id AS image_id,
+      m.prompt_index AS prompt_index,
+      m.gt_iou AS gt_iou,
+      m.point_x AS point_x,
+      m.point_y AS point_y,
+      m.crop_x AS crop_x,
+      m.crop_y AS crop_y,
+      m.crop_w AS crop_w,
+      m.crop_h AS crop_h
     FROM masks m
     JOIN prompts p ON p.image_id = m.image_id AND p.prompt_index = m.prompt_index
     JOIN images i ON i.id = m.image_id

@@ -77,6 +77,44 @@ public struct FakeSegmenter: Segmenter {
   }
 }
 
+extension FakeSegmenter {
+  /// Everything mode: one point per cell of the parameters' grid over the whole image (no crop
+  /// layers), scored by a hash of the image's pixels and the point; the points whose score passes
+  /// `pred_iou_thresh` and whose stability (another hash) passes `stability_score_thresh` get a
+  /// square mask around them, in grid order. Thresholds of 1 leave no mask.
+  public func segmentEverything(_ image: RGBImage, parameters: EverythingParameters) throws
+    -> EverythingResult
+  {
+    if embedDelay > 0 { Thread.sleep(forTimeInterval: embedDelay) }
+    let (width, height) = (image.width, image.height)
+    let pixelHash = fnv1a(image.pixels, seed: 0x84_2222_5cbf_29ce)
+    var masks: [GeneratedMask] = []
+    for (i, cell) in EverythingGeometry.pointGrid(parameters.pointsPerSide).enumerated() {
+      let h = fnv1a([UInt8](withUnsafeBytes(of: UInt64(i)) { Array($0) }), seed: pixelHash)
+      let score = 0.5 + Float(h % 10_000) / 20_000
+      let stability = Float((h >> 20) % 10_000) / 10_000
+      guard Double(score) > parameters.predIouThresh || parameters.predIouThresh == 0,
+        Double(stability) >= parameters.stabilityScoreThresh
+      else { continue }
+      let (x, y) = (cell.x * Double(width), cell.y * Double(height))
+      let radius = 1 + Int((h >> 40) % UInt64(max(1, min(width, height) / 4)))
+      let box = PixelBox(
+        x0: max(0, Int(x) - radius), y0: max(0, Int(y) - radius), x1: min(width - 1, Int(x) + radius),
+        y1: min(height - 1, Int(y) + radius))
+      var pixels = [UInt8](repeating: 0, count: width * height)
+      for row in box.y0...box.y1 {
+        for column in box.x0...box.x1 { pixels[row * width + column] = 1 }
+      }
+      masks.append(
+        GeneratedMask(
+          runs: MaskRLE.runs(of: BinaryMask(width: width, height: height, pixels: pixels)), box: box,
+          predictedIou: score, stabilityScore: stability, pointX: x, pointY: y,
+          cropBox: PixelBox(x0: 0, y0: 0, x1: width, y1: height)))
+    }
+    return EverythingResult(width: width, height: height, masks: masks, timings: EverythingTimings())
+  }
+}
+
 /// The fake as a runner's model source; `embedDelay` as `SAMBATCH_FAKE_DELAY_MS` sets it.
 public struct FakeSegmenterSource: SegmenterSource {
   public var embedDelay: TimeInterval

@@ -17,10 +17,14 @@ func fail(_ command: String, _ message: String, status: ExitCode = .failure) -> 
   return status
 }
 
-/// Runs `body`, turning any error but an exit code into the one error line and exit status 1.
+/// Runs `body`, turning any error but an exit code into the one error line and exit status 1 (64
+/// for a usage error or a job parameter out of range).
 func reportingErrors(_ command: String, _ body: () throws -> Void) throws {
   do { try body() } catch let exit as ExitCode { throw exit } catch let error as ValidationError {
     throw fail(command, error.message, status: .usage)
+  } catch let error as SAMBatchError {
+    if case .jobParameter = error { throw fail(command, error.localizedDescription, status: .usage) }
+    throw fail(command, error.localizedDescription)
   } catch {
     throw fail(command, error.localizedDescription)
   }

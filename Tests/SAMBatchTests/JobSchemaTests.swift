@@ -110,13 +110,16 @@ final class JobSchemaTests: XCTestCase {
         ["version": 1, "manifests": [["path": "a", "format": "coco"]], "workers": 0], schema, path: ""
       ).isEmpty)
     XCTAssertFalse(MiniSchema.errors(["version": 1], schema, path: "").isEmpty)
+    XCTAssertEqual(MiniSchema.errors(["version": 1, "everything": [String: Any]()], schema, path: ""), [])
+    XCTAssertFalse(
+      MiniSchema.errors(["version": 1, "everything": ["points_per_sides": 4]], schema, path: "").isEmpty)
     XCTAssertEqual(
       MiniSchema.errors(["version": 1, "manifests": [["path": "a", "format": "coco"]]], schema, path: ""), [])
   }
 }
 
-/// The JSON Schema keywords our schemas use: type, const, enum, required, properties,
-/// additionalProperties: false, items, minItems, minimum, minLength.
+/// The JSON Schema keywords our schemas use: type, const, enum, required, anyOf (of required
+/// lists), properties, additionalProperties: false, items, minItems, minimum, minLength.
 enum MiniSchema {
   static func errors(_ value: Any, _ schema: [String: Any], path: String) -> [String] {
     var errors: [String] = []
@@ -135,6 +138,11 @@ enum MiniSchema {
       let properties = schema["properties"] as? [String: Any] ?? [:]
       for key in schema["required"] as? [String] ?? [] where object[key] == nil {
         errors.append("\(path): \(key) missing")
+      }
+      if let options = schema["anyOf"] as? [[String: Any]],
+        !options.contains(where: { Self.errors(object, $0, path: path).isEmpty })
+      {
+        errors.append("\(path): matches none of \(options)")
       }
       for (key, child) in object {
         if let sub = properties[key] as? [String: Any] {

@@ -1,0 +1,109 @@
+import Crypto
+import Foundation
+
+/// The images of an everything job without manifests: every JPEG and PNG under the job's images
+/// folder, or the ones its `image_list` names. They take the place of a manifest's images (each
+/// without objects), so planning, resuming, shards, `status` and `validate` treat them as they
+/// treat a manifest's.
+enum ImageListing {
+  static let extensions: Set<String> = ["jpg", "jpeg", "png"]
+
+  static func load(_ job: JobFile) throws -> LoadedManifests {
+    var hasher = SHA256()
+    var problems: [ManifestProblem] = []
+    var images: [ManifestImage]
+    if let list = job.imageList {
+      let data: Data
+      do { data = try Data(contentsOf: list) } catch {
+        throw SAMBatchError.manifest(
+          file: list.path, line: nil, message: "cannot read the image list (\(fileReadCause(list, error)))")
+      }
+      hasher.update(data: Data("image_list|\(data.count)|".utf8))
+      hasher.update(data: data)
+      images = listed(data, file: list.path, problems: &problems)
+    } else {
+      let paths = try folderImages(in: job.images)
+      hasher.update(data: Data("folder|\(paths.count)|".utf8))
+      for path in paths { hasher.update(data: Data((path + "\n").utf8)) }
+      images = paths.map { ManifestImage(path: $0, objects: []) }
+    }
+    let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    return LoadedManifests(images: images, problems: problems, belowMinScore: 0, sha256: digest)
+  }
+
+  /// The images an image list names, one path a line (relative to the images folder, or
+  /// absolute), in its order; blank lines and lines starting with `#` are skipped. A path listed
+  /// twice is a problem and left out the second time. A listed file that does not exist is kept:
+  /// it fails when it is read, as an image a manifest names does, and `--retry-failed` does it
+  /// once it is there (leaving it out would move every later image's position).
+  static func listed(_ data: Data, file: String, problems: inout [ManifestProblem]) -> [ManifestImage] {
+    var images: [ManifestImage] = []
+    var firstLine: [String: Int] = [:]
+    let text = String(decoding: data, as: UTF8.self)
+    for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+      let line = index + 1
+      let path = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+      if path.isEmpty || path.hasPrefix("#") { continue }
+      guard let normalized = ImagePath.normalize(path) else {
+        problems.append(ManifestProblem(file: file, line: line, message: "'\(quoted(path))' names no file"))
+        continue
+      }
+      if let first = firstLine[normalized] {
+        problems.append(
+          ManifestProblem(
+            file: file, line: line, message: "'\(quoted(path))' is listed on line \(first) already: left out")
+        )
+        continue
+      }
+      firstLine[normalized] = line
+      images.append(ManifestImage(path: path, objects: [], line: line))
+    }
+    return images
+  }
+
+  /// The relative path of every file under `folder` whose name ends in .jpg, .jpeg or .png (in any
+  /// case), sorted by their UTF-8 bytes (as `LC_ALL=C sort`), so the order is the same on every
+  /// machine. Names starting with `.` are skipped, files and folders alike. Symbolic links are
+  /// followed, each real folder listed once (under the first path that reaches it, walking in sorted
+  /// order), so a link that loops ends the walk there.
+  static func folderImages(in folder: URL) throws -> [String] {
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue
+    else {
+      throw SAMBatchError.imagesFolderMissing(folder: folder.path)
+    }
+    var found: [String] = []
+    var seen: Set<String> = []
+    var pending: [(url: URL, relative: String)] = [(folder, "")]
+    while let (url, relative) = pending.popLast() {
+      guard seen.insert(url.resolvingSymlinksInPath().path).inserted else { continue }
+      let names: [String]
+      do { names = try FileManager.default.contentsOfDirectory(atPath: url.path) } catch {
+        throw SAMBatchError.manifest(
+          file: url.path, line: nil,
+          message:
+            "cannot list the images folder (\(fileReadCause(url, error))): no image would be left out silently"
+        )
+      }
+      // Smallest name first (popLast), so which path a folder linked twice is listed under does
+      // not depend on the order the file system returns names in.
+      let sorted = names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+      var folders: [(url: URL, relative: String)] = []
+      for name in sorted where !name.hasPrefix(".") {
+        let child = url.appendingPathComponent(name)
+        let path = relative.isEmpty ? name : relative + "/" + name
+        var childIsFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: child.path, isDirectory: &childIsFolder) else {
+          continue
+        }
+        if childIsFolder.boolValue {
+          folders.append((child, path))
+        } else if extensions.contains((name as NSString).pathExtension.lowercased()) {
+          found.append(path)
+        }
+      }
+      pending += folders.reversed()
+    }
+    return found.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+  }
+}

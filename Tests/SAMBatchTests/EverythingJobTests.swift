@@ -1,0 +1,278 @@
+import Foundation
+import GRDB
+import SAMImage
+import TestSupport
+import XCTest
+
+@testable import SAMBatch
+@testable import SAMBatchFakes
+
+/// Everything jobs: the `everything:` section and its refusals, how the images are found, and
+/// runs with the fake segmenter (masks stored with their point and crop, zero-mask images done).
+final class EverythingJobTests: XCTestCase {
+  let jobURL = URL(fileURLWithPath: "/data/jobs/job.yaml")
+
+  func testEverythingSectionTakesTheReferenceNamesAndDefaults() throws {
+    let job = try JobFile.parse(
+      yaml: """
+        version: 1
+        images: photos
+        everything:
+          points_per_side: 16
+          points_per_batch: 32
+          pred_iou_thresh: 0.5
+          stability_score_thresh: 0.8
+          stability_score_offset: 0.5
+          box_nms_thresh: 0.6
+          crop_n_layers: 1
+          crop_nms_thresh: 0.65
+          crop_overlap_ratio: 0.25
+          crop_n_points_downscale_factor: 2
+          min_mask_region_area: 100
+        image_list: list.txt
+        """, jobURL: jobURL)
+    var expected = EverythingParameters()
+    expected.pointsPerSide = 16
+    expected.pointsPerBatch = 32
+    expected.predIouThresh = 0.5
+    expected.stabilityScoreThresh = 0.8
+    expected.stabilityScoreOffset = 0.5
+    expected.boxNmsThresh = 0.6
+    expected.cropNLayers = 1
+    expected.cropNmsThresh = 0.65
+    expected.cropOverlapRatio = 0.25
+    expected.cropNPointsDownscaleFactor = 2
+    expected.minMaskRegionArea = 100
+    XCTAssertEqual(job.everything, expected)
+    XCTAssertEqual(job.imageList?.path, "/data/jobs/list.txt")
+    XCTAssertEqual(job.manifests, [])
+
+    for section in ["everything: {}", "everything:"] {
+      let defaults = try JobFile.parse(yaml: "version: 1\n\(section)\n", jobURL: jobURL)
+      XCTAssertEqual(defaults.everything, EverythingParameters(), section)
+      XCTAssertNil(defaults.imageList)
+    }
+    let withManifests = try JobFile.parse(
+      yaml: "version: 1\neverything: {points_per_side: 4}\nmanifests: [{path: m.jsonl, format: jsonl}]\n",
+      jobURL: jobURL)
+    XCTAssertEqual(withManifests.manifests.count, 1)
+    XCTAssertEqual(withManifests.everything?.pointsPerSide, 4)
+  }
+
+  /// Every bad value of the section is a `jobParameter` error (exit 64 on the command line) that
+  /// names the key; its line is the key's.
+  func testBadParametersAreRefusedNamingTheKey() {
+    let cases: [(String, String, Int)] = [
+      ("points_per_side: 0", "points_per_side 0: must be an integer from 1 to 512", 3),
+      ("points_per_side: 10000", "points_per_side 10000", 3),
+      ("pred_iou_thresh: .nan", "pred_iou_thresh nan", 3),
+      ("stability_score_thresh: .nan", "stability_score_thresh nan", 3),
+      ("box_nms_thresh: 1.5", "box_nms_thresh 1.5", 3),
+      ("crop_overlap_ratio: -0.1", "crop_overlap_ratio -0.1", 3),
+      ("crop_n_layers: 9", "crop_n_layers 9", 3),
+      ("min_mask_region_area: -1", "min_mask_region_area -1", 3),
+      ("points_per_batch: 0", "points_per_batch 0", 3),
+      ("points_per_side: many", "'everything.points_per_side': must be an integer, got 'many'", 3),
+      ("pred_iou_thresh: '0.5'", "'everything.pred_iou_thresh': must be a number", 3),
+      ("point_per_side: 4", "'everything.point_per_side': unknown key", 3),
+      ("crop_n_layers: 1\n  points_per_side: 2\n  crop_n_points_downscale_factor: 4", "leaves no point", 5),
+    ]
+    for (body, fragment, line) in cases {
+      let yaml = "version: 1\neverything:\n  \(body)\n"
+      XCTAssertThrowsError(try JobFile.parse(yaml: yaml, jobURL: jobURL), body) { error in
+        guard case .jobParameter(_, let errorLine, _, _) = error as? SAMBatchError else {
+          return XCTFail("\(body): \(error)")
+        }
+        XCTAssertEqual(errorLine, line, body)
+        XCTAssertTrue(error.localizedDescription.contains(fragment), "\(body): \(error.localizedDescription)")
+      }
+    }
+    XCTAssertThrowsError(try JobFile.parse(yaml: "version: 1\neverything: 3\n", jobURL: jobURL)) {
+      guard case .jobParameter = $0 as? SAMBatchError else { return XCTFail("\($0)") }
+    }
+  }
+
+  /// What does not go together is a job error (exit 1) naming the key.
+  func testConflictingSectionsAreRefused() {
+    let cases: [(String, String)] = [
+      ("everything: {}\nprompts: {multimask: true}", "'prompts': does not apply to an everything job"),
+      ("image_list: l.txt\nmanifests: [{path: m.jsonl, format: jsonl}]", "'image_list': only applies"),
+      (
+        "everything: {}\nimage_list: l.txt\nmanifests: [{path: m.jsonl, format: jsonl}]",
+        "'image_list': only applies"
+      ),
+      ("images: x", "'manifests': is required"),
+    ]
+    for (body, fragment) in cases {
+      XCTAssertThrowsError(try JobFile.parse(yaml: "version: 1\n\(body)\n", jobURL: jobURL), body) { error in
+        guard case .job = error as? SAMBatchError else { return XCTFail("\(body): \(error)") }
+        XCTAssertTrue(error.localizedDescription.contains(fragment), "\(body): \(error.localizedDescription)")
+      }
+    }
+  }
+
+  func testFolderListingIsRecursiveSortedAndSkipsHiddenAndOtherFiles() throws {
+    let dir = try temporaryDirectory()
+    let files = [
+      "b.png", "a.JPG", "A.jpeg", "sub/z.jpg", "sub/deeper/c.PNG", "sub/notes.txt", ".hidden.jpg",
+      ".cache/x.jpg", "sub/.y.png", "a.jpg.txt", "upper.JPEG",
+    ]
+    for file in files {
+      let url = dir.appendingPathComponent(file)
+      try FileManager.default.createDirectory(
+        at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+      try Data([1]).write(to: url)
+    }
+    // A link back up would loop forever if followed blindly.
+    try FileManager.default.createSymbolicLink(
+      at: dir.appendingPathComponent("sub/loop"), withDestinationURL: dir)
+    XCTAssertEqual(
+      try ImageListing.folderImages(in: dir),
+      ["A.jpeg", "a.JPG", "b.png", "sub/deeper/c.PNG", "sub/z.jpg", "upper.JPEG"])
+    XCTAssertThrowsError(try ImageListing.folderImages(in: dir.appendingPathComponent("absent"))) {
+      guard case .imagesFolderMissing = $0 as? SAMBatchError else { return XCTFail("\($0)") }
+    }
+  }
+
+  func testImageListKeepsItsOrderAndReportsDuplicates() throws {
+    var problems: [ManifestProblem] = []
+    let text = "# the first ones\nz.jpg\n\n  b/a.png  \n./z.jpg\nmissing.jpg\n"
+    let images = ImageListing.listed(Data(text.utf8), file: "list.txt", problems: &problems)
+    XCTAssertEqual(images.map(\.path), ["z.jpg", "b/a.png", "missing.jpg"])
+    XCTAssertEqual(images.map(\.line), [2, 4, 6])
+    XCTAssertEqual(problems.map(\.line), [5])
+    XCTAssertTrue(problems.first?.message.contains("listed on line 2 already") ?? false)
+  }
+
+  // MARK: Runs with the fake segmenter
+
+  /// A folder of small images (nested), and an everything job over it.
+  private func everythingJob(_ parameters: String, extra: String = "") throws -> (dir: URL, job: URL) {
+    let dir = try temporaryDirectory()
+    let images = dir.appendingPathComponent("images")
+    try FileManager.default.createDirectory(
+      at: images.appendingPathComponent("more"), withIntermediateDirectories: true)
+    for (name, fixture) in [
+      ("a.png", "picture1_filters.png"), ("more/b.png", "picture2_small_regions.png"),
+      ("c.png", "picture3_crops.png"),
+    ] {
+      try FileManager.default.copyItem(
+        at: Fixtures.url("everything/\(fixture)"), to: images.appendingPathComponent(name))
+    }
+    let job = dir.appendingPathComponent("job.yaml")
+    try "version: 1\nimages: images\nworkers: 1\neverything: \(parameters)\n\(extra)".write(
+      to: job, atomically: true, encoding: .utf8)
+    return (dir, job)
+  }
+
+  private func run(_ job: URL) throws -> RunSummary {
+    try JobRunner(
+      job: try JobFile.load(contentsOf: job), model: FakeSegmenterSource(), options: RunOptions(),
+      log: { _ in }
+    ).run()
+  }
+
+  func testFakeRunStoresEveryMaskWithPointAndCrop() throws {
+    let (dir, job) = try everythingJob(
+      "{points_per_side: 4, pred_iou_thresh: 0.5, stability_score_thresh: 0.3}")
+    let summary = try run(job)
+    XCTAssertEqual(summary.exitStatus, 0)
+    XCTAssertEqual(summary.counts.done, 3)
+    let database = dir.appendingPathComponent("results.db")
+    let db = try DatabaseQueue(path: database.path)
+    defer { try? db.close() }
+    try db.read { db in
+      XCTAssertEqual(
+        try String.fetchAll(db, sql: "SELECT path FROM images ORDER BY id"), ["a.png", "c.png", "more/b.png"])
+      let rows = try Row.fetchAll(db, sql: "SELECT * FROM results ORDER BY image_id, mask_index")
+      XCTAssertGreaterThan(rows.count, 3)
+      XCTAssertEqual(summary.counts.masks, rows.count)
+      XCTAssertEqual(summary.counts.prompts, 3, "one prompt (the grid) per image")
+      for row in rows {
+        XCTAssertNil(row["category"] as String?)
+        XCTAssertEqual(row["prompt_index"] as Int, 0)
+        let (x, y): (Double, Double) = (row["point_x"], row["point_y"])
+        // The fake's grid of 4 x 4 points, at cell centres, over the whole image (no crop).
+        let (width, height): (Int, Int) = (row["width"], row["height"])
+        XCTAssertEqual((x / Double(width) * 8).rounded(), x / Double(width) * 8, accuracy: 1e-9)
+        XCTAssertEqual(y / Double(height) * 8, (y / Double(height) * 8).rounded(), accuracy: 1e-9)
+        XCTAssertEqual(
+          [row["crop_x"], row["crop_y"], row["crop_w"], row["crop_h"]] as [Int], [0, 0, width, height])
+        let rle: String = row["rle"]
+        let mask = try MaskRLE.decode(rle, width: width, height: height)
+        XCTAssertEqual(MaskRLE.area(mask), row["area"] as Int)
+        XCTAssertEqual(mask.pixels[Int(y) * width + Int(x)], 1, "the mask holds its point")
+      }
+    }
+    // The masks are the fake's, in its order.
+    let image = try ImageDecoder.decode(contentsOf: dir.appendingPathComponent("images/a.png"))
+    var parameters = EverythingParameters()
+    parameters.pointsPerSide = 4
+    parameters.predIouThresh = 0.5
+    parameters.stabilityScoreThresh = 0.3
+    let made = try FakeSegmenter().segmentEverything(image, parameters: parameters)
+    let stored: [String] = try db.read {
+      try String.fetchAll($0, sql: "SELECT rle FROM masks WHERE image_id = 0 ORDER BY mask_index")
+    }
+    XCTAssertEqual(stored, made.masks.map(\.counts))
+  }
+
+  func testImageWhereNothingPassesIsDoneWithZeroMasks() throws {
+    let (dir, job) = try everythingJob("{points_per_side: 4, pred_iou_thresh: 1, stability_score_thresh: 1}")
+    let summary = try run(job)
+    XCTAssertEqual(summary.exitStatus, 0)
+    XCTAssertEqual(summary.counts.done, 3)
+    XCTAssertEqual(summary.counts.masks, 0)
+    XCTAssertEqual(summary.counts.noDetections, 0, "an everything image is one prompt, answered by no mask")
+    let database = dir.appendingPathComponent("results.db")
+    let pending: Int? = try DatabaseQueue(path: database.path).read {
+      try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM images WHERE status != 'done'")
+    }
+    XCTAssertEqual(pending, 0)
+  }
+
+  /// New images sorting after the others are added to a finished job; a changed `everything:`
+  /// section is a changed job; an image in the middle of the listing moves the later ones.
+  func testGrowingFolderAndChangedParameters() throws {
+    let (dir, job) = try everythingJob("{points_per_side: 3, pred_iou_thresh: 0.5}")
+    _ = try run(job)
+    let images = dir.appendingPathComponent("images")
+    try FileManager.default.copyItem(
+      at: images.appendingPathComponent("a.png"), to: images.appendingPathComponent("z.png"))
+    let grown = try run(job)
+    XCTAssertEqual(grown.processed, 1)
+    XCTAssertEqual(grown.counts.done, 4)
+    XCTAssertTrue(try run(job).nothingToDo)
+
+    try "version: 1\nimages: images\nworkers: 1\neverything: {points_per_side: 5}\n".write(
+      to: job, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try run(job)) { error in
+      XCTAssertTrue(
+        error.localizedDescription.contains("the settings changed (everything.points_per_side: 3"),
+        error.localizedDescription)
+    }
+    try "version: 1\nimages: images\nworkers: 1\neverything: {points_per_side: 3, pred_iou_thresh: 0.5}\n"
+      .write(to: job, atomically: true, encoding: .utf8)
+    try FileManager.default.copyItem(
+      at: images.appendingPathComponent("a.png"), to: images.appendingPathComponent("b.png"))
+    XCTAssertThrowsError(try run(job)) { error in
+      XCTAssertTrue(error.localizedDescription.contains("removed or reordered"), error.localizedDescription)
+    }
+  }
+
+  /// With manifests, an everything job takes their images and none of their objects.
+  func testManifestsListTheImagesOnly() throws {
+    let (dir, job) = try everythingJob(
+      "{points_per_side: 3, pred_iou_thresh: 0.5, stability_score_thresh: 0}",
+      extra: "manifests: [{path: m.jsonl, format: jsonl}]\n")
+    try #"{"image": "c.png", "objects": [{"box": [1, 1, 20, 20], "label": "car"}]}"#.write(
+      to: dir.appendingPathComponent("m.jsonl"), atomically: true, encoding: .utf8)
+    let summary = try run(job)
+    XCTAssertEqual(summary.counts.done, 1)
+    XCTAssertEqual(summary.counts.prompts, 1)
+    let categories: [String?] = try DatabaseQueue(path: dir.appendingPathComponent("results.db").path).read {
+      try Optional<String>.fetchAll($0, sql: "SELECT DISTINCT category FROM results")
+    }
+    XCTAssertEqual(categories, [nil])
+  }
+}
