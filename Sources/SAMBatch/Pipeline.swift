@@ -308,8 +308,7 @@ struct Pipeline<S: Segmenter>: Sendable {
     rows.prompts = [
       PromptRecord(
         promptIndex: 0, sourceId: nil, categoryId: nil, category: nil, detectorScore: nil, box: nil,
-        points: nil,
-        warning: nil, error: nil)
+        points: nil, warning: nil, error: nil)
     ]
     rows.masks = result.masks.enumerated().map { index, mask in
       MaskRecord(
