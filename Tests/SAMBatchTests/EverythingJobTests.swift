@@ -165,11 +165,53 @@ final class EverythingJobTests: XCTestCase {
     return (dir, job)
   }
 
-  private func run(_ job: URL) throws -> RunSummary {
+  private func run(_ job: URL, options: RunOptions = RunOptions()) throws -> RunSummary {
     try JobRunner(
-      job: try JobFile.load(contentsOf: job), model: FakeSegmenterSource(), options: RunOptions(),
-      log: { _ in }
+      job: try JobFile.load(contentsOf: job), model: FakeSegmenterSource(), options: options, log: { _ in }
     ).run()
+  }
+
+  /// An image list's order is the job's; a listed image that is not there fails (exit 2) and is
+  /// done by `--retry-failed` once it is; a path listed twice is a manifest problem.
+  func testImageListRunsInItsOrderAndMissingImagesFail() throws {
+    let (dir, job) = try everythingJob(
+      "{points_per_side: 3, pred_iou_thresh: 0.5, stability_score_thresh: 0}", extra: "image_list: list.txt\n"
+    )
+    try "# mine\nc.png\nlater.png\n\nmore/b.png\nc.png\n".write(
+      to: dir.appendingPathComponent("list.txt"), atomically: true, encoding: .utf8)
+    let first = try run(job)
+    XCTAssertEqual(first.exitStatus, 2)
+    XCTAssertEqual(first.counts.done, 2)
+    XCTAssertEqual(first.counts.failed, 1)
+    XCTAssertEqual(first.counts.manifestProblems, 1)
+    let database = dir.appendingPathComponent("results.db")
+    let paths: [String] = try DatabaseQueue(path: database.path).read {
+      try String.fetchAll($0, sql: "SELECT path FROM images ORDER BY id")
+    }
+    XCTAssertEqual(paths, ["c.png", "later.png", "more/b.png"])
+    try FileManager.default.copyItem(
+      at: dir.appendingPathComponent("images/a.png"), to: dir.appendingPathComponent("images/later.png"))
+    var retry = RunOptions()
+    retry.retryFailed = true
+    let second = try run(job, options: retry)
+    XCTAssertEqual(second.processed, 1)
+    XCTAssertEqual(second.counts.done, 3)
+  }
+
+  /// Each worker whole images on its own thread gives the rows of taking turns.
+  func testSideBySideThreadPlanGivesTheSameRows() throws {
+    let (dir, job) = try everythingJob(
+      "{points_per_side: 4, pred_iou_thresh: 0.5, stability_score_thresh: 0.3}")
+    try "version: 1\nimages: images\nworkers: 2\neverything: {points_per_side: 4, pred_iou_thresh: 0.5,"
+      .appending(" stability_score_thresh: 0.3}\n").write(to: job, atomically: true, encoding: .utf8)
+    _ = try run(job)
+    let turns = try resultDump(dir.appendingPathComponent("results.db"))
+    var options = RunOptions()
+    options.threadPlan = .sideBySide
+    options.database = dir.appendingPathComponent("side.db")
+    _ = try run(job, options: options)
+    XCTAssertEqual(try resultDump(dir.appendingPathComponent("side.db")), turns)
+    XCTAssertGreaterThan(turns.filter { $0.hasPrefix("mask ") }.count, 3)
   }
 
   func testFakeRunStoresEveryMaskWithPointAndCrop() throws {
