@@ -7,9 +7,11 @@ struct RunCommand: ParsableCommand {
     commandName: "run",
     abstract: "Runs a job: every prompt of every image of its manifests, results into its SQLite database.",
     discussion: """
-      Resumable: stop it at any moment (even kill -9) and run the same command again; images not
-      done are processed, the rest is kept. Exit status: 0 all went through, 2 the job finished but
-      some images failed or prompts were rejected (see `sambatch status`), 1 the job could not run.
+      Resumable: stop it at any moment (even kill -9) and run the same command again; images not \
+      done are processed, the rest is kept. Exit status: 0 all went through, 2 the job finished but \
+      some images failed or prompts were rejected (see `sambatch status`), 1 the job could not run, \
+      64 a parameter of the job's `everything:` section is out of range. A job with `everything:` \
+      segments every object of every image without prompts (README, "everything: jobs"). \
       SAMBATCH_MODEL, when set, overrides the job's model.
       """)
 
