@@ -6,7 +6,8 @@
 
 // CRC-32 as zip and zlib compute it (reflected polynomial 0xEDB88320, initial and final value
 // ~0). Chains like zlib's crc32(): start with 0, pass the previous result to continue.
-// Uses carry-less multiplication (PCLMULQDQ) where the CPU has it, else slicing-by-8 tables.
+// Uses carry-less multiplication where the CPU has it (VPCLMULQDQ on 512-bit registers with
+// AVX-512, else PCLMULQDQ), else slicing-by-8 tables.
 uint32_t sam_crc32(uint32_t crc, const void *bytes, size_t count);
 
 // The portable slicing-by-8 version alone (the fallback; exposed so tests compare both).
