@@ -48,7 +48,7 @@ let package = Package(
     .target(name: "SAMTensor", dependencies: ["CBLAS", "CSAMKernels"], swiftSettings: fastSwift),
     .target(
       name: "TorchCheckpoint",
-      dependencies: ["SAMTensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+      dependencies: ["SAMTensor", "CSAMKernels", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
       swiftSettings: fastSwift),
     .target(name: "SAMImage", dependencies: ["CImageCodecs"], swiftSettings: fastSwift),
     .target(
@@ -78,7 +78,8 @@ let package = Package(
     .target(name: "TestSupport", dependencies: ["SAMTensor"], path: "Tests/TestSupport"),
     .testTarget(
       name: "SAMTensorTests", dependencies: ["SAMTensor", "TestSupport"], swiftSettings: fastSwift),
-    .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "TestSupport"]),
+    .testTarget(
+      name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "CSAMKernels", "TestSupport"]),
     .testTarget(name: "SAMImageTests", dependencies: ["SAMImage", "TestSupport"]),
     .testTarget(
       name: "MobileSAMTests", dependencies: ["MobileSAM", "TestSupport"], swiftSettings: fastSwift

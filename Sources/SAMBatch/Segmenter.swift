@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import MobileSAM
 import SAMImage
@@ -124,21 +123,8 @@ public struct CheckpointSource: SegmenterSource {
     }
   }
 
-  static func sha256(of url: URL) throws -> String {
-    let handle: FileHandle
-    do { handle = try FileHandle(forReadingFrom: url) } catch {
-      throw SAMBatchError.model(
-        path: url.path, cause: "cannot read the model file (\(fileReadCause(url, error)))")
-    }
-    defer { try? handle.close() }
-    var hasher = SHA256()
-    while true {
-      let chunk = handle.readData(ofLength: 1 << 20)
-      if chunk.isEmpty { break }
-      hasher.update(data: chunk)
-    }
-    return hex(hasher.finalize())
-  }
+  /// Hashed once per version of the file, then remembered (see `ModelDigests`).
+  static func sha256(of url: URL) throws -> String { try ModelDigests.standard.sha256(of: url) }
 }
 
 /// The model file a command uses, and why: `--model` > `SAMBATCH_MODEL` > the job's `model:`.

@@ -1,6 +1,6 @@
+import CSAMKernels
 import Foundation
 import SAMTensor
-import ZIPFoundation
 
 /// A `torch.save`d state dict read from PyTorch's zip format (torch 1.6 and later).
 ///
@@ -46,44 +46,34 @@ enum CheckpointLimits {
   static let maximumSharingFactor = 8
   static let sharingAllowance = 1 << 20
   static let maximumRank = 32
-  static let readChunkBytes = 1 << 20
+  /// Stored entries are read and checked in chunks that stay in the CPU's cache in between.
+  static let readChunkBytes = 1 << 19
 }
 
 private struct CheckpointReader {
   let url: URL
+  /// The file's path, for messages.
   let file: String
-  let fileSize: UInt64
-  let archive: Archive
+  let handle: CheckpointFile
   /// Every file entry by its full path, read once from the central directory.
-  let entries: [String: Entry]
+  let entries: [String: ZipEntry]
   /// `<prefix>/` for data.pkl and the storages.
   let prefix: String
-  let dataPickle: Entry
+  let dataPickle: ZipEntry
 
   init(url: URL) throws {
     self.url = url
     file = url.path
-    let attributes: [FileAttributeKey: Any]
+    handle = try CheckpointFile(path: url.path)
     do {
-      attributes = try FileManager.default.attributesOfItem(atPath: url.path)
-    } catch {
-      throw TorchCheckpointError.unreadable(file: file, reason: error.localizedDescription)
+      entries = try ZipDirectory.read(handle).entries
+    } catch TorchCheckpointError.notAZipArchive(_, let detail) {
+      // The pre-1.6 format is a bare pickle stream: it starts with PROTO 2.
+      if try handle.bytes(at: 0, count: 2) == [0x80, 0x02] {
+        throw TorchCheckpointError.legacyFormat(file: file)
+      }
+      throw TorchCheckpointError.notAZipArchive(file: file, detail: detail)
     }
-    guard (attributes[.type] as? FileAttributeType) == .typeRegular else {
-      throw TorchCheckpointError.unreadable(file: file, reason: "not a regular file")
-    }
-    fileSize = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
-    do {
-      archive = try Archive(url: url, accessMode: .read)
-    } catch Archive.ArchiveError.missingEndOfCentralDirectoryRecord {
-      if Self.startsLikeAPickle(url) { throw TorchCheckpointError.legacyFormat(file: file) }
-      throw TorchCheckpointError.notAZipArchive(file: file, detail: "no zip end-of-central-directory record")
-    } catch {
-      throw TorchCheckpointError.notAZipArchive(file: file, detail: "unreadable zip directory: \(error)")
-    }
-    var entries: [String: Entry] = [:]
-    for entry in archive where entry.type == .file { entries[entry.path] = entry }
-    self.entries = entries
     let pickles = entries.keys.filter { $0 == "data.pkl" || $0.hasSuffix("/data.pkl") }.sorted()
     guard let pickleName = pickles.first, let pickle = entries[pickleName] else {
       throw TorchCheckpointError.missingDataPickle(file: file)
@@ -95,17 +85,9 @@ private struct CheckpointReader {
     dataPickle = pickle
   }
 
-  /// The pre-1.6 format is a bare pickle stream: it starts with PROTO 2.
-  private static func startsLikeAPickle(_ url: URL) -> Bool {
-    guard let handle = try? FileHandle(forReadingFrom: url) else { return false }
-    defer { try? handle.close() }
-    let head = (try? handle.read(upToCount: 2)) ?? Data()
-    return head.count == 2 && head[head.startIndex] == 0x80 && head[head.startIndex + 1] == 0x02
-  }
-
   func read(memoryLimit: UInt64) throws -> Checkpoint {
     try refuseBigEndian()
-    let pickleBytes = try readEntry(dataPickle, byteCount: nil, limit: CheckpointLimits.maximumPickleBytes)
+    let pickleBytes = try readEntry(dataPickle, limit: CheckpointLimits.maximumPickleBytes)
     let references = try RestrictedUnpickler.unpickle(pickleBytes, file: file, stateDict(from:))
     try refuseMoreThanMemory(references, limit: memoryLimit)
     return try materialize(references)
@@ -130,7 +112,7 @@ private struct CheckpointReader {
   /// ran on little-endian hosts when saving to this format in practice).
   private func refuseBigEndian() throws {
     guard let entry = entries[prefix + "byteorder"] else { return }
-    let bytes = try readEntry(entry, byteCount: nil, limit: 64)
+    let bytes = try readEntry(entry, limit: 64)
     let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     if text == "big" { throw TorchCheckpointError.bigEndian(file: file) }
   }
@@ -196,8 +178,8 @@ private struct CheckpointReader {
       }
       tensorElements += count
     }
-    // 2. The storages, each read once straight into its float32 buffer, on two threads (each with
-    // its own handle on the file): CRC-32 and conversion cost more than the reading itself.
+    // 2. The storages, each read once straight into its float32 buffer, on two threads sharing the
+    // file (pread): checking CRC-32 and converting cost about as much as the reading itself.
     let jobs = storageOrder.map { key in
       StorageJob(storage: storageReferences[key]!, tensorKey: firstUser[key] ?? key)
     }
@@ -230,23 +212,14 @@ private struct CheckpointReader {
       groupBytes[target] += job.storage.elementCount * job.storage.scalarType.itemSize
     }
     let results = StorageResults(count: jobs.count)
-    // The reader is only read by the workers, each with its own Archive (ZIPFoundation's file
-    // handle is not shared): safe to hand over despite its non-Sendable members.
+    // The reader is only read by the workers, and its file handle reads with pread: safe to hand
+    // over despite its non-Sendable members.
     let shared = UncheckedSendable(value: (reader: self, jobs: jobs, groups: groups))
     DispatchQueue.concurrentPerform(iterations: workers) { worker in
       let (reader, jobs, groups) = shared.value
-      let archive: Archive
-      do {
-        archive = worker == 0 ? reader.archive : try Archive(url: reader.url, accessMode: .read)
-      } catch {
-        for index in groups[worker] {
-          results.set(index, .failure(TorchCheckpointError.unreadable(file: reader.file, reason: "\(error)")))
-        }
-        return
-      }
       for index in groups[worker] {
         let job = jobs[index]
-        results.set(index, Result { try reader.readStorage(job.storage, key: job.tensorKey, from: archive) })
+        results.set(index, Result { try reader.readStorage(job.storage, key: job.tensorKey) })
       }
     }
     var storages: [String: [Float]] = [:]
@@ -304,8 +277,7 @@ private struct CheckpointReader {
   }
 
   /// Reads `<prefix>/data/<key>` and converts all of it to float32.
-  private func readStorage(_ storage: StorageReference, key: String, from archive: Archive) throws -> [Float]
-  {
+  private func readStorage(_ storage: StorageReference, key: String) throws -> [Float] {
     let name = prefix + "data/" + storage.key
     guard let entry = entries[name] else {
       throw TorchCheckpointError.missingStorage(file: file, key: key, entry: name)
@@ -322,29 +294,32 @@ private struct CheckpointReader {
       throw TorchCheckpointError.storageTooShort(
         file: file, key: key, entry: name, expectedBytes: UInt64(byteCount), actualBytes: declared)
     }
-    if entry.isCompressed {
-      let bytes = try readEntry(entry, byteCount: byteCount, limit: .max, storageOf: key, from: archive)
-      var values = [Float](repeating: 0, count: storage.elementCount)
-      bytes.withUnsafeBytes { raw in
-        values.withUnsafeMutableBufferPointer { output in
-          guard let source = raw.baseAddress, let destination = output.baseAddress else { return }
-          convertToFloat(source, type: storage.scalarType, count: storage.elementCount, into: destination)
-        }
-      }
-      return values
-    }
-    // Stored (torch's writer never compresses): chunks of readChunkBytes, a multiple of every
-    // item size, are converted as they arrive into the final buffer.
     let count = storage.elementCount
+    guard entry.isStored, storage.scalarType == .float32, Self.littleEndianHost else {
+      // Other element types (small in practice) and deflated entries: the entry's bytes, then float32.
+      let bytes = try readEntry(entry, limit: .max)
+      guard bytes.count >= byteCount else {
+        throw TorchCheckpointError.storageTooShort(
+          file: file, key: key, entry: name, expectedBytes: UInt64(byteCount),
+          actualBytes: UInt64(bytes.count))
+      }
+      return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        bytes.withUnsafeBytes { raw in
+          if let source = raw.baseAddress, let destination = buffer.baseAddress {
+            convertToFloat(source, type: storage.scalarType, count: count, into: destination)
+          }
+        }
+        initialized = count
+      }
+    }
+    // Stored float32 (everything torch.save writes for a float model): the file's bytes are the
+    // values, read once straight into the final buffer.
+    let start = try storedDataOffset(entry)
     var failure: Error?
     let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
       do {
-        try streamEntry(entry, wanted: byteCount, storageOf: key, from: archive) { chunk, offset in
-          let elements = chunk.count / itemSize
-          guard let source = chunk.baseAddress, elements > 0 else { return }
-          convertToFloat(
-            source, type: storage.scalarType, count: elements, into: buffer.baseAddress! + offset / itemSize)
-        }
+        adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
+        try readStored(entry, at: start, into: UnsafeMutableRawBufferPointer(buffer))
       } catch {
         failure = error
         buffer.baseAddress?.update(repeating: 0, count: count)
@@ -353,6 +328,23 @@ private struct CheckpointReader {
     }
     if let failure { throw failure }
     return values
+  }
+
+  private static let littleEndianHost = 1.littleEndian == 1
+
+  /// Asks for 2 MB pages under the whole 2 MB blocks of a fresh buffer, before anything touches it:
+  /// faulting in fresh 4 KB pages cost more than reading the page-cached file itself (a ViT-B
+  /// checkpoint: 92,000 faults). Only where transparent huge pages are on "madvise" or "always";
+  /// elsewhere the call does nothing.
+  private func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
+    #if os(Linux)
+      let block = 2 << 20
+      guard let base = buffer.baseAddress, buffer.count >= block else { return }
+      let start = (Int(bitPattern: base) + block - 1) / block * block
+      let end = (Int(bitPattern: base) + buffer.count) / block * block
+      guard end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) else { return }
+      _ = madvise(pointer, end - start, MADV_HUGEPAGE)
+    #endif
   }
 
   private func gatherTensor(_ reference: TensorReference, from storage: [Float], count: Int) -> [Float] {
@@ -375,78 +367,66 @@ private struct CheckpointReader {
 
   // MARK: - Zip entries
 
-  /// Reads an entry whole (`byteCount == nil`) or its first `byteCount` bytes into memory (see
-  /// `streamEntry` for the checks).
-  private func readEntry(
-    _ entry: Entry, byteCount: Int?, limit: UInt64, storageOf key: String? = nil, from archive: Archive? = nil
-  ) throws -> [UInt8] {
+  /// An entry's bytes, whole, after checking its size against `limit` and the file and its CRC-32.
+  private func readEntry(_ entry: ZipEntry, limit: UInt64) throws -> [UInt8] {
     guard entry.uncompressedSize <= limit else {
       throw TorchCheckpointError.entryTooLarge(
-        file: file, entry: entry.path, bytes: entry.uncompressedSize, limit: limit)
+        file: file, entry: entry.name, bytes: entry.uncompressedSize, limit: limit)
     }
-    let wanted = byteCount ?? Int(entry.uncompressedSize)
-    var bytes: [UInt8] = []
-    // A compressed entry's declared size may be a lie: reserve only what its compressed bytes
-    // plausibly give and let the array grow with the data that really arrives.
-    bytes.reserveCapacity(entry.isCompressed ? min(wanted, Int(entry.compressedSize) * 8) : wanted)
-    try streamEntry(entry, wanted: wanted, storageOf: key, from: archive ?? self.archive) { chunk, _ in
-      bytes.append(contentsOf: chunk)
+    guard entry.isStored else {
+      return try DeflatedEntry.read(entry.name, from: url, fileSize: handle.size)
     }
-    return bytes
+    let start = try storedDataOffset(entry)
+    return try [UInt8](unsafeUninitializedCapacity: Int(entry.uncompressedSize)) { buffer, initialized in
+      try readStored(entry, at: start, into: UnsafeMutableRawBufferPointer(buffer))
+      initialized = buffer.count
+    }
   }
 
-  /// Hands the entry's first `wanted` bytes to `consume` chunk by chunk (with each chunk's offset),
-  /// refusing entries whose declared size exceeds the file itself (stored) or deflate's reach
-  /// (compressed), and checking the CRC-32 of everything read. `storageOf` names the tensor whose
-  /// storage this is, for messages.
-  private func streamEntry(
-    _ entry: Entry, wanted: Int, storageOf key: String?, from archive: Archive,
-    _ consume: (UnsafeRawBufferPointer, Int) -> Void
-  ) throws {
-    let name = entry.path
-    let declared = entry.uncompressedSize
-    let reach =
-      entry.isCompressed
-      ? entry.compressedSize.multipliedReportingOverflow(by: CheckpointLimits.maximumDeflateRatio)
-      : (partialValue: entry.compressedSize, overflow: false)
-    guard entry.compressedSize <= fileSize, reach.overflow || declared <= reach.partialValue else {
+  /// Where a stored entry's data starts, once its sizes are known to agree and to fit in the file.
+  private func storedDataOffset(_ entry: ZipEntry) throws -> UInt64 {
+    guard entry.compressedSize == entry.uncompressedSize else {
       throw TorchCheckpointError.unreadableEntry(
-        file: file, entry: name, reason: "its declared size (\(declared) bytes) does not fit in the file")
+        file: file, entry: entry.name,
+        reason:
+          "it is stored uncompressed but declares \(entry.compressedSize) bytes in the file for \(entry.uncompressedSize) bytes of data"
+      )
     }
-    var checksum = CRC32Accumulator()
-    var seen: UInt64 = 0
-    var delivered = 0
-    do {
-      _ = try archive.extract(entry, bufferSize: CheckpointLimits.readChunkBytes, skipCRC32: true) { chunk in
-        seen += UInt64(chunk.count)
-        guard seen <= declared else { throw EntryOverrun() }
-        chunk.withUnsafeBytes { raw in
-          checksum.update(raw)
-          let keep = min(raw.count, wanted - delivered)
-          if keep > 0 {
-            consume(UnsafeRawBufferPointer(rebasing: raw.prefix(keep)), delivered)
-            delivered += keep
-          }
-        }
+    return try ZipDirectory.dataOffset(of: entry, in: handle)
+  }
+
+  /// Reads a stored entry's first `destination.count` bytes into `destination` chunk by chunk,
+  /// each checked into the CRC-32 while still in cache, then checks the rest of the entry too.
+  private func readStored(
+    _ entry: ZipEntry, at start: UInt64, into destination: UnsafeMutableRawBufferPointer
+  )
+    throws
+  {
+    var crc: UInt32 = 0
+    var done = 0
+    while done < destination.count {
+      let chunk = UnsafeMutableRawBufferPointer(
+        rebasing: destination[done..<min(destination.count, done + CheckpointLimits.readChunkBytes)])
+      try handle.read(into: chunk, at: start + UInt64(done))
+      crc = sam_crc32(crc, chunk.baseAddress, chunk.count)
+      done += chunk.count
+    }
+    var remaining = Int(entry.uncompressedSize) - done
+    if remaining > 0 {
+      let scratch = UnsafeMutableRawBufferPointer.allocate(
+        byteCount: min(remaining, CheckpointLimits.readChunkBytes), alignment: 16)
+      defer { scratch.deallocate() }
+      while remaining > 0 {
+        let chunk = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<min(remaining, scratch.count)])
+        try handle.read(into: chunk, at: start + UInt64(done))
+        crc = sam_crc32(crc, chunk.baseAddress, chunk.count)
+        done += chunk.count
+        remaining -= chunk.count
       }
-    } catch is EntryOverrun {
-      throw TorchCheckpointError.unreadableEntry(
-        file: file, entry: name, reason: "it holds more data than its declared \(declared) bytes")
-    } catch {
-      throw TorchCheckpointError.unreadableEntry(file: file, entry: name, reason: "\(error)")
     }
-    guard seen == declared else {
-      if let key {
-        throw TorchCheckpointError.storageTooShort(
-          file: file, key: key, entry: name, expectedBytes: UInt64(wanted), actualBytes: seen)
-      }
+    guard crc == entry.crc32 else {
       throw TorchCheckpointError.unreadableEntry(
-        file: file, entry: name,
-        reason: "only \(seen) of its declared \(declared) bytes could be read (truncated?)")
-    }
-    guard checksum.value == entry.checksum else {
-      throw TorchCheckpointError.unreadableEntry(
-        file: file, entry: name, reason: "CRC-32 mismatch (corrupt data)")
+        file: file, entry: entry.name, reason: "CRC-32 mismatch (corrupt data)")
     }
   }
 }
@@ -474,5 +454,3 @@ private final class StorageResults: @unchecked Sendable {
     return try slots[index]?.get() ?? []
   }
 }
-
-private struct EntryOverrun: Error {}

@@ -1,4 +1,4 @@
-// Hot loops of the loader: storage bytes to float32, strided gathers, CRC-32. Small named
+// Hot loops of the loader: storage bytes to float32, strided gathers (CRC-32 is in CSAMKernels). Small named
 // functions over pointers (see TOOLCHAIN.md: closures in generic maps are not inlined).
 
 /// Converts `count` little-endian elements of `type` at `source` (any alignment) to float32.
@@ -166,58 +166,4 @@ private func copyStridedRow(
   _ source: UnsafePointer<Float>, count: Int, stride: Int, into destination: UnsafeMutablePointer<Float>
 ) {
   for index in 0..<count { destination[index] = source[index * stride] }
-}
-
-/// CRC-32 (IEEE, as zip uses), slicing by 8: eight independent table lookups per 8 bytes
-/// (a byte-at-a-time loop is latency-bound at ~130 MB/s and dominated loading time).
-struct CRC32Accumulator {
-  private(set) var value: UInt32 = 0
-
-  /// tables[k * 256 + b]: the CRC of byte b followed by k zero bytes.
-  private static let tables: [UInt32] = {
-    var tables = [UInt32](repeating: 0, count: 8 * 256)
-    for byte in 0..<256 {
-      var crc = UInt32(byte)
-      for _ in 0..<8 { crc = crc & 1 == 1 ? 0xEDB8_8320 ^ (crc >> 1) : crc >> 1 }
-      tables[byte] = crc
-    }
-    for slice in 1..<8 {
-      for byte in 0..<256 {
-        let previous = tables[(slice - 1) * 256 + byte]
-        tables[slice * 256 + byte] = tables[Int(previous & 0xFF)] ^ (previous >> 8)
-      }
-    }
-    return tables
-  }()
-
-  mutating func update(_ bytes: UnsafeRawBufferPointer) {
-    guard let start = bytes.baseAddress else { return }
-    value = Self.tables.withUnsafeBufferPointer { tables in
-      crc32Update(~value, start, count: bytes.count, tables: tables.baseAddress!)
-    }
-  }
-}
-
-private func crc32Update(
-  _ initial: UInt32, _ bytes: UnsafeRawPointer, count: Int, tables t: UnsafePointer<UInt32>
-) -> UInt32 {
-  var crc = initial
-  var index = 0
-  while index + 8 <= count {
-    let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-    let low = UInt32(truncatingIfNeeded: word) ^ crc
-    let high = UInt32(truncatingIfNeeded: word >> 32)
-    crc =
-      t[7 * 256 + Int(low & 0xFF)] ^ t[6 * 256 + Int((low >> 8) & 0xFF)]
-      ^ t[5 * 256 + Int((low >> 16) & 0xFF)] ^ t[4 * 256 + Int(low >> 24)]
-      ^ t[3 * 256 + Int(high & 0xFF)] ^ t[2 * 256 + Int((high >> 8) & 0xFF)]
-      ^ t[1 * 256 + Int((high >> 16) & 0xFF)] ^ t[Int(high >> 24)]
-    index += 8
-  }
-  while index < count {
-    let byte = bytes.load(fromByteOffset: index, as: UInt8.self)
-    crc = t[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8)
-    index += 1
-  }
-  return ~crc
 }

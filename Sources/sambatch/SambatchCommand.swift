@@ -8,7 +8,7 @@ struct Sambatch: ParsableCommand {
     abstract: "Runs MobileSAM over whole datasets: prompts in, masks out.",
     subcommands: [
       PredictCommand.self, RunCommand.self, StatusCommand.self, ExportCommand.self, MergeCommand.self,
-      BenchCommand.self, ValidateCommand.self, EvalCommand.self, ReviewCommand.self,
+      BenchCommand.self, ValidateCommand.self, EvalCommand.self, ReviewCommand.self, BenchLoadCommand.self,
     ])
 
   static func main() {

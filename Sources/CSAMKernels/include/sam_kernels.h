@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "sam_crc32.h"  // included here so that incremental builds see the module grow
+
 #ifdef __cplusplus
 extern "C" {
 #endif
