@@ -196,7 +196,8 @@ struct JobPlan: Sendable {
   }
 }
 
-/// One value of the settings JSON, as text for messages.
+/// One value of the settings JSON, as text for messages: an integer as an integer
+/// (`points_per_side: 3 then, 5 now`, not 3.0), as the job file has it.
 private struct SettingValue: Decodable {
   var text: String
 
@@ -206,6 +207,8 @@ private struct SettingValue: Decodable {
       text = "null"
     } else if let b = try? value.decode(Bool.self) {
       text = String(b)
+    } else if let i = try? value.decode(Int.self) {
+      text = String(i)
     } else if let d = try? value.decode(Double.self) {
       text = "\(d)"
     } else {

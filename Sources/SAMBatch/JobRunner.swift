@@ -169,11 +169,7 @@ public struct JobRunner: Sendable {
         problems: try existing.manifestProblems(limit: Self.problemsShown))
     }
     var plan = try JobPlan(job: job, shard: options.shard)
-    if plan.images.isEmpty {
-      let sources =
-        job.manifests.isEmpty ? [(job.imageList ?? job.images).path] : job.manifests.map(\.path.path)
-      throw SAMBatchError.noImages(job: job.url.path, manifests: sources)
-    }
+    if plan.images.isEmpty { throw SAMBatchError.noImages(in: job) }
     var comparison = JobPlan.Comparison.fresh
     if let existing = store, let stored = try existing.jobRecord() {
       comparison = plan.compare(
