@@ -41,9 +41,13 @@ struct StatusCommand: ParsableCommand {
       case .unknown(let reason):
         print("  cannot compare with the job's manifests now: \(reason)")
       }
-      print(
-        "  prompts: \(c.prompts) (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped); masks: \(c.masks)"
-      )
+      if jobFile.everything != nil {
+        print("  masks: \(c.masks)")  // one prompt per image: the generator's grid, never rejected
+      } else {
+        print(
+          "  prompts: \(c.prompts) (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped); masks: \(c.masks)"
+        )
+      }
       if c.noDetections > 0 {
         print("  images with no detections (done, no prompts): \(c.noDetections)")
       }
