@@ -12,6 +12,9 @@ struct JobPlan: Sendable {
   var problems: [ManifestProblemRecord]
   var belowMinScore: Int
   var manifestSHA256: String
+  /// The images are the listing of the images folder (an everything job without manifests or
+  /// image list): the refusal of a reordered listing says how to keep the done work.
+  var listsFolder = false
 
   init(job: JobFile, shard: Shard) throws {
     // min_score is applied here, per image, so that each image records what it left out.
@@ -50,6 +53,7 @@ struct JobPlan: Sendable {
     }
     self.belowMinScore = below
     self.manifestSHA256 = manifests.sha256
+    self.listsFolder = job.everything != nil && job.manifests.isEmpty && job.imageList == nil
   }
 
   /// Lets go of the plan's images and problems once the run has taken what it needs.
@@ -144,9 +148,15 @@ struct JobPlan: Sendable {
     if manifestsChanged {
       if let first = moved.first ?? removed.first.map({ "'\(quoted($0.path))' is no longer listed" }) {
         let more = moved.count + removed.count - 1
+        let what = "images were removed or reordered (\(first)\(more > 0 ? " and \(more) more" : ""))"
         changes.append(
-          "the manifests changed: images were removed or reordered (\(first)\(more > 0 ? " and \(more) more" : "")); "
-            + "only appending images and prompts, or changing an image's prompts, keeps the done work")
+          listsFolder
+            ? "the images folder's listing changed: \(what); only images sorting after all the others keep "
+              + "the done work as it is. To keep it, list the images in their stored order "
+              + "(sqlite3 DATABASE \"SELECT path FROM images ORDER BY id\" > images.txt), append the new ones "
+              + "and add 'image_list: images.txt' to the job"
+            : "the manifests changed: \(what); "
+              + "only appending images and prompts, or changing an image's prompts, keeps the done work")
       }
     }
     if !storedImages.contains(where: { $0.status == .done }) {

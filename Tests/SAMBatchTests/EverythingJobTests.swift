@@ -351,7 +351,20 @@ final class EverythingJobTests: XCTestCase {
       at: images.appendingPathComponent("a.png"), to: images.appendingPathComponent("b.png"))
     XCTAssertThrowsError(try run(job)) { error in
       XCTAssertTrue(error.localizedDescription.contains("removed or reordered"), error.localizedDescription)
+      XCTAssertTrue(
+        error.localizedDescription.contains("add 'image_list: images.txt'"), error.localizedDescription)
     }
+    // The way out the message gives: the stored order as an image list, the new image appended.
+    let stored: [String] = try DatabaseQueue(path: dir.appendingPathComponent("results.db").path).read {
+      try String.fetchAll($0, sql: "SELECT path FROM images ORDER BY id")
+    }
+    try (stored + ["b.png"]).joined(separator: "\n").write(
+      to: dir.appendingPathComponent("images.txt"), atomically: true, encoding: .utf8)
+    try String(contentsOf: job, encoding: .utf8).appending("image_list: images.txt\n").write(
+      to: job, atomically: true, encoding: .utf8)
+    let kept = try run(job)
+    XCTAssertEqual(kept.processed, 1, "only the new image")
+    XCTAssertEqual(kept.counts.done, 5)
   }
 
   /// With manifests, an everything job takes their images and none of their objects.
