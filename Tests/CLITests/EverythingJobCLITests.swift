@@ -82,6 +82,10 @@ final class EverythingJobCLITests: XCTestCase {
         try String.fetchAll($0, sql: "SELECT path FROM images ORDER BY id")
       }
     XCTAssertEqual(paths, ["set2/img2.png", "set1/img1.png"])
+    let validate = try runSambatch(["validate", job.path], environment: fake)
+    XCTAssertEqual(validate.status, 2, validate.stdout)
+    XCTAssertTrue(
+      validate.stdout.contains("2 images (0 unreadable), 1 image list problem\n"), validate.stdout)
     let status = try runSambatch(["status", job.path], environment: fake)
     XCTAssertTrue(status.stdout.contains("\n  masks: "), status.stdout)
     XCTAssertFalse(status.stdout.contains("prompts"), status.stdout)
