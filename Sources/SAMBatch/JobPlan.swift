@@ -15,6 +15,8 @@ struct JobPlan: Sendable {
   /// The images are the listing of the images folder (an everything job without manifests or
   /// image list): the refusal of a reordered listing says how to keep the done work.
   var listsFolder = false
+  /// An everything job: its images have no prompts, so growth is only new images.
+  var imagesOnly = false
 
   init(job: JobFile, shard: Shard) throws {
     // min_score is applied here, per image, so that each image records what it left out.
@@ -54,6 +56,7 @@ struct JobPlan: Sendable {
     self.belowMinScore = below
     self.manifestSHA256 = manifests.sha256
     self.listsFolder = job.everything != nil && job.manifests.isEmpty && job.imageList == nil
+    self.imagesOnly = job.everything != nil
   }
 
   /// Lets go of the plan's images and problems once the run has taken what it needs.
@@ -162,18 +165,20 @@ struct JobPlan: Sendable {
     if !storedImages.contains(where: { $0.status == .done }) {
       var all = changes
       if manifestsChanged && moved.isEmpty && removed.isEmpty {
-        all.append(Self.growthDescription(added: added.count, changed: changed.count))
+        all.append(growthDescription(added: added.count, changed: changed.count))
       }
       return .replace(changes: all)
     }
     if !changes.isEmpty { return .refused(changes: changes) }
     return .grown(
       added: added, changed: changed,
-      changes: [Self.growthDescription(added: added.count, changed: changed.count)])
+      changes: [growthDescription(added: added.count, changed: changed.count)])
   }
 
-  static func growthDescription(added: Int, changed: Int) -> String {
-    "the manifests changed: \(count(added, "new image")), \(count(changed, "image")) with other prompts"
+  func growthDescription(added: Int, changed: Int) -> String {
+    if imagesOnly && changed == 0 { return "the images changed: \(count(added, "new image"))" }
+    return
+      "the manifests changed: \(count(added, "new image")), \(count(changed, "image")) with other prompts"
   }
 
   /// Differences between two job records other than the manifests (compared image by image).

@@ -229,7 +229,9 @@ public struct JobRunner: Sendable {
         "\(url.path) holds no results yet, so the job's plan is replaced: \(changes.joined(separator: "; "))")
       try target.writePlan(job: newRecord, images: plan.planned, problems: problems, replace: true)
     case .grown(let added, let changed, let changes):
-      log("\(changes.joined(separator: "; ")): adding and redoing those, keeping the rest")
+      log(
+        "\(changes.joined(separator: "; ")): \(job.everything == nil ? "adding and redoing those" : "adding them"), keeping the rest"
+      )
       try target.extendPlan(
         job: newRecord, added: added, changed: changed,
         problems: options.shard.index == 0 ? plan.problems : nil)

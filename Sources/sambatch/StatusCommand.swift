@@ -26,6 +26,10 @@ struct StatusCommand: ParsableCommand {
       print("  images: \(c.total) (\(c.done) done, \(c.failed) failed, \(c.pending) left)")
       switch status.nextRun {
       case .upToDate: break
+      case .extends(let added, _) where jobFile.everything != nil:
+        print(
+          "  the images changed since the last run: \(count(added, "new image")) (`sambatch run` adds them, keeping the rest)"
+        )
       case .extends(let added, let redo):
         print(
           "  the manifests changed since the last run: \(count(added, "new image")), \(count(redo, "image"))"

@@ -90,6 +90,19 @@ final class EverythingJobCLITests: XCTestCase {
     XCTAssertTrue(status.stdout.contains("\n  masks: "), status.stdout)
     XCTAssertFalse(status.stdout.contains("prompts"), status.stdout)
 
+    // A line appended to the list: new images, in the words of a job without prompts.
+    let list = dir.appendingPathComponent("list.txt")
+    try (String(contentsOf: list, encoding: .utf8) + "set0/img0.png\r\n").write(
+      to: list, atomically: true, encoding: .utf8)
+    let grownStatus = try runSambatch(["status", job.path], environment: fake)
+    XCTAssertTrue(
+      grownStatus.stdout.contains("the images changed since the last run: 1 new image (`sambatch run` adds"),
+      grownStatus.stdout)
+    let grown = try runSambatch(["run", job.path], environment: fake)
+    XCTAssertTrue(
+      grown.stderr.contains("the images changed: 1 new image: adding them, keeping the rest"), grown.stderr)
+    XCTAssertTrue(grown.stdout.contains("Job: 3 done, 0 failed, 0 pending of 3 images; "), grown.stdout)
+
     try String(contentsOf: job, encoding: .utf8).replacingOccurrences(
       of: "points_per_side: 4", with: "points_per_side: 5"
     ).write(to: job, atomically: true, encoding: .utf8)
