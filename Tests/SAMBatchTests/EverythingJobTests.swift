@@ -153,6 +153,17 @@ final class EverythingJobTests: XCTestCase {
     XCTAssertTrue(problems.last?.message.contains("listed on line 4 already") ?? false)
   }
 
+  /// masks.csv quotes every field a CSV reader would split: a comma, a quote, and any line break
+  /// in a file name (LF, CRLF, CR), which an images folder may hold.
+  func testMasksCSVQuotesEveryLineBreak() {
+    XCTAssertEqual(Exporter.csvField("a.png"), "a.png")
+    XCTAssertEqual(Exporter.csvField("a,b.png"), "\"a,b.png\"")
+    XCTAssertEqual(Exporter.csvField("say \"hi\".png"), "\"say \"\"hi\"\".png\"")
+    for name in ["new\nline.png", "new\r\nline.png", "new\rline.png"] {
+      XCTAssertEqual(Exporter.csvField(name), "\"\(name)\"", name.debugDescription)
+    }
+  }
+
   /// A list saved by a Windows editor (byte order mark, CRLF) names the same images on the same
   /// lines: a CRLF is one Swift Character, so splitting on "\n" alone would read one long path.
   func testImageListFromWindowsEditorReadsLineByLine() throws {
