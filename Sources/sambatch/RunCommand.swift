@@ -53,7 +53,7 @@ struct RunCommand: ParsableCommand {
         progress: reporter.update)
       let summary = try runner.run()
       reporter.finish()
-      printSummary(summary, everything: jobFile.everything != nil)
+      printSummary(summary, everything: jobFile.everything != nil, imageList: jobFile.imageList != nil)
       if let signal = summary.interrupted {
         note(
           "Interrupted by \(signal): \(count(summary.processed, "image")) processed in this run. Run the same command"
@@ -66,7 +66,7 @@ struct RunCommand: ParsableCommand {
 
   /// An everything job's images are one prompt each, without category: its summary counts masks,
   /// not prompts, and its query groups by image.
-  private func printSummary(_ s: RunSummary, everything: Bool) {
+  private func printSummary(_ s: RunSummary, everything: Bool, imageList: Bool) {
     let c = s.counts
     if s.nothingToDo {
       if c.total == 0 {
@@ -91,11 +91,14 @@ struct RunCommand: ParsableCommand {
         + count(c.masks, "mask")
         + (c.belowMinScore > 0 ? "; \(count(c.belowMinScore, "detection")) below min_score left out" : "")
         + (c.manifestProblems > 0
-          ? "; \(count(c.manifestProblems, "unreadable manifest entry", plural: "unreadable manifest entries"))"
+          ? "; "
+            + (imageList
+              ? count(c.manifestProblems, "image list problem")
+              : count(c.manifestProblems, "unreadable manifest entry", plural: "unreadable manifest entries"))
           : "")
         + ".")
     if !s.problems.isEmpty {
-      print("Unreadable manifest entries (\(c.manifestProblems)):")
+      print("\(imageList ? "Image list problems" : "Unreadable manifest entries") (\(c.manifestProblems)):")
       for p in s.problems { print("  \(p.file)\(p.line.map { ":\($0)" } ?? ""): \(quoted(p.message))") }
       if c.manifestProblems > s.problems.count {
         print(

@@ -75,7 +75,9 @@ struct StatusCommand: ParsableCommand {
         print("  rejected: \(path) prompt \(index): \(error)")
       }
       if c.manifestProblems > 0 {
-        print("  unreadable manifest entries: \(c.manifestProblems)")
+        print(
+          "  \(jobFile.imageList != nil ? "image list problems" : "unreadable manifest entries"): \(c.manifestProblems)"
+        )
         for p in status.problems {
           print("    \(p.file)\(p.line.map { ":\($0)" } ?? ""): \(quoted(p.message))")
         }

@@ -73,6 +73,8 @@ final class EverythingJobCLITests: XCTestCase {
     let result = try runSambatch(["run", job.path], environment: fake)
     XCTAssertEqual(result.status, 2, "the duplicate is a problem: \(result.stdout)\(result.stderr)")
     XCTAssertTrue(result.stdout.contains("Job: 2 done, 0 failed, 0 pending of 2 images; "), result.stdout)
+    XCTAssertTrue(
+      result.stdout.contains(" masks; 1 image list problem.\nImage list problems (1):"), result.stdout)
     XCTAssertFalse(result.stdout.contains("prompts"), result.stdout)
     XCTAssertTrue(
       result.stdout.contains("list.txt:3: '\(absolute)' is listed on line 2 already"), result.stdout)
@@ -88,6 +90,7 @@ final class EverythingJobCLITests: XCTestCase {
       validate.stdout.contains("2 images (0 unreadable), 1 image list problem\n"), validate.stdout)
     let status = try runSambatch(["status", job.path], environment: fake)
     XCTAssertTrue(status.stdout.contains("\n  masks: "), status.stdout)
+    XCTAssertTrue(status.stdout.contains("\n  image list problems: 1\n"), status.stdout)
     XCTAssertFalse(status.stdout.contains("prompts"), status.stdout)
 
     // A line appended to the list: new images, in the words of a job without prompts.
