@@ -12,6 +12,7 @@ enum ImageListing {
     var hasher = SHA256()
     var problems: [ManifestProblem] = []
     var images: [ManifestImage]
+    var notes: [String] = []
     if let list = job.imageList {
       let data: Data
       do { data = try Data(contentsOf: list) } catch {
@@ -22,13 +23,15 @@ enum ImageListing {
       hasher.update(data: data)
       images = listed(data, file: list.path, imagesFolder: job.images, problems: &problems)
     } else {
-      let paths = try folderImages(in: job.images)
+      var others: [String: Int] = [:]
+      let paths = try folderImages(in: job.images, otherFiles: &others)
+      if let note = otherFilesNote(others, folder: job.images) { notes.append(note) }
       hasher.update(data: Data("folder|\(paths.count)|".utf8))
       for path in paths { hasher.update(data: Data((path + "\n").utf8)) }
       images = paths.map { ManifestImage(path: $0, objects: []) }
     }
     let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-    return LoadedManifests(images: images, problems: problems, belowMinScore: 0, sha256: digest)
+    return LoadedManifests(images: images, problems: problems, belowMinScore: 0, sha256: digest, notes: notes)
   }
 
   /// The images an image list names, one path a line (relative to the images folder, or
@@ -75,6 +78,14 @@ enum ImageListing {
   /// order), so a link that loops ends the walk there; a broken link named like an image is listed
   /// (it fails when read).
   static func folderImages(in folder: URL) throws -> [String] {
+    var others: [String: Int] = [:]
+    return try folderImages(in: folder, otherFiles: &others)
+  }
+
+  /// As `folderImages(in:)`, counting the files left out for their type by lowercased extension
+  /// ("" for none): a folder of JPEGs and TIFFs must not look fully processed when half of it was
+  /// never read.
+  static func folderImages(in folder: URL, otherFiles: inout [String: Int]) throws -> [String] {
     var isFolder: ObjCBool = false
     guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue
     else {
@@ -114,11 +125,27 @@ enum ImageListing {
           folders.append((child, path))
         } else if isImageName {
           found.append(path)
+        } else {
+          otherFiles[(name as NSString).pathExtension.lowercased(), default: 0] += 1
         }
       }
       pending += folders.reversed()
     }
     return found.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+  }
+}
+
+extension ImageListing {
+  /// "the images folder /data holds 3 other files, not read (.tif 2, no extension 1): only .jpg,
+  /// .jpeg and .png are", the five commonest types named; nil when there are none.
+  static func otherFilesNote(_ others: [String: Int], folder: URL) -> String? {
+    let total = others.values.reduce(0, +)
+    guard total > 0 else { return nil }
+    let types = others.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+    var named = types.prefix(5).map { "\($0.key.isEmpty ? "no extension" : "." + $0.key) \($0.value)" }
+    if types.count > 5 { named.append("...") }
+    return "the images folder \(folder.path) holds \(count(total, "other file")), not read "
+      + "(\(named.joined(separator: ", "))): only .jpg, .jpeg and .png are"
   }
 }
 

@@ -17,6 +17,8 @@ struct JobPlan: Sendable {
   var listsFolder = false
   /// An everything job: its images have no prompts, so growth is only new images.
   var imagesOnly = false
+  /// How the images were found, for the run's log (`LoadedManifests.notes`).
+  var notes: [String] = []
 
   init(job: JobFile, shard: Shard) throws {
     // min_score is applied here, per image, so that each image records what it left out.
@@ -57,6 +59,7 @@ struct JobPlan: Sendable {
     self.manifestSHA256 = manifests.sha256
     self.listsFolder = job.everything != nil && job.manifests.isEmpty && job.imageList == nil
     self.imagesOnly = job.everything != nil
+    self.notes = manifests.notes
   }
 
   /// Lets go of the plan's images and problems once the run has taken what it needs.

@@ -170,6 +170,7 @@ public struct JobRunner: Sendable {
     }
     var plan = try JobPlan(job: job, shard: options.shard)
     if plan.images.isEmpty { throw SAMBatchError.noImages(in: job) }
+    for note in plan.notes { log(note) }
     var comparison = JobPlan.Comparison.fresh
     if let existing = store, let stored = try existing.jobRecord() {
       comparison = plan.compare(

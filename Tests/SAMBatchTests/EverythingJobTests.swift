@@ -140,6 +140,29 @@ final class EverythingJobTests: XCTestCase {
     }
   }
 
+  /// Files of other types (drone TIFFs, sidecar files) are not read, and the run and `validate`
+  /// say so with counts per type, so a half-read folder does not look fully processed.
+  func testOtherFilesOfTheFolderAreCountedInANote() throws {
+    let dir = try temporaryDirectory()
+    for file in ["a.jpg", "b.TIF", "sub/c.tif", "sub/d.dng", "README", ".e.tif", ".cache/f.tif"] {
+      let url = dir.appendingPathComponent("images/" + file)
+      try FileManager.default.createDirectory(
+        at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+      try Data([1]).write(to: url)
+    }
+    let job = dir.appendingPathComponent("job.yaml")
+    try "version: 1\nimages: images\neverything: {}\n".write(to: job, atomically: true, encoding: .utf8)
+    let expected =
+      "the images folder \(dir.appendingPathComponent("images").path) holds 4 other files, not read "
+      + "(.tif 2, no extension 1, .dng 1): only .jpg, .jpeg and .png are"
+    let loaded = try LoadedManifests.load(try JobFile.load(contentsOf: job))
+    XCTAssertEqual(loaded.images.map(\.path), ["a.jpg"])
+    XCTAssertEqual(loaded.notes, [expected])
+    let report = try JobValidator.validate(try JobFile.load(contentsOf: job))
+    XCTAssertTrue(report.warnings.contains(expected), "\(report.warnings)")
+    XCTAssertNil(ImageListing.otherFilesNote([:], folder: dir))
+  }
+
   func testImageListKeepsItsOrderAndReportsDuplicates() throws {
     var problems: [ManifestProblem] = []
     let text = "# the first ones\nz.jpg\n\n  b/a.png  \n./z.jpg\nmissing.jpg\n/data/images/b/a.png\n"

@@ -37,6 +37,7 @@ public enum JobValidator {
     let manifests = try LoadedManifests.load(job)
     // As `run` refuses it: a job with no image cannot run (an empty folder, a wrong `images:`).
     if manifests.images.isEmpty { throw SAMBatchError.noImages(in: job) }
+    report.warnings += manifests.notes
     report.belowMinScore = manifests.belowMinScore
     report.manifestProblems = manifests.problems.count
     for p in manifests.problems {
