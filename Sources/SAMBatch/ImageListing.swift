@@ -87,10 +87,10 @@ enum ImageListing {
   /// never read.
   static func folderImages(in folder: URL, otherFiles: inout [String: Int]) throws -> [String] {
     var isFolder: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue
-    else {
+    guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder) else {
       throw SAMBatchError.imagesFolderMissing(folder: folder.path)
     }
+    guard isFolder.boolValue else { throw SAMBatchError.imagesFolderIsFile(folder: folder.path) }
     var found: [String] = []
     var seen: Set<String> = []
     var pending: [(url: URL, relative: String)] = [(folder, "")]

@@ -290,8 +290,10 @@ public struct JobRunner: Sendable {
   func checkImagesFolder(_ plan: JobPlan) throws {
     guard plan.planned.contains(where: { !$0.path.hasPrefix("/") }) else { return }
     var isFolder: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: job.images.path, isDirectory: &isFolder), isFolder.boolValue
-    else { throw SAMBatchError.imagesFolderMissing(folder: job.images.path) }
+    guard FileManager.default.fileExists(atPath: job.images.path, isDirectory: &isFolder) else {
+      throw SAMBatchError.imagesFolderMissing(folder: job.images.path)
+    }
+    guard isFolder.boolValue else { throw SAMBatchError.imagesFolderIsFile(folder: job.images.path) }
   }
 }
 

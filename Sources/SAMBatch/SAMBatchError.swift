@@ -38,6 +38,8 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
   case noImagesFound(job: String, folder: String, list: String?)
   /// The images folder the manifests' relative paths point into does not exist.
   case imagesFolderMissing(folder: String)
+  /// The job's `images:` names a file (a list, an archive), not a folder.
+  case imagesFolderIsFile(folder: String)
   /// The images folder disappeared during the run (an unmounted disk, a moved folder).
   case imagesFolderVanished(folder: String)
   /// The database exists but was written for another model, manifest or settings, and holds
@@ -103,6 +105,10 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
         + "names starting with '.' skipped): nothing to do"
     case .imagesFolderMissing(let folder):
       return "the images folder \(folder) does not exist (the job's 'images:'); nothing was recorded"
+    case .imagesFolderIsFile(let folder):
+      return
+        "the job's 'images:' names \(folder), which is a file, not a folder (an image list goes in "
+        + "'image_list:'); nothing was recorded"
     case .imagesFolderVanished(let folder):
       return
         "the images folder \(folder) disappeared during the run: stopped, and the images not processed are"

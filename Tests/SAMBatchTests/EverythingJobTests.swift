@@ -138,6 +138,10 @@ final class EverythingJobTests: XCTestCase {
     XCTAssertThrowsError(try ImageListing.folderImages(in: dir.appendingPathComponent("absent"))) {
       guard case .imagesFolderMissing = $0 as? SAMBatchError else { return XCTFail("\($0)") }
     }
+    // `images: list.txt` (a list where the folder goes) is not "missing": it is a file.
+    XCTAssertThrowsError(try ImageListing.folderImages(in: dir.appendingPathComponent("b.png"))) {
+      XCTAssertTrue($0.localizedDescription.contains("b.png, which is a file, not a folder"), "\($0)")
+    }
   }
 
   /// Files of other types (drone TIFFs, sidecar files) are not read, and the run and `validate`
