@@ -168,8 +168,10 @@ public enum Exporter {
     return written
   }
 
+  /// RFC 4180 quoting. `isNewline`, not `== "\n"`: a CRLF or a lone CR in a file name (an everything
+  /// job lists whatever the folder holds) is one Character that never equals "\n".
   static func csvField(_ s: String) -> String {
-    s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+    s.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline })
       ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
   }
 }

@@ -12,6 +12,13 @@ struct JobPlan: Sendable {
   var problems: [ManifestProblemRecord]
   var belowMinScore: Int
   var manifestSHA256: String
+  /// The images are the listing of the images folder (an everything job without manifests or
+  /// image list): the refusal of a reordered listing says how to keep the done work.
+  var listsFolder = false
+  /// An everything job: its images have no prompts, so growth is only new images.
+  var imagesOnly = false
+  /// How the images were found, for the run's log (`LoadedManifests.notes`).
+  var notes: [String] = []
 
   init(job: JobFile, shard: Shard) throws {
     // min_score is applied here, per image, so that each image records what it left out.
@@ -50,6 +57,9 @@ struct JobPlan: Sendable {
     }
     self.belowMinScore = below
     self.manifestSHA256 = manifests.sha256
+    self.listsFolder = job.everything != nil && job.manifests.isEmpty && job.imageList == nil
+    self.imagesOnly = job.everything != nil
+    self.notes = manifests.notes
   }
 
   /// Lets go of the plan's images and problems once the run has taken what it needs.
@@ -144,26 +154,34 @@ struct JobPlan: Sendable {
     if manifestsChanged {
       if let first = moved.first ?? removed.first.map({ "'\(quoted($0.path))' is no longer listed" }) {
         let more = moved.count + removed.count - 1
+        let what = "images were removed or reordered (\(first)\(more > 0 ? " and \(more) more" : ""))"
         changes.append(
-          "the manifests changed: images were removed or reordered (\(first)\(more > 0 ? " and \(more) more" : "")); "
-            + "only appending images and prompts, or changing an image's prompts, keeps the done work")
+          listsFolder
+            ? "the images folder's listing changed: \(what); only images sorting after all the others keep "
+              + "the done work as it is. To keep it, list the images in their stored order "
+              + "(sqlite3 DATABASE \"SELECT path FROM images ORDER BY id\" > images.txt), append the new ones "
+              + "and add 'image_list: images.txt' to the job"
+            : "the manifests changed: \(what); "
+              + "only appending images and prompts, or changing an image's prompts, keeps the done work")
       }
     }
     if !storedImages.contains(where: { $0.status == .done }) {
       var all = changes
       if manifestsChanged && moved.isEmpty && removed.isEmpty {
-        all.append(Self.growthDescription(added: added.count, changed: changed.count))
+        all.append(growthDescription(added: added.count, changed: changed.count))
       }
       return .replace(changes: all)
     }
     if !changes.isEmpty { return .refused(changes: changes) }
     return .grown(
       added: added, changed: changed,
-      changes: [Self.growthDescription(added: added.count, changed: changed.count)])
+      changes: [growthDescription(added: added.count, changed: changed.count)])
   }
 
-  static func growthDescription(added: Int, changed: Int) -> String {
-    "the manifests changed: \(count(added, "new image")), \(count(changed, "image")) with other prompts"
+  func growthDescription(added: Int, changed: Int) -> String {
+    if imagesOnly && changed == 0 { return "the images changed: \(count(added, "new image"))" }
+    return
+      "the manifests changed: \(count(added, "new image")), \(count(changed, "image")) with other prompts"
   }
 
   /// Differences between two job records other than the manifests (compared image by image).
@@ -196,7 +214,8 @@ struct JobPlan: Sendable {
   }
 }
 
-/// One value of the settings JSON, as text for messages.
+/// One value of the settings JSON, as text for messages: an integer as an integer
+/// (`points_per_side: 3 then, 5 now`, not 3.0), as the job file has it.
 private struct SettingValue: Decodable {
   var text: String
 
@@ -206,6 +225,8 @@ private struct SettingValue: Decodable {
       text = "null"
     } else if let b = try? value.decode(Bool.self) {
       text = String(b)
+    } else if let i = try? value.decode(Int.self) {
+      text = String(i)
     } else if let d = try? value.decode(Double.self) {
       text = "\(d)"
     } else {

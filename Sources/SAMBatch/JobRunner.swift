@@ -169,11 +169,8 @@ public struct JobRunner: Sendable {
         problems: try existing.manifestProblems(limit: Self.problemsShown))
     }
     var plan = try JobPlan(job: job, shard: options.shard)
-    if plan.images.isEmpty {
-      let sources =
-        job.manifests.isEmpty ? [(job.imageList ?? job.images).path] : job.manifests.map(\.path.path)
-      throw SAMBatchError.noImages(job: job.url.path, manifests: sources)
-    }
+    if plan.images.isEmpty { throw SAMBatchError.noImages(in: job) }
+    for note in plan.notes { log(note) }
     var comparison = JobPlan.Comparison.fresh
     if let existing = store, let stored = try existing.jobRecord() {
       comparison = plan.compare(
@@ -233,7 +230,9 @@ public struct JobRunner: Sendable {
         "\(url.path) holds no results yet, so the job's plan is replaced: \(changes.joined(separator: "; "))")
       try target.writePlan(job: newRecord, images: plan.planned, problems: problems, replace: true)
     case .grown(let added, let changed, let changes):
-      log("\(changes.joined(separator: "; ")): adding and redoing those, keeping the rest")
+      log(
+        "\(changes.joined(separator: "; ")): \(job.everything == nil ? "adding and redoing those" : "adding them"), keeping the rest"
+      )
       try target.extendPlan(
         job: newRecord, added: added, changed: changed,
         problems: options.shard.index == 0 ? plan.problems : nil)
@@ -291,8 +290,10 @@ public struct JobRunner: Sendable {
   func checkImagesFolder(_ plan: JobPlan) throws {
     guard plan.planned.contains(where: { !$0.path.hasPrefix("/") }) else { return }
     var isFolder: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: job.images.path, isDirectory: &isFolder), isFolder.boolValue
-    else { throw SAMBatchError.imagesFolderMissing(folder: job.images.path) }
+    guard FileManager.default.fileExists(atPath: job.images.path, isDirectory: &isFolder) else {
+      throw SAMBatchError.imagesFolderMissing(folder: job.images.path)
+    }
+    guard isFolder.boolValue else { throw SAMBatchError.imagesFolderIsFile(folder: job.images.path) }
   }
 }
 

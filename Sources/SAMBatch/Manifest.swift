@@ -105,6 +105,9 @@ public struct LoadedManifests: Sendable {
   public var belowMinScore: Int
   /// SHA-256 over every manifest's format, box convention and bytes (and paired images files).
   public var sha256: String
+  /// What a run should tell the user about how the images were found (an everything job's files
+  /// of other types left out), without being a problem of any image.
+  public var notes: [String] = []
 
   /// Reads every manifest of the job. Throws only when a whole manifest cannot be used.
   ///

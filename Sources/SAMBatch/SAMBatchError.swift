@@ -33,8 +33,13 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
   case manifest(file: String, line: Int?, message: String)
   /// The manifests of the job list no image at all.
   case noImages(job: String, manifests: [String])
+  /// An everything job's images folder holds no JPEG or PNG (`list` nil), or its image list names
+  /// no image.
+  case noImagesFound(job: String, folder: String, list: String?)
   /// The images folder the manifests' relative paths point into does not exist.
   case imagesFolderMissing(folder: String)
+  /// The job's `images:` names a file (a list, an archive), not a folder.
+  case imagesFolderIsFile(folder: String)
   /// The images folder disappeared during the run (an unmounted disk, a moved folder).
   case imagesFolderVanished(folder: String)
   /// The database exists but was written for another model, manifest or settings, and holds
@@ -91,8 +96,19 @@ public enum SAMBatchError: Error, LocalizedError, Equatable {
       return "\(line.map { "\(file):\($0)" } ?? file): \(message)"
     case .noImages(let job, let manifests):
       return "\(job): the manifests list no images (\(manifests.joined(separator: ", "))): nothing to do"
+    case .noImagesFound(let job, let folder, let list):
+      if let list {
+        return "\(job): the image list \(list) names no image: nothing to do"
+      }
+      return
+        "\(job): the images folder \(folder) holds no .jpg, .jpeg or .png file (searched recursively, "
+        + "names starting with '.' skipped): nothing to do"
     case .imagesFolderMissing(let folder):
       return "the images folder \(folder) does not exist (the job's 'images:'); nothing was recorded"
+    case .imagesFolderIsFile(let folder):
+      return
+        "the job's 'images:' names \(folder), which is a file, not a folder (an image list goes in "
+        + "'image_list:'); nothing was recorded"
     case .imagesFolderVanished(let folder):
       return
         "the images folder \(folder) disappeared during the run: stopped, and the images not processed are"

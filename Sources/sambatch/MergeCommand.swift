@@ -7,8 +7,8 @@ struct MergeCommand: ParsableCommand {
     commandName: "merge",
     abstract: "Combines the databases of a job's shards (run --shard I/N) into one new database.",
     discussion: """
-      The shards must come from the same job (model, manifests, settings, shard count). The result
-      is what one whole run would have written, and works with `status` and `export` through
+      The shards must come from the same job (model, manifests, settings, shard count). The result \
+      is what one whole run would have written, and works with `status` and `export` through \
       --database.
       """)
 

@@ -53,7 +53,7 @@ struct RunCommand: ParsableCommand {
         progress: reporter.update)
       let summary = try runner.run()
       reporter.finish()
-      printSummary(summary)
+      printSummary(summary, everything: jobFile.everything != nil, imageList: jobFile.imageList != nil)
       if let signal = summary.interrupted {
         note(
           "Interrupted by \(signal): \(count(summary.processed, "image")) processed in this run. Run the same command"
@@ -64,7 +64,9 @@ struct RunCommand: ParsableCommand {
     }
   }
 
-  private func printSummary(_ s: RunSummary) {
+  /// An everything job's images are one prompt each, without category: its summary counts masks,
+  /// not prompts, and its query groups by image.
+  private func printSummary(_ s: RunSummary, everything: Bool, imageList: Bool) {
     let c = s.counts
     if s.nothingToDo {
       if c.total == 0 {
@@ -81,16 +83,22 @@ struct RunCommand: ParsableCommand {
           + " (\(String(format: "%.2f", Double(s.processed) / max(s.seconds, 1e-9))) images/s); \(s.failedThisRun) failed."
       )
     }
+    let prompts =
+      everything
+      ? "" : "\(count(c.prompts, "prompt")) (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped), "
     print(
-      "Job: \(c.done) done, \(c.failed) failed, \(c.pending) pending of \(count(c.total, "image")); \(count(c.prompts, "prompt"))"
-        + " (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped), \(count(c.masks, "mask"))"
+      "Job: \(c.done) done, \(c.failed) failed, \(c.pending) pending of \(count(c.total, "image")); \(prompts)"
+        + count(c.masks, "mask")
         + (c.belowMinScore > 0 ? "; \(count(c.belowMinScore, "detection")) below min_score left out" : "")
         + (c.manifestProblems > 0
-          ? "; \(count(c.manifestProblems, "unreadable manifest entry", plural: "unreadable manifest entries"))"
+          ? "; "
+            + (imageList
+              ? count(c.manifestProblems, "image list problem")
+              : count(c.manifestProblems, "unreadable manifest entry", plural: "unreadable manifest entries"))
           : "")
         + ".")
     if !s.problems.isEmpty {
-      print("Unreadable manifest entries (\(c.manifestProblems)):")
+      print("\(imageList ? "Image list problems" : "Unreadable manifest entries") (\(c.manifestProblems)):")
       for p in s.problems { print("  \(p.file)\(p.line.map { ":\($0)" } ?? ""): \(quoted(p.message))") }
       if c.manifestProblems > s.problems.count {
         print(
@@ -102,9 +110,11 @@ struct RunCommand: ParsableCommand {
       print("Details: sambatch status \(shellQuote(job))")
     }
     print("Database: \(s.database.path)")
-    print(
-      "Try: sqlite3 \(shellQuote(s.database.path)) \"SELECT category, COUNT(*), AVG(score) FROM results GROUP BY category\""
-    )
+    let query =
+      everything
+      ? "SELECT image, COUNT(*), AVG(score) FROM results GROUP BY image ORDER BY COUNT(*) DESC LIMIT 20"
+      : "SELECT category, COUNT(*), AVG(score) FROM results GROUP BY category"
+    print("Try: sqlite3 \(shellQuote(s.database.path)) \"\(query)\"")
   }
 }
 

@@ -26,6 +26,10 @@ struct StatusCommand: ParsableCommand {
       print("  images: \(c.total) (\(c.done) done, \(c.failed) failed, \(c.pending) left)")
       switch status.nextRun {
       case .upToDate: break
+      case .extends(let added, _) where jobFile.everything != nil:
+        print(
+          "  the images changed since the last run: \(count(added, "new image")) (`sambatch run` adds them, keeping the rest)"
+        )
       case .extends(let added, let redo):
         print(
           "  the manifests changed since the last run: \(count(added, "new image")), \(count(redo, "image"))"
@@ -41,9 +45,13 @@ struct StatusCommand: ParsableCommand {
       case .unknown(let reason):
         print("  cannot compare with the job's manifests now: \(reason)")
       }
-      print(
-        "  prompts: \(c.prompts) (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped); masks: \(c.masks)"
-      )
+      if jobFile.everything != nil {
+        print("  masks: \(c.masks)")  // one prompt per image: the generator's grid, never rejected
+      } else {
+        print(
+          "  prompts: \(c.prompts) (\(c.rejectedPrompts) rejected, \(c.clippedPrompts) clipped); masks: \(c.masks)"
+        )
+      }
       if c.noDetections > 0 {
         print("  images with no detections (done, no prompts): \(c.noDetections)")
       }
@@ -67,7 +75,9 @@ struct StatusCommand: ParsableCommand {
         print("  rejected: \(path) prompt \(index): \(error)")
       }
       if c.manifestProblems > 0 {
-        print("  unreadable manifest entries: \(c.manifestProblems)")
+        print(
+          "  \(jobFile.imageList != nil ? "image list problems" : "unreadable manifest entries"): \(c.manifestProblems)"
+        )
         for p in status.problems {
           print("    \(p.file)\(p.line.map { ":\($0)" } ?? ""): \(quoted(p.message))")
         }

@@ -24,10 +24,18 @@ struct ValidateCommand: ParsableCommand {
       if fake { report.problems.removeAll { $0.hasPrefix("model: ") } }
       for warning in report.warnings { print("warning: \(warning)") }
       for problem in report.problems { print("problem: \(problem)") }
-      print(
-        "\(report.images) images (\(report.unreadableImages) unreadable), \(report.prompts) prompts "
-          + "(\(report.rejectedPrompts) rejected, \(report.clippedPrompts) clipped), "
-          + "\(report.manifestProblems) manifest problems, \(report.belowMinScore) objects below min_score")
+      if jobFile.everything != nil {
+        // No prompts, no detector scores: the generator's grid is the one prompt of each image.
+        print(
+          "\(count(report.images, "image")) (\(report.unreadableImages) unreadable), "
+            + count(
+              report.manifestProblems, jobFile.imageList != nil ? "image list problem" : "manifest problem"))
+      } else {
+        print(
+          "\(report.images) images (\(report.unreadableImages) unreadable), \(report.prompts) prompts "
+            + "(\(report.rejectedPrompts) rejected, \(report.clippedPrompts) clipped), "
+            + "\(report.manifestProblems) manifest problems, \(report.belowMinScore) objects below min_score")
+      }
       print(report.isClean ? "OK: the job can run." : "\(report.problems.count) problems.")
       if !report.isClean { throw ExitCode(2) }
     }

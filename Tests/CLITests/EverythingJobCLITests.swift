@@ -59,6 +59,63 @@ final class EverythingJobCLITests: XCTestCase {
     }
   }
 
+  /// The run's summary for an everything job counts masks (its images have no prompts to count)
+  /// and suggests a query that groups by image (its masks have no category). The image list, saved
+  /// by a Windows editor (BOM, CRLF) and naming one image twice (relative and absolute), takes
+  /// each image once; a settings change then names the integer as written (4, not 4.0).
+  func testSummaryImageListAndSettingsChangeReadAsWritten() throws {
+    let (dir, job) = try makeJob(count: 3, everything: "{points_per_side: 4, pred_iou_thresh: 0.6}")
+    let absolute = dir.appendingPathComponent("images/set1/img1.png").path
+    try Data("\u{FEFF}set2/img2.png\r\nset1/img1.png\r\n\(absolute)\r\n".utf8).write(
+      to: dir.appendingPathComponent("list.txt"))
+    try (String(contentsOf: job, encoding: .utf8) + "image_list: list.txt\n").write(
+      to: job, atomically: true, encoding: .utf8)
+    let result = try runSambatch(["run", job.path], environment: fake)
+    XCTAssertEqual(result.status, 2, "the duplicate is a problem: \(result.stdout)\(result.stderr)")
+    XCTAssertTrue(result.stdout.contains("Job: 2 done, 0 failed, 0 pending of 2 images; "), result.stdout)
+    XCTAssertTrue(
+      result.stdout.contains(" masks; 1 image list problem.\nImage list problems (1):"), result.stdout)
+    XCTAssertFalse(result.stdout.contains("prompts"), result.stdout)
+    XCTAssertTrue(
+      result.stdout.contains("list.txt:3: '\(absolute)' is listed on line 2 already"), result.stdout)
+    XCTAssertTrue(result.stdout.contains("FROM results GROUP BY image"), result.stdout)
+    let paths: [String] =
+      try DatabaseQueue(path: dir.appendingPathComponent("results.db").path).read {
+        try String.fetchAll($0, sql: "SELECT path FROM images ORDER BY id")
+      }
+    XCTAssertEqual(paths, ["set2/img2.png", "set1/img1.png"])
+    let validate = try runSambatch(["validate", job.path], environment: fake)
+    XCTAssertEqual(validate.status, 2, validate.stdout)
+    XCTAssertTrue(
+      validate.stdout.contains("2 images (0 unreadable), 1 image list problem\n"), validate.stdout)
+    let status = try runSambatch(["status", job.path], environment: fake)
+    XCTAssertTrue(status.stdout.contains("\n  masks: "), status.stdout)
+    XCTAssertTrue(status.stdout.contains("\n  image list problems: 1\n"), status.stdout)
+    XCTAssertFalse(status.stdout.contains("prompts"), status.stdout)
+
+    // A line appended to the list: new images, in the words of a job without prompts.
+    let list = dir.appendingPathComponent("list.txt")
+    try (String(contentsOf: list, encoding: .utf8) + "set0/img0.png\r\n").write(
+      to: list, atomically: true, encoding: .utf8)
+    let grownStatus = try runSambatch(["status", job.path], environment: fake)
+    XCTAssertTrue(
+      grownStatus.stdout.contains("the images changed since the last run: 1 new image (`sambatch run` adds"),
+      grownStatus.stdout)
+    let grown = try runSambatch(["run", job.path], environment: fake)
+    XCTAssertTrue(
+      grown.stderr.contains("the images changed: 1 new image: adding them, keeping the rest"), grown.stderr)
+    XCTAssertTrue(grown.stdout.contains("Job: 3 done, 0 failed, 0 pending of 3 images; "), grown.stdout)
+
+    try String(contentsOf: job, encoding: .utf8).replacingOccurrences(
+      of: "points_per_side: 4", with: "points_per_side: 5"
+    ).write(to: job, atomically: true, encoding: .utf8)
+    let changed = try runSambatch(["run", job.path], environment: fake)
+    XCTAssertEqual(changed.status, 1)
+    XCTAssertTrue(
+      changed.stderr.contains("sambatch run: error: ")
+        && changed.stderr.contains("everything.points_per_side: 4 then, 5 now)"), changed.stderr)
+  }
+
   func testKilledFakeRunResumesShardsMergeAndExportsIncludeTheMasks() throws {
     let count = 10
     let (dir, job) = try makeJob(

@@ -61,6 +61,30 @@ final class PredictCLITests: XCTestCase {
     XCTAssertTrue(top.stdout.contains("predict"), top.stdout)
   }
 
+  /// A help discussion written over several source lines without `\\` continuations keeps those
+  /// line breaks and prints ragged (short lines where the next word would have fitted). Each
+  /// prose discussion must read as wrapped paragraphs.
+  func testHelpDiscussionsAreWrappedParagraphs() throws {
+    for command in ["run", "merge", "status", "validate", "eval", "bench"] {
+      let result = try BinaryRunner.run([command, "--help"])
+      XCTAssertEqual(result.status, 0, command)
+      let lines = result.stdout.components(separatedBy: "\n")
+      guard let usage = lines.firstIndex(where: { $0.hasPrefix("USAGE:") }) else {
+        XCTFail("\(command) --help has no USAGE: \(result.stdout)")
+        continue
+      }
+      // ArgumentParser fills lines to at most width - 1 characters (79 of 80).
+      let width = max(80, (lines[..<usage].map(\.count).max() ?? 0) + 1)
+      for i in 0..<(usage - 1) {
+        let next = lines[i + 1]
+        guard !lines[i].isEmpty, !next.isEmpty, let word = next.split(separator: " ").first else { continue }
+        XCTAssertGreaterThanOrEqual(
+          lines[i].count + 1 + word.count, width,
+          "\(command) --help: '\(word)' would fit on the line before it: '\(lines[i])'")
+      }
+    }
+  }
+
   func testInvalidPromptsAreRefusedBeforeTheModelLoads() throws {
     let m = ["--model", absentModel, "--image", image]
     try assertRefused(m, "no prompt")

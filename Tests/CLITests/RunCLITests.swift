@@ -89,6 +89,26 @@ final class RunCLITests: XCTestCase {
     XCTAssertEqual(count, 2)
   }
 
+  /// ArgumentParser's own errors (a missing argument, a bad value, an unknown command) read as
+  /// every other error: `sambatch <command>: error:` first, its usage after, exit status 64.
+  func testArgumentErrorsStartWithTheCommandName() throws {
+    let cases: [([String], String)] = [
+      (["run"], "sambatch run: error: Missing expected argument '<job>'"),
+      (["export", "job.yaml", "--format", "tiff", "--out", "x"], "sambatch export: error: The value 'tiff'"),
+      (["status", "job.yaml", "--failures", "many"], "sambatch status: error: The value 'many'"),
+      (["segment"], "sambatch: error: Unexpected argument 'segment'"),
+    ]
+    for (arguments, start) in cases {
+      let result = try runSambatch(arguments)
+      XCTAssertEqual(result.status, 64, "\(arguments): \(result.stderr)")
+      XCTAssertTrue(result.stderr.hasPrefix(start), "\(arguments): \(result.stderr)")
+      XCTAssertTrue(result.stderr.contains("Usage: sambatch"), "\(arguments): \(result.stderr)")
+    }
+    let help = try runSambatch(["merge", "--help"])
+    XCTAssertEqual(help.status, 0)
+    XCTAssertTrue(help.stdout.hasPrefix("OVERVIEW: "), help.stdout)
+  }
+
   func testJobErrorsNameKeyAndLineAndExitOne() throws {
     let dir = try temporaryDirectory()
     let job = try writeJob(dir, manifest: "", format: "jsonl", extra: "prompts2: {}\n")

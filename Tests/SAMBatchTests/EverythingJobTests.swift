@@ -126,22 +126,81 @@ final class EverythingJobTests: XCTestCase {
     // A link back up would loop forever if followed blindly.
     try FileManager.default.createSymbolicLink(
       at: dir.appendingPathComponent("sub/loop"), withDestinationURL: dir)
+    // A link to an image on a disk that is not mounted is listed (and fails when read), not
+    // left out without a word; a broken link named otherwise is no image.
+    try FileManager.default.createSymbolicLink(
+      atPath: dir.appendingPathComponent("sub/gone.jpg").path, withDestinationPath: "/nonexistent/gone.jpg")
+    try FileManager.default.createSymbolicLink(
+      atPath: dir.appendingPathComponent("sub/gone.txt").path, withDestinationPath: "/nonexistent/gone.txt")
     XCTAssertEqual(
       try ImageListing.folderImages(in: dir),
-      ["A.jpeg", "a.JPG", "b.png", "sub/deeper/c.PNG", "sub/z.jpg", "upper.JPEG"])
+      ["A.jpeg", "a.JPG", "b.png", "sub/deeper/c.PNG", "sub/gone.jpg", "sub/z.jpg", "upper.JPEG"])
     XCTAssertThrowsError(try ImageListing.folderImages(in: dir.appendingPathComponent("absent"))) {
       guard case .imagesFolderMissing = $0 as? SAMBatchError else { return XCTFail("\($0)") }
     }
+    // `images: list.txt` (a list where the folder goes) is not "missing": it is a file.
+    XCTAssertThrowsError(try ImageListing.folderImages(in: dir.appendingPathComponent("b.png"))) {
+      XCTAssertTrue($0.localizedDescription.contains("b.png, which is a file, not a folder"), "\($0)")
+    }
+  }
+
+  /// Files of other types (drone TIFFs, sidecar files) are not read, and the run and `validate`
+  /// say so with counts per type, so a half-read folder does not look fully processed.
+  func testOtherFilesOfTheFolderAreCountedInANote() throws {
+    let dir = try temporaryDirectory()
+    for file in ["a.jpg", "b.TIF", "sub/c.tif", "sub/d.dng", "README", ".e.tif", ".cache/f.tif"] {
+      let url = dir.appendingPathComponent("images/" + file)
+      try FileManager.default.createDirectory(
+        at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+      try Data([1]).write(to: url)
+    }
+    let job = dir.appendingPathComponent("job.yaml")
+    try "version: 1\nimages: images\neverything: {}\n".write(to: job, atomically: true, encoding: .utf8)
+    let expected =
+      "the images folder \(dir.appendingPathComponent("images").path) holds 4 other files, not read "
+      + "(.tif 2, no extension 1, .dng 1): only .jpg, .jpeg and .png are"
+    let loaded = try LoadedManifests.load(try JobFile.load(contentsOf: job))
+    XCTAssertEqual(loaded.images.map(\.path), ["a.jpg"])
+    XCTAssertEqual(loaded.notes, [expected])
+    let report = try JobValidator.validate(try JobFile.load(contentsOf: job))
+    XCTAssertTrue(report.warnings.contains(expected), "\(report.warnings)")
+    XCTAssertNil(ImageListing.otherFilesNote([:], folder: dir))
   }
 
   func testImageListKeepsItsOrderAndReportsDuplicates() throws {
     var problems: [ManifestProblem] = []
-    let text = "# the first ones\nz.jpg\n\n  b/a.png  \n./z.jpg\nmissing.jpg\n"
-    let images = ImageListing.listed(Data(text.utf8), file: "list.txt", problems: &problems)
+    let text = "# the first ones\nz.jpg\n\n  b/a.png  \n./z.jpg\nmissing.jpg\n/data/images/b/a.png\n"
+    let folder = URL(fileURLWithPath: "/data/images")
+    let images = ImageListing.listed(
+      Data(text.utf8), file: "list.txt", imagesFolder: folder, problems: &problems)
     XCTAssertEqual(images.map(\.path), ["z.jpg", "b/a.png", "missing.jpg"])
     XCTAssertEqual(images.map(\.line), [2, 4, 6])
-    XCTAssertEqual(problems.map(\.line), [5])
+    XCTAssertEqual(problems.map(\.line), [5, 7], "a relative and an absolute path to one file are one image")
     XCTAssertTrue(problems.first?.message.contains("listed on line 2 already") ?? false)
+    XCTAssertTrue(problems.last?.message.contains("listed on line 4 already") ?? false)
+  }
+
+  /// masks.csv quotes every field a CSV reader would split: a comma, a quote, and any line break
+  /// in a file name (LF, CRLF, CR), which an images folder may hold.
+  func testMasksCSVQuotesEveryLineBreak() {
+    XCTAssertEqual(Exporter.csvField("a.png"), "a.png")
+    XCTAssertEqual(Exporter.csvField("a,b.png"), "\"a,b.png\"")
+    XCTAssertEqual(Exporter.csvField("say \"hi\".png"), "\"say \"\"hi\"\".png\"")
+    for name in ["new\nline.png", "new\r\nline.png", "new\rline.png"] {
+      XCTAssertEqual(Exporter.csvField(name), "\"\(name)\"", name.debugDescription)
+    }
+  }
+
+  /// A list saved by a Windows editor (byte order mark, CRLF) names the same images on the same
+  /// lines: a CRLF is one Swift Character, so splitting on "\n" alone would read one long path.
+  func testImageListFromWindowsEditorReadsLineByLine() throws {
+    var problems: [ManifestProblem] = []
+    let text = "\u{FEFF}# comment\r\nz.jpg\r\n\r\nb/a.png\r\n"
+    let images = ImageListing.listed(
+      Data(text.utf8), file: "list.txt", imagesFolder: URL(fileURLWithPath: "/data"), problems: &problems)
+    XCTAssertEqual(images.map(\.path), ["z.jpg", "b/a.png"])
+    XCTAssertEqual(images.map(\.line), [2, 4])
+    XCTAssertEqual(problems.map(\.message), [])
   }
 
   // MARK: Runs with the fake segmenter
@@ -169,6 +228,34 @@ final class EverythingJobTests: XCTestCase {
     try JobRunner(
       job: try JobFile.load(contentsOf: job), model: FakeSegmenterSource(), options: options, log: { _ in }
     ).run()
+  }
+
+  /// A folder with no JPEG or PNG (an empty mount, TIFFs only) and an image list of comments stop
+  /// `run` and `validate` alike, naming the folder or the list, not "the manifests" the job lacks.
+  func testNoImageFoundNamesTheFolderOrListForRunAndValidate() throws {
+    let dir = try temporaryDirectory()
+    let images = dir.appendingPathComponent("images")
+    try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+    try Data([1]).write(to: images.appendingPathComponent("photo.tif"))
+    try "# none yet\n".write(to: dir.appendingPathComponent("list.txt"), atomically: true, encoding: .utf8)
+    let job = dir.appendingPathComponent("job.yaml")
+    for (extra, fragment) in [
+      ("", "the images folder \(images.path) holds no .jpg, .jpeg or .png file"),
+      (
+        "image_list: list.txt\n",
+        "the image list \(dir.appendingPathComponent("list.txt").path) names no image"
+      ),
+    ] {
+      try "version: 1\nimages: images\neverything: {}\n\(extra)".write(
+        to: job, atomically: true, encoding: .utf8)
+      XCTAssertThrowsError(try run(job)) { error in
+        XCTAssertTrue(error.localizedDescription.contains(fragment), error.localizedDescription)
+      }
+      XCTAssertThrowsError(try JobValidator.validate(try JobFile.load(contentsOf: job))) { error in
+        XCTAssertTrue(error.localizedDescription.contains(fragment), error.localizedDescription)
+      }
+      XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("results.db").path))
+    }
   }
 
   /// An image list's order is the job's; a listed image that is not there fails (exit 2) and is
@@ -290,7 +377,10 @@ final class EverythingJobTests: XCTestCase {
       to: job, atomically: true, encoding: .utf8)
     XCTAssertThrowsError(try run(job)) { error in
       XCTAssertTrue(
-        error.localizedDescription.contains("the settings changed (everything.points_per_side: 3"),
+        // Integers as the job file writes them (3, not 3.0).
+        error.localizedDescription.contains(
+          "the settings changed (everything.points_per_side: 3 then, 5 now; everything.pred_iou_thresh: 0.5 then, 0.88 now)"
+        ),
         error.localizedDescription)
     }
     try "version: 1\nimages: images\nworkers: 1\neverything: {points_per_side: 3, pred_iou_thresh: 0.5}\n"
@@ -299,7 +389,20 @@ final class EverythingJobTests: XCTestCase {
       at: images.appendingPathComponent("a.png"), to: images.appendingPathComponent("b.png"))
     XCTAssertThrowsError(try run(job)) { error in
       XCTAssertTrue(error.localizedDescription.contains("removed or reordered"), error.localizedDescription)
+      XCTAssertTrue(
+        error.localizedDescription.contains("add 'image_list: images.txt'"), error.localizedDescription)
     }
+    // The way out the message gives: the stored order as an image list, the new image appended.
+    let stored: [String] = try DatabaseQueue(path: dir.appendingPathComponent("results.db").path).read {
+      try String.fetchAll($0, sql: "SELECT path FROM images ORDER BY id")
+    }
+    try (stored + ["b.png"]).joined(separator: "\n").write(
+      to: dir.appendingPathComponent("images.txt"), atomically: true, encoding: .utf8)
+    try String(contentsOf: job, encoding: .utf8).appending("image_list: images.txt\n").write(
+      to: job, atomically: true, encoding: .utf8)
+    let kept = try run(job)
+    XCTAssertEqual(kept.processed, 1, "only the new image")
+    XCTAssertEqual(kept.counts.done, 5)
   }
 
   /// With manifests, an everything job takes their images and none of their objects.

@@ -114,6 +114,14 @@ final class JobChangeTests: XCTestCase {
         $0.localizedDescription.contains("/nonexistent/images does not exist"), $0.localizedDescription)
     }
     XCTAssertFalse(FileManager.default.fileExists(atPath: job.database.path))
+    // A file where the folder goes: said so, not "does not exist".
+    try yaml.replacingOccurrences(of: Fixtures.url("images").path, with: job.jobURL.path)
+      .write(to: job.jobURL, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try job.run()) {
+      XCTAssertTrue(
+        $0.localizedDescription.contains("which is a file, not a folder"), $0.localizedDescription)
+    }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: job.database.path))
     // A folder that exists but holds other files: every image fails.
     try yaml.replacingOccurrences(of: Fixtures.url("images").path, with: job.dir.path)
       .write(to: job.jobURL, atomically: true, encoding: .utf8)

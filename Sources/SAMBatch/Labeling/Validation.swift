@@ -35,6 +35,9 @@ public enum JobValidator {
       report.problems.append("model: no 'model:' in the job and SAMBATCH_MODEL is not set")
     }
     let manifests = try LoadedManifests.load(job)
+    // As `run` refuses it: a job with no image cannot run (an empty folder, a wrong `images:`).
+    if manifests.images.isEmpty { throw SAMBatchError.noImages(in: job) }
+    report.warnings += manifests.notes
     report.belowMinScore = manifests.belowMinScore
     report.manifestProblems = manifests.problems.count
     for p in manifests.problems {
