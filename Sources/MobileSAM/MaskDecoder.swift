@@ -44,7 +44,8 @@ struct MaskDecoder {
       numLayers: 3)
   }
 
-  /// Decodes a batch of prompts against one image.
+  /// Decodes a batch of prompts against one image, each prompt on its own (its outputs never depend
+  /// on its batch-mates).
   /// - imageEmbedding: [4096, 256] (64x64 grid, channels-last); imagePE the same shape.
   /// - sparse: [B, Nt, 256] prompt tokens; dense: [B, 4096, 256].
   /// - maskIndices: which of the 4 decoder masks to return (1...3 for multimask, else 0).
@@ -59,85 +60,95 @@ struct MaskDecoder {
     let dim = MaskDecoder.transformerDim
     let batch = sparse.shape[0]
     let promptTokens = sparse.shape[1]
-    let outputTokens = 1 + MaskDecoder.numMaskTokens
-    let tokenCount = outputTokens + promptTokens
     let imageTokens = imageEmbedding.shape[0]
-
-    // tokens = cat(iou_token, mask_tokens, sparse) per prompt: (B, 5 + Nt, 256)
-    var tokenData = [Float]()
-    tokenData.reserveCapacity(batch * tokenCount * dim)
-    for b in 0..<batch {
-      tokenData += iouToken.data
-      tokenData += maskTokens.data
-      tokenData += sparse.data[(b * promptTokens * dim)..<((b + 1) * promptTokens * dim)]
-    }
-    let tokens = Tensor(shape: [batch, tokenCount, dim], data: tokenData)
-
-    let positional = Tensor(shape: [batch, imageTokens, dim], data: repeated(imagePE.data, batch))
-    let firstLayer: TwoWayAttentionBlock.ImageSide
-    if let firstLayerImage {
-      firstLayer = firstLayerImage
-    } else {
-      // src = image embedding (repeated per prompt) + dense prompt embedding: (B, 4096, 256)
-      guard let dense else { preconditionFailure("MaskDecoder: neither dense embeddings nor a first layer") }
-      var src = Tensor(shape: [batch, imageTokens, dim], data: repeated(imageEmbedding.data, batch))
-      addInPlace(&src, Tensor(shape: [batch, imageTokens, dim], data: dense.data))
-      firstLayer = transformer.firstLayerImageSide(image: src, imagePE: positional)
-    }
-
-    let (hs, keys) = transformer(firstLayerImage: firstLayer, imagePE: positional, points: tokens)
-
-    // Upscale the image side: (B, 64, 64, 256) -> (B, 256, 256, 32), one prompt at a time.
-    let side = TinyViTConfig.gridSize
-    let upscaledSide = side * 4
-    let upscaledChannels = dim / 8
+    let upscaledSide = TinyViTConfig.gridSize * 4
     var logits = [Float]()
     logits.reserveCapacity(batch * maskIndices.count * upscaledSide * upscaledSide)
     var iou = [Float]()
     for b in 0..<batch {
-      let keysB = Tensor(
-        shape: [side, side, dim],
-        data: Array(keys.data[(b * imageTokens * dim)..<((b + 1) * imageTokens * dim)]))
-      var up = convTranspose2d(keysB, weight: upscaleConv1Weight, bias: upscaleConv1Bias, stride: 2)
-      up = upscaleNorm(up)
-      geluInPlace(&up)
-      up = convTranspose2d(up, weight: upscaleConv2Weight, bias: upscaleConv2Bias, stride: 2)
-      geluInPlace(&up)
-      // (256, 256, 32)
-
-      // hyper_in: one 32-vector per selected mask token; masks = hyper_in @ upscaled.
-      var hyper = Tensor(zeros: [maskIndices.count, upscaledChannels])
-      for (row, index) in maskIndices.enumerated() {
-        let tokenRow = (b * tokenCount + 1 + index) * dim
-        let token = Tensor(shape: [1, dim], data: Array(hs.data[tokenRow..<(tokenRow + dim)]))
-        let h = hypernetworkMLPs[index](token)
-        for c in 0..<upscaledChannels { hyper.data[row * upscaledChannels + c] = h.data[c] }
+      let firstLayer: TwoWayAttentionBlock.ImageSide
+      if let firstLayerImage {
+        firstLayer = firstLayerImage
+      } else {
+        // src = image embedding + this prompt's dense prompt embedding: (4096, 256)
+        guard let dense else {
+          preconditionFailure("MaskDecoder: neither dense embeddings nor a first layer")
+        }
+        let plane = imageTokens * dim
+        let src = add(
+          imageEmbedding,
+          Tensor(shape: [imageTokens, dim], data: Array(dense.data[(b * plane)..<((b + 1) * plane)])))
+        firstLayer = transformer.firstLayerImageSide(image: src, imagePE: imagePE)
       }
-      up.shape = [upscaledSide * upscaledSide, upscaledChannels]
-      logits += linear(up, weight: hyper, bias: nil).transposedMatrix().data  // (masks, 65536)
-
-      let iouRow = b * tokenCount * dim
-      let scores = iouPredictionHead(Tensor(shape: [1, dim], data: Array(hs.data[iouRow..<(iouRow + dim)])))
-      iou += maskIndices.map { scores.data[$0] }
+      let prompt = Tensor(
+        shape: [promptTokens, dim],
+        data: Array(sparse.data[(b * promptTokens * dim)..<((b + 1) * promptTokens * dim)]))
+      let outputs = transformerOutputs(firstLayer: firstLayer, imagePE: imagePE, sparse: prompt)
+      logits += masks(outputs, maskIndices: maskIndices)
+      iou += scores(outputs, maskIndices: maskIndices)
     }
     return (
       Tensor(shape: [batch, maskIndices.count, upscaledSide, upscaledSide], data: logits),
       Tensor(shape: [batch, maskIndices.count], data: iou)
     )
   }
-}
 
-private func repeated(_ values: [Float], _ times: Int) -> [Float] {
-  if times == 1 { return values }  // shares the storage: no copy
-  var out = [Float]()
-  out.reserveCapacity(values.count * times)
-  for _ in 0..<times { out += values }
-  return out
-}
+  /// The two-way transformer's layers for one prompt: sparse [Nt, 256] -> what `scores` and `masks`
+  /// need.
+  func transformerOutputs(firstLayer: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, sparse: Tensor)
+    -> TransformerOutputs
+  {
+    let dim = MaskDecoder.transformerDim
+    // tokens = cat(iou_token, mask_tokens, sparse): (5 + Nt, 256)
+    let tokens = Tensor(
+      shape: [1 + MaskDecoder.numMaskTokens + sparse.shape[0], dim],
+      data: iouToken.data + maskTokens.data + sparse.data)
+    let (queries, keys) = transformer(firstLayerImage: firstLayer, imagePE: imagePE, points: tokens)
+    return TransformerOutputs(queries: queries, points: tokens, keys: keys, keysWithPE: add(keys, imagePE))
+  }
 
-extension Tensor {
-  /// [rows, columns] -> [columns, rows]
-  func transposedMatrix() -> Tensor {
-    permute(self, [1, 0])
+  /// One prompt's transformer outputs before the final attention, which is computed per use for
+  /// the token rows used (`TwoWayTransformer.finalAttention`): the IoU token for the scores, the
+  /// chosen mask tokens for the masks.
+  struct TransformerOutputs {
+    let queries: Tensor  // [Nt, 256]
+    let points: Tensor  // [Nt, 256]: the tokens before the transformer, its query PE
+    let keys: Tensor  // [4096, 256]
+    let keysWithPE: Tensor  // [4096, 256]
+  }
+
+  /// The IoU head's scores for the chosen masks.
+  func scores(_ outputs: TransformerOutputs, maskIndices: [Int]) -> [Float] {
+    let iouToken = transformer.finalAttention(
+      rows: [0], queries: outputs.queries, points: outputs.points, keys: outputs.keys,
+      keysWithPE: outputs.keysWithPE)  // (1, 256)
+    let scores = iouPredictionHead(iouToken)
+    return maskIndices.map { scores.data[$0] }
+  }
+
+  /// The low-res logits for the chosen masks, [masks * 256 * 256]: the image side upscaled 4x,
+  /// times each mask token's hypernetwork output.
+  func masks(_ outputs: TransformerOutputs, maskIndices: [Int]) -> [Float] {
+    let dim = MaskDecoder.transformerDim
+    let side = TinyViTConfig.gridSize
+    let (upscaledSide, upscaledChannels) = (side * 4, dim / 8)
+    var up = convTranspose2d(
+      outputs.keys.reshaped([side, side, dim]), weight: upscaleConv1Weight, bias: upscaleConv1Bias, stride: 2)
+    up = upscaleNorm(up)
+    geluInPlace(&up)
+    up = convTranspose2d(up, weight: upscaleConv2Weight, bias: upscaleConv2Bias, stride: 2)
+    geluInPlace(&up)  // (256, 256, 32)
+    // hyper_in: one 32-vector per selected mask token; masks = hyper_in @ upscaled.
+    let maskTokens = transformer.finalAttention(
+      rows: maskIndices.map { 1 + $0 }, queries: outputs.queries, points: outputs.points, keys: outputs.keys,
+      keysWithPE: outputs.keysWithPE)  // (masks, 256)
+    var hyper = Tensor(zeros: [maskIndices.count, upscaledChannels])
+    for (row, index) in maskIndices.enumerated() {
+      let token = Tensor(shape: [1, dim], data: Array(maskTokens.data[(row * dim)..<((row + 1) * dim)]))
+      let h = hypernetworkMLPs[index](token)
+      for c in 0..<upscaledChannels { hyper.data[row * upscaledChannels + c] = h.data[c] }
+    }
+    up.shape = [upscaledSide * upscaledSide, upscaledChannels]
+    return matmul(hyper, up, transposeB: true).data  // (masks, 65536)
   }
 }

@@ -151,13 +151,9 @@ public final class MobileSAMModel: Sendable {
     let (input, resized) = Transforms.encoderInput(image)
     var features = imageEncoder(input)
     features.shape = [TinyViTConfig.gridSize * TinyViTConfig.gridSize, TinyViTConfig.neckChannels]
-    let tokens = features.shape[0]
-    let dim = MaskDecoder.transformerDim
-    var keys = features
-    keys.shape = [1, tokens, dim]
-    addInPlace(&keys, promptEncoder.denseEmbedding(maskInput: nil).reshaped([1, tokens, dim]))
+    let keys = add(features, promptEncoder.denseEmbedding(maskInput: nil).reshaped(features.shape))
     let firstLayer = maskDecoder.transformer.firstLayerImageSide(
-      image: keys, imagePE: promptEncoder.densePositionalEncoding.reshaped([1, tokens, dim]))
+      image: keys, imagePE: promptEncoder.densePositionalEncoding.reshaped(features.shape))
     return ImageEmbedding(
       originalWidth: image.width, originalHeight: image.height, inputWidth: resized.width,
       inputHeight: resized.height, features: features, promptFreeFirstLayer: firstLayer)

@@ -20,8 +20,9 @@ extension MobileSAMModel {
   /// would change the last bits of the GEMMs' results).
   ///
   /// With `scoreAbove`, a point none of whose three predicted IoUs is above it gets no mask
-  /// logits (zeros): the scores come from the transformer's IoU token, before the mask decoder's
-  /// upscaling, which is then skipped (a third of the decoder's work per point).
+  /// logits (zeros): the scores come from the transformer's IoU token alone, and the mask tokens'
+  /// final attention, the hypernetworks and the upscaling (half of the decoder's work per point)
+  /// are skipped.
   public func decodePoints(
     _ embedding: ImageEmbedding, points: [(x: Double, y: Double)], scoreAbove: Float? = nil
   ) -> PointDecodings {
@@ -32,25 +33,18 @@ extension MobileSAMModel {
     var imagePE = promptEncoder.densePositionalEncoding
     imagePE.shape = embedding.features.shape
     let dim = MaskDecoder.transformerDim
-    var start = 0
-    while start < points.count {
-      let batch = points[start..<(start + 1)]
-      var sparse = [Float]()
-      sparse.reserveCapacity(batch.count * 2 * dim)
-      for point in batch {
-        sparse += promptEncoder.singlePointEmbedding(normalized: normalizedInputCoordinates(point, embedding))
-      }
-      let (hs, keys) = maskDecoder.transformerOutputs(
-        embedding: embedding, imagePE: imagePE, sparse: Tensor(shape: [batch.count, 2, dim], data: sparse))
-      for b in 0..<batch.count {
-        let iou = maskDecoder.scores(hs, prompt: b, maskIndices: [1, 2, 3])
-        scores += iou
-        if let scoreAbove, !iou.contains(where: { $0 > scoreAbove }) { continue }
-        let planes = maskDecoder.masks(hs, keys, prompt: b, maskIndices: [1, 2, 3])
-        let offset = (start + b) * 3 * planeSize
-        logits.replaceSubrange(offset..<(offset + 3 * planeSize), with: planes)
-      }
-      start += batch.count
+    for (index, point) in points.enumerated() {
+      let sparse = promptEncoder.singlePointEmbedding(
+        normalized: normalizedInputCoordinates(point, embedding))
+      let outputs = maskDecoder.transformerOutputs(
+        firstLayer: embedding.promptFreeFirstLayer, imagePE: imagePE,
+        sparse: Tensor(shape: [2, dim], data: sparse))
+      let iou = maskDecoder.scores(outputs, maskIndices: [1, 2, 3])
+      scores += iou
+      if let scoreAbove, !iou.contains(where: { $0 > scoreAbove }) { continue }
+      let planes = maskDecoder.masks(outputs, maskIndices: [1, 2, 3])
+      let offset = index * 3 * planeSize
+      logits.replaceSubrange(offset..<(offset + 3 * planeSize), with: planes)
     }
     return PointDecodings(
       lowResLogits: Tensor(shape: [points.count * 3, 256, 256], data: logits), scores: scores)
@@ -80,66 +74,6 @@ extension PromptEncoder {
       out[dim + c] = notAPointEmbed.data[c]
     }
     return out
-  }
-}
-
-extension MaskDecoder {
-  /// The two-way transformer for a batch of prompts without mask input: (tokens [B, 7, 256], image
-  /// side [B, 4096, 256]), as `callAsFunction` computes them before upscaling.
-  func transformerOutputs(embedding: ImageEmbedding, imagePE: Tensor, sparse: Tensor) -> (Tensor, Tensor) {
-    let dim = MaskDecoder.transformerDim
-    let (batch, promptTokens) = (sparse.shape[0], sparse.shape[1])
-    let tokenCount = 1 + MaskDecoder.numMaskTokens + promptTokens
-    var tokenData = [Float]()
-    tokenData.reserveCapacity(batch * tokenCount * dim)
-    for b in 0..<batch {
-      tokenData += iouToken.data
-      tokenData += maskTokens.data
-      tokenData += sparse.data[(b * promptTokens * dim)..<((b + 1) * promptTokens * dim)]
-    }
-    let imageTokens = imagePE.shape[0]
-    var positional = [Float]()
-    positional.reserveCapacity(batch * imageTokens * dim)
-    for _ in 0..<batch { positional += imagePE.data }
-    return transformer(
-      firstLayerImage: embedding.promptFreeFirstLayer,
-      imagePE: Tensor(shape: [batch, imageTokens, dim], data: positional),
-      points: Tensor(shape: [batch, tokenCount, dim], data: tokenData))
-  }
-
-  /// The IoU head's scores of prompt `b` for the chosen masks.
-  func scores(_ hs: Tensor, prompt b: Int, maskIndices: [Int]) -> [Float] {
-    let dim = MaskDecoder.transformerDim
-    let tokenCount = hs.shape[1]
-    let row = b * tokenCount * dim
-    let scores = iouPredictionHead(Tensor(shape: [1, dim], data: Array(hs.data[row..<(row + dim)])))
-    return maskIndices.map { scores.data[$0] }
-  }
-
-  /// The low-res logits of prompt `b` for the chosen masks, [masks * 256 * 256]: the image side
-  /// upscaled 4x, times each mask token's hypernetwork output (as `callAsFunction`).
-  func masks(_ hs: Tensor, _ keys: Tensor, prompt b: Int, maskIndices: [Int]) -> [Float] {
-    let dim = MaskDecoder.transformerDim
-    let (tokenCount, imageTokens) = (hs.shape[1], keys.shape[1])
-    let side = TinyViTConfig.gridSize
-    let (upscaledSide, upscaledChannels) = (side * 4, dim / 8)
-    let image = Tensor(
-      shape: [side, side, dim],
-      data: Array(keys.data[(b * imageTokens * dim)..<((b + 1) * imageTokens * dim)]))
-    var up = convTranspose2d(image, weight: upscaleConv1Weight, bias: upscaleConv1Bias, stride: 2)
-    up = upscaleNorm(up)
-    geluInPlace(&up)
-    up = convTranspose2d(up, weight: upscaleConv2Weight, bias: upscaleConv2Bias, stride: 2)
-    geluInPlace(&up)  // (256, 256, 32)
-    var hyper = Tensor(zeros: [maskIndices.count, upscaledChannels])
-    for (row, index) in maskIndices.enumerated() {
-      let tokenRow = (b * tokenCount + 1 + index) * dim
-      let h = hypernetworkMLPs[index](
-        Tensor(shape: [1, dim], data: Array(hs.data[tokenRow..<(tokenRow + dim)])))
-      for c in 0..<upscaledChannels { hyper.data[row * upscaledChannels + c] = h.data[c] }
-    }
-    up.shape = [upscaledSide * upscaledSide, upscaledChannels]
-    return linear(up, weight: hyper, bias: nil).transposedMatrix().data  // (masks, 65536)
   }
 }
 

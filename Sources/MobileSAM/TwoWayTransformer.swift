@@ -1,5 +1,6 @@
 // Port of mobile_sam/modeling/transformer.py (TwoWayTransformer, TwoWayAttentionBlock, Attention)
-// and the MLPBlock of mobile_sam/modeling/common.py. Every tensor carries a batch of prompts first.
+// and the MLPBlock of mobile_sam/modeling/common.py. `DecoderAttention` takes a batch of prompts
+// first; the blocks and the transformer decode one prompt at a time.
 import SAMTensor
 import TorchCheckpoint
 
@@ -106,79 +107,69 @@ struct TwoWayAttentionBlock {
     self.skipFirstLayerPE = skipFirstLayerPE
   }
 
-  /// queries [B, Nt, C], keys [B, 4096, C], queryPE like queries, keyPE like keys.
+  /// One prompt: queries [Nt, C], keys [4096, C], queryPE like queries, keyPE like keys.
+  /// The cross-attentions never project the image side (CrossAttention.swift).
   func callAsFunction(queries: Tensor, keys: Tensor, queryPE: Tensor, keyPE: Tensor) -> (Tensor, Tensor) {
-    let image = ImageSide(self, keys: keys, keyPE: keyPE)
-    return callAsFunction(queries: queries, image: image, queryPE: queryPE)
+    let keysWithPE = add(keys, keyPE)
+    var queries = attendToTokens(queries, queryPE: queryPE)
+    addInPlace(
+      &queries,
+      crossAttnTokenToImage.attendTokensToImage(
+        queries: add(queries, queryPE), imageKeys: keysWithPE, imageValues: keys))
+    queries = feedForward(queries)
+    let attended = crossAttnImageToToken.attendImageToTokens(
+      image: keysWithPE, keys: add(queries, queryPE), values: queries, residual: keys)
+    return (queries, norm4(attended))
   }
 
-  /// The same with the image side's prompt-independent work already done (`ImageSide`), for a batch
-  /// of B prompts: queries [B, Nt, C].
+  /// The same with the image side's prompt-independent work already done (`ImageSide`).
   func callAsFunction(queries: Tensor, image: ImageSide, queryPE: Tensor) -> (Tensor, Tensor) {
-    let batch = queries.shape[0]
-    var queries = queries
-    if skipFirstLayerPE {
-      queries = selfAttn(q: queries, k: queries, v: queries)
-    } else {
-      let q = add(queries, queryPE)
-      addInPlace(&queries, selfAttn(q: q, k: q, v: queries))
-    }
-    queries = norm1(queries)
-
-    var q = add(queries, queryPE)
+    var queries = attendToTokens(queries, queryPE: queryPE)
     addInPlace(
       &queries,
       crossAttnTokenToImage.attend(
-        queries: crossAttnTokenToImage.projectQueries(q), keys: image.tokenToImageKeys(batch),
-        values: image.tokenToImageValues(batch), batch: batch))
-    queries = norm2(queries)
+        queries: crossAttnTokenToImage.projectQueries(add(queries, queryPE).reshaped([1] + queries.shape)),
+        keys: image.tokenToImageKeys, values: image.tokenToImageValues, batch: 1
+      ).reshaped(queries.shape))
+    queries = feedForward(queries)
+    let attended = crossAttnImageToToken.attendImageToTokens(
+      projectedImage: image.imageToTokenQueries, keys: add(queries, queryPE), values: queries,
+      residual: image.keys)
+    return (queries, norm4(attended))
+  }
 
+  /// Self-attention of the tokens [Nt, C] (without PE in the first layer), then norm1.
+  private func attendToTokens(_ queries: Tensor, queryPE: Tensor) -> Tensor {
+    let batched = queries.reshaped([1] + queries.shape)
+    if skipFirstLayerPE { return norm1(selfAttn(q: batched, k: batched, v: batched).reshaped(queries.shape)) }
+    let q = add(batched, queryPE.reshaped(batched.shape))
+    return norm1(add(queries, selfAttn(q: q, k: q, v: batched).reshaped(queries.shape)))
+  }
+
+  /// norm2, the MLP with its residual, norm3.
+  private func feedForward(_ queries: Tensor) -> Tensor {
+    var queries = norm2(queries)
     addInPlace(&queries, mlp(queries))
-    queries = norm3(queries)
-
-    q = add(queries, queryPE)
-    var keys = image.keys(batch)
-    addInPlace(
-      &keys,
-      crossAttnImageToToken.attend(
-        queries: image.imageToTokenQueries(batch), keys: crossAttnImageToToken.projectKeys(q),
-        values: crossAttnImageToToken.projectValues(queries), batch: batch))
-    keys = norm4(keys)
-    return (queries, keys)
+    return norm3(queries)
   }
 
   /// What a layer computes from the image side alone (keys and keys + PE): the same for every
-  /// prompt whose keys are the same, so for the first layer it can be computed once per image.
-  /// Each tensor is for one prompt, or already for the batch, and is repeated to the batch on use.
+  /// prompt whose keys are the same, so for the first layer it is computed once per image.
   struct ImageSide: Sendable {
-    let keys: Tensor  // [B or 1, 4096, C]
-    let tokenToImageKeys: Tensor  // [(B or 1) * heads, 4096, d]
-    let tokenToImageValues: Tensor
-    let imageToTokenQueries: Tensor
+    let keys: Tensor  // [4096, C]
+    let tokenToImageKeys: Tensor  // [heads, 4096, d]: k_proj(keys + PE), heads separated
+    let tokenToImageValues: Tensor  // [heads, 4096, d]: v_proj(keys)
+    let imageToTokenQueries: Tensor  // [4096, 128]: q_proj(keys + PE)
 
+    /// keys, keyPE [4096, C]
     init(_ block: TwoWayAttentionBlock, keys: Tensor, keyPE: Tensor) {
-      let k = add(keys, keyPE)
+      let k = add(keys, keyPE).reshaped([1] + keys.shape)
       self.keys = keys
       tokenToImageKeys = block.crossAttnTokenToImage.projectKeys(k)
-      tokenToImageValues = block.crossAttnTokenToImage.projectValues(keys)
-      imageToTokenQueries = block.crossAttnImageToToken.projectQueries(k)
-    }
-
-    func keys(_ batch: Int) -> Tensor { repeatedToBatch(keys, batch) }
-    func tokenToImageKeys(_ batch: Int) -> Tensor { repeatedToBatch(tokenToImageKeys, batch) }
-    func tokenToImageValues(_ batch: Int) -> Tensor { repeatedToBatch(tokenToImageValues, batch) }
-    func imageToTokenQueries(_ batch: Int) -> Tensor { repeatedToBatch(imageToTokenQueries, batch) }
-
-    /// x for a whole batch already, or x [n, ...] for one prompt repeated to [batch * n, ...].
-    private func repeatedToBatch(_ x: Tensor, _ batch: Int) -> Tensor {
-      let perPrompt = keys.shape[0] == 1
-      guard perPrompt && batch > 1 else { return x }
-      var shape = x.shape
-      shape[0] *= batch
-      var data = [Float]()
-      data.reserveCapacity(x.count * batch)
-      for _ in 0..<batch { data += x.data }
-      return Tensor(shape: shape, data: data)
+      tokenToImageValues = block.crossAttnTokenToImage.projectValues(keys.reshaped([1] + keys.shape))
+      imageToTokenQueries = block.crossAttnImageToToken.qProj(k).reshaped([
+        keys.shape[0], block.crossAttnImageToToken.internalDim,
+      ])
     }
   }
 }
@@ -205,30 +196,38 @@ struct TwoWayTransformer {
     normFinalAttn = try LayerNorm(weights, "\(prefix).norm_final_attn", dim: embeddingDim, eps: 1e-5)
   }
 
-  /// image [B, 4096, C], imagePE [B, 4096, C], points [B, Nt, C] -> (queries [B, Nt, C], keys [B, 4096, C])
-  func callAsFunction(image: Tensor, imagePE: Tensor, points: Tensor) -> (Tensor, Tensor) {
-    callAsFunction(
-      firstLayerImage: firstLayerImageSide(image: image, imagePE: imagePE), imagePE: imagePE, points: points)
-  }
-
-  /// The first layer's image-side work for keys `image` [B or 1, 4096, C]: with one prompt's keys,
-  /// it serves any batch of prompts with those keys (`MobileSAMModel` keeps it per image for prompts
-  /// without a mask input).
+  /// The first layer's image-side work for keys `image` [4096, C] (`MobileSAMModel` keeps it per
+  /// image for prompts without a mask input).
   func firstLayerImageSide(image: Tensor, imagePE: Tensor) -> TwoWayAttentionBlock.ImageSide {
     TwoWayAttentionBlock.ImageSide(layers[0], keys: image, keyPE: imagePE)
   }
 
-  /// As above, with the first layer's image side given; imagePE [B, 4096, C].
-  func callAsFunction(
-    firstLayerImage: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, points: Tensor
-  ) -> (Tensor, Tensor) {
+  /// One prompt through the layers: imagePE [4096, C], points [Nt, C] -> (queries [Nt, C],
+  /// keys [4096, C]), before the final attention (`finalAttention`).
+  func callAsFunction(firstLayerImage: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, points: Tensor)
+    -> (Tensor, Tensor)
+  {
     var (queries, keys) = layers[0](queries: points, image: firstLayerImage, queryPE: points)
     for layer in layers.dropFirst() {
       (queries, keys) = layer(queries: queries, keys: keys, queryPE: points, keyPE: imagePE)
     }
-    let q = add(queries, points)
-    let k = add(keys, imagePE)
-    addInPlace(&queries, finalAttnTokenToImage(q: q, k: k, v: keys))
-    return (normFinalAttn(queries), keys)
+    return (queries, keys)
+  }
+
+  /// The final token-to-image attention and its norm for the query rows `rows` alone: each query
+  /// attends on its own, and only the IoU and mask tokens are used downstream, so the decoder asks
+  /// for the rows it needs when it needs them. queries, points [Nt, C]; keys, keysWithPE (keys +
+  /// image PE) [4096, C] -> [rows.count, C].
+  func finalAttention(rows: [Int], queries: Tensor, points: Tensor, keys: Tensor, keysWithPE: Tensor)
+    -> Tensor
+  {
+    let dim = queries.shape[1]
+    func gather(_ x: Tensor) -> Tensor {
+      Tensor(shape: [rows.count, dim], data: rows.flatMap { x.data[($0 * dim)..<(($0 + 1) * dim)] })
+    }
+    let selected = gather(queries)
+    let attended = finalAttnTokenToImage.attendTokensToImage(
+      queries: add(selected, gather(points)), imageKeys: keysWithPE, imageValues: keys)
+    return normFinalAttn(add(selected, attended))
   }
 }

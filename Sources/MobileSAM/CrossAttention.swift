@@ -1,0 +1,66 @@
+// The two-way transformer's cross-attentions (mobile_sam/modeling/transformer.py, `Attention`
+// between the prompt tokens and the 4096 image tokens) computed without projecting the image side.
+// The projections are linear, so by associativity a head's scores and values can be formed on the
+// few tokens' side instead: about a third of the multiply-adds per prompt, and the same function
+// as `DecoderAttention.callAsFunction` up to float rounding (CrossAttentionTests checks it).
+import SAMTensor
+
+extension DecoderAttention {
+  /// Tokens attending to the image, for one prompt: queries [Nt, C] (tokens + PE),
+  /// imageKeys [4096, C] (image + PE), imageValues [4096, C] -> [Nt, C], out_proj included.
+  ///
+  /// Head h's scores are q_h (x Wk_h^T + bk_h)^T = (q_h Wk_h) x^T + q_h bk_h: the last term is the
+  /// same for every image token of a query row, and softmax ignores a row's constant, so it is
+  /// dropped. Its output is A_h (x Wv_h^T + bv_h) = (A_h x) Wv_h^T + bv_h, A_h's rows summing to 1.
+  /// GEMMs of [8 Nt, 256] x [256, 4096] and [8 Nt, 4096] x [4096, 256] replace k_proj and v_proj
+  /// of 4096 tokens ([4096, 256] x [256, 128] each).
+  func attendTokensToImage(queries: Tensor, imageKeys: Tensor, imageValues: Tensor) -> Tensor {
+    let headDim = internalDim / numHeads
+    let q = qProj(queries)  // (Nt, 128)
+    let queryHeads = matmul(
+      headBlockDiagonal(q, heads: numHeads), kProj.weight, alpha: 1 / Float(headDim).squareRoot())
+    // (heads * Nt, 256): row (h, t) = q_h[t] Wk_h / sqrt(d)
+    var weights = matmul(queryHeads, imageKeys, transposeB: true)  // (heads * Nt, 4096)
+    softmaxLastDimension(&weights)
+    let mixed = matmul(weights, imageValues)  // (heads * Nt, 256): A_h x
+    let valueHeads = headDiagonalBlocks(vProj(mixed), heads: numHeads)  // (Nt, 128)
+    return outProj(valueHeads)
+  }
+
+  /// The image attending to the tokens, for one prompt, added to `residual` [4096, C]:
+  /// image [4096, C] (image + PE), keys [Nt, C] (tokens + PE), values [Nt, C].
+  ///
+  /// Head h's scores are (x Wq_h^T + bq_h) k_h^T = x (Wq_h^T k_h^T) + bq_h k_h^T; the second term
+  /// differs between tokens, so it stays (added to each score row). The output projection of the
+  /// heads' outputs A_h v_h is sum_h A_h (v_h Wout_h^T): [4096, 8 Nt] x [8 Nt, 256].
+  func attendImageToTokens(image: Tensor, keys: Tensor, values: Tensor, residual: Tensor) -> Tensor {
+    let keyBlocks = headBlockDiagonal(kProj(keys), heads: numHeads)  // (heads * Nt, 128)
+    let scale = 1 / Float(internalDim / numHeads).squareRoot()
+    let queryWeights = matmul(keyBlocks, qProj.weight, alpha: scale)  // (heads * Nt, 256)
+    var scores = matmul(queryWeights, image, transposeB: true)  // (heads * Nt, 4096)
+    addToRows(&scores, matmul(keyBlocks, qProj.bias.reshaped([internalDim, 1]), alpha: scale).data)
+    return imageAttendsToTokens(scores: scores, values: values, residual: residual)
+  }
+
+  /// The same with the image side's queries already projected: projectedImage [4096, 128] =
+  /// q_proj(image + PE) (`TwoWayAttentionBlock.ImageSide`, computed once per image).
+  func attendImageToTokens(projectedImage: Tensor, keys: Tensor, values: Tensor, residual: Tensor) -> Tensor {
+    let keyBlocks = headBlockDiagonal(kProj(keys), heads: numHeads)  // (heads * Nt, 128)
+    let scale = 1 / Float(internalDim / numHeads).squareRoot()
+    let scores = matmul(keyBlocks, projectedImage, transposeB: true, alpha: scale)  // (heads * Nt, 4096)
+    return imageAttendsToTokens(scores: scores, values: values, residual: residual)
+  }
+
+  /// scores [heads * Nt, 4096] (transposed: a column holds one image token's Nt scores per head)
+  /// -> residual + out_proj(attention output) [4096, C].
+  private func imageAttendsToTokens(scores: Tensor, values: Tensor, residual: Tensor) -> Tensor {
+    var weights = scores
+    softmaxWithinRowGroups(&weights, groupRows: values.shape[0])
+    // (heads * Nt, 256): row (h, t) = v_h[t] Wout_h^T
+    let projectedValues = linear(
+      headBlockDiagonal(vProj(values), heads: numHeads), weight: outProj.weight, bias: nil)
+    var start = residual
+    addRowVector(&start, outProj.bias)
+    return matmul(weights, projectedValues, transposeA: true, adding: start)
+  }
+}
