@@ -36,6 +36,23 @@ static inline __attribute__((always_inline)) void scores_body(
       for (; j0 + 32 <= padded; j0 += 32) SCORE_ROWS4(2);
     }
     for (; j0 + 16 <= padded; j0 += 16) SCORE_ROWS4(1);
+    // An 8-column tail as 4 independent chains (one chain per row at a time would wait on the FMA
+    // latency: 49 keys pad to 56 = 32 + 16 + 8).
+    for (; j0 + 8 <= padded; j0 += 8) {
+      vfloat8 a0 = {0, 0, 0, 0, 0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+      for (size_t p = 0; p < depth; p++) {
+        vfloat8 k = load8(kT + p * padded + j0);
+        float w0 = q[p], w1 = q[depth + p], w2 = q[2 * depth + p], w3 = q[3 * depth + p];
+        a0 = fma8((vfloat8){w0, w0, w0, w0, w0, w0, w0, w0}, k, a0);
+        a1 = fma8((vfloat8){w1, w1, w1, w1, w1, w1, w1, w1}, k, a1);
+        a2 = fma8((vfloat8){w2, w2, w2, w2, w2, w2, w2, w2}, k, a2);
+        a3 = fma8((vfloat8){w3, w3, w3, w3, w3, w3, w3, w3}, k, a3);
+      }
+      store8(scores + j0, a0);
+      store8(scores + padded + j0, a1);
+      store8(scores + 2 * padded + j0, a2);
+      store8(scores + 3 * padded + j0, a3);
+    }
   }
   // The rest (or every column of a block of fewer rows), 8 columns at a time.
   for (size_t r = 0; r < rows; r++) {
@@ -80,6 +97,22 @@ static inline __attribute__((always_inline)) void values_body(
       for (; c0 + 32 <= value_depth; c0 += 32) VALUE_ROWS4(2);
     }
     for (; c0 + 16 <= value_depth; c0 += 16) VALUE_ROWS4(1);
+    for (; c0 + 8 <= value_depth; c0 += 8) {
+      vfloat8 a0 = {0, 0, 0, 0, 0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+      for (size_t j = 0; j < keys; j++) {
+        vfloat8 vv = load8(v + j * value_depth + c0);
+        float w0 = probabilities[j], w1 = probabilities[padded + j];
+        float w2 = probabilities[2 * padded + j], w3 = probabilities[3 * padded + j];
+        a0 = fma8((vfloat8){w0, w0, w0, w0, w0, w0, w0, w0}, vv, a0);
+        a1 = fma8((vfloat8){w1, w1, w1, w1, w1, w1, w1, w1}, vv, a1);
+        a2 = fma8((vfloat8){w2, w2, w2, w2, w2, w2, w2, w2}, vv, a2);
+        a3 = fma8((vfloat8){w3, w3, w3, w3, w3, w3, w3, w3}, vv, a3);
+      }
+      store8(out + c0, a0);
+      store8(out + value_depth + c0, a1);
+      store8(out + 2 * value_depth + c0, a2);
+      store8(out + 3 * value_depth + c0, a3);
+    }
   }
   for (size_t r = 0; r < rows; r++) {
     size_t first = rows == 4 ? c0 : 0;
