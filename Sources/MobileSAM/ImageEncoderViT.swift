@@ -128,7 +128,10 @@ struct ViTMLPBlock {
     lin2 = try Linear(weights, "\(prefix).lin2", inFeatures: mlpDim, outFeatures: dim)
   }
 
-  func callAsFunction(_ x: Tensor) -> Tensor { lin2(lin1(x, then: .gelu)) }
+  /// residual + mlp(x) when given (added in lin2's output pass).
+  func callAsFunction(_ x: Tensor, adding residual: Tensor? = nil) -> Tensor {
+    lin2(lin1(x, then: .gelu), adding: residual)
+  }
 }
 
 /// `Attention` with `use_rel_pos`: fused qkv, multi-head attention with the decomposed
@@ -212,10 +215,8 @@ struct ViTBlock {
       attended = attn.attend(qkvOut.reshaped([1, height * width, 3 * dim]))  // (1, 4096, dim)
       attended.shape = [height, width, dim]
     }
-    var y = attn.proj(attended)
-    addInPlace(&y, x)
-    addInPlace(&y, mlp(norm2(y)))
-    return y
+    let y = attn.proj(attended, adding: x)  // x + attention
+    return mlp(norm2(y), adding: y)  // y + mlp(norm2(y))
   }
 }
 

@@ -13,9 +13,12 @@ struct Linear {
     bias = try weights.take("\(prefix).bias", shape: [outFeatures])
   }
 
-  /// x [..., in] -> [..., out], then `activation` (fused into the GEMM's output pass).
-  func callAsFunction(_ x: Tensor, then activation: Activation = .identity) -> Tensor {
-    linear(x, weight: weight, bias: bias, activation: activation)
+  /// x [..., in] -> [..., out], plus `residual` [..., out] when given, then `activation` (both
+  /// fused into the GEMM's output pass).
+  func callAsFunction(_ x: Tensor, adding residual: Tensor? = nil, then activation: Activation = .identity)
+    -> Tensor
+  {
+    linear(x, weight: weight, bias: bias, activation: activation, residual: residual)
   }
 }
 

@@ -45,7 +45,19 @@ struct Conv2dBN {
   }
 
   /// x [H, W, in] -> [Ho, Wo, out], then `activation` (fused into the convolution's output pass).
-  func callAsFunction(_ x: Tensor, then activation: Activation = .identity) -> Tensor {
+  /// With a `residual` [Ho, Wo, out] (1x1 convolutions only), activation(conv(x) + residual).
+  func callAsFunction(_ x: Tensor, adding residual: Tensor? = nil, then activation: Activation = .identity)
+    -> Tensor
+  {
+    if let residual {
+      let shape = weight.shape
+      precondition(
+        !depthwise && shape[2] == 1 && shape[3] == 1 && stride == 1 && padding == 0,
+        "Conv2dBN: a residual needs a 1x1 convolution, got weight \(shape), stride \(stride)")
+      return linear(
+        x, weight: weight.reshaped([shape[0], shape[1]]), bias: bias, activation: activation,
+        residual: residual)
+    }
     if depthwise {
       return depthwiseConv2d(
         x, weight: weight, bias: bias, stride: stride, padding: padding, activation: activation)
@@ -91,10 +103,8 @@ struct MBConv {
 
   /// x [H, W, dim] -> [H, W, dim]
   func callAsFunction(_ x: Tensor) -> Tensor {
-    var y = conv3(conv2(conv1(x, then: .gelu), then: .gelu))
-    addInPlace(&y, x)
-    geluInPlace(&y)
-    return y
+    // gelu(conv3(...) + x): the residual and the last GELU in conv3's output pass.
+    conv3(conv2(conv1(x, then: .gelu), then: .gelu), adding: x, then: .gelu)
   }
 }
 
@@ -134,8 +144,9 @@ struct TinyViTMlp {
     fc2 = try Linear(weights, "\(prefix).fc2", inFeatures: hidden, outFeatures: dim)
   }
 
-  func callAsFunction(_ x: Tensor) -> Tensor {
-    fc2(fc1(norm(x), then: .gelu))
+  /// x + mlp(x) when `residual` is x (the block's residual, added in fc2's output pass).
+  func callAsFunction(_ x: Tensor, adding residual: Tensor? = nil) -> Tensor {
+    fc2(fc1(norm(x), then: .gelu), adding: residual)
   }
 }
 
@@ -176,12 +187,13 @@ struct TinyViTAttention {
   /// take part in every window's softmax as keys. LayerNorm and qkv act on each token alone, so they
   /// run on the real tokens only and every padded token gets `paddingQKV`. And qkv is interleaved
   /// per head, `view(B, N, heads, -1).split([kd, kd, d], dim=3)`: `windowedAttention` reads it so.
-  func callAsFunction(_ x: Tensor) -> Tensor {
+  /// With `residual` (the block's input), residual + attention(x), added in proj's output pass.
+  func callAsFunction(_ x: Tensor, adding residual: Tensor? = nil) -> Tensor {
     let qkvOut = qkv(norm(x))  // (H, W, heads * [q, k, v] * kd)
     let attended = windowedAttention(
       qkv: qkvOut, paddingRow: paddingQKV, windowSize: windowSize, heads: numHeads, keyDim: keyDim,
       bias: bias, scale: 1 / Float(keyDim).squareRoot())  // (H, W, heads * kd)
-    return proj(attended)
+    return proj(attended, adding: residual)
   }
 }
 
@@ -202,11 +214,8 @@ struct TinyViTBlock {
 
   /// x [H, W, dim] -> [H, W, dim]
   func callAsFunction(_ x: Tensor) -> Tensor {
-    var y = x
-    addInPlace(&y, attn(x))
-    y = localConv(y)
-    addInPlace(&y, mlp(y))
-    return y
+    let y = localConv(attn(x, adding: x))  // x + attn(x), then the local convolution
+    return mlp(y, adding: y)  // y + mlp(y)
   }
 }
 

@@ -46,6 +46,38 @@ final class EpilogueTests: XCTestCase {
     }
   }
 
+  func testLinearWithResidualAndGELUInBlocksAndInOnePass() {
+    var random = SeededRandom(seed: 72)
+    // (5000, 64, 256): a small weight over many rows, the blocked path (blocks of 409 rows, the
+    // last one partial); (700, 64, 256): too few rows for it; (3000, 300, 400): too large a weight.
+    for (rows, inF, outF) in [(5000, 64, 256), (700, 64, 256), (3000, 300, 400)] {
+      let x = random.tensor([rows, inF], -2, 2)
+      let weight = random.tensor([outF, inF])
+      let bias = random.tensor([outF])
+      let residual = random.tensor([rows, outF], -2, 2)
+      for threads in [1, 2, 3] {
+        ComputeThreads.set(threads)
+        for b in [bias, nil] {
+          let label = "linear \(rows)x\(inF) -> \(outF) bias \(b != nil) threads \(threads)"
+          var expected = Reference.linear(x, weight: weight, bias: b)
+          for i in 0..<expected.values.count {
+            expected.values[i] += Double(residual.data[i])
+            expected.magnitudes[i] += abs(Double(residual.data[i]))
+          }
+          assertClose(
+            linear(x, weight: weight, bias: b, residual: residual), expected, relative: epilogueTolerance,
+            "\(label) residual")
+          assertClose(
+            linear(x, weight: weight, bias: b, activation: .gelu, residual: residual), geluOf(expected),
+            relative: epilogueTolerance, "\(label) residual gelu")
+          assertClose(
+            linear(x, weight: weight, bias: b), Reference.linear(x, weight: weight, bias: b),
+            relative: epilogueTolerance, label)
+        }
+      }
+    }
+  }
+
   func testConvolutionsWithGELU() {
     var random = SeededRandom(seed: 71)
     let x = random.tensor([21, 19, 16], -2, 2)

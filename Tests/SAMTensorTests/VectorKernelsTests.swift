@@ -43,4 +43,26 @@ final class VectorKernelsTests: XCTestCase {
       XCTAssertEqual(differing, 0, "stride \(stride): outputs that differ between AVX2 and AVX-512")
     }
   }
+
+  func testAttentionGivesTheSameBitsWithAVX2AndAVX512() throws {
+    var random = SeededRandom(seed: 92)
+    // (groups, queries, keys, depth, value depth): 32-, 16- and 8-column blocks of scores and of
+    // values, row blocks of 4 and a remainder, keys not a multiple of 8.
+    for (g, nq, nk, d, dv) in [
+      (3, 49, 49, 32, 32), (2, 14, 57, 16, 16), (2, 7, 41, 8, 56), (1, 6, 196, 32, 40),
+    ] {
+      let q = random.tensor([g, nq, d])
+      let k = random.tensor([g, nk, d])
+      let v = random.tensor([g, nk, dv])
+      let bias = random.tensor([g, nq, nk], -2, 2)
+      XCTAssertEqual(VectorKernels.use(.avx2), 8)
+      let narrow = attention(q: q, k: k, v: v, bias: bias, scale: 0.3)
+      guard VectorKernels.use(.avx512) == 16 else {
+        throw XCTSkip("this CPU has no AVX-512: only the AVX2 version can run here")
+      }
+      let wide = attention(q: q, k: k, v: v, bias: bias, scale: 0.3)
+      let differing = zip(narrow.data, wide.data).filter { $0.bitPattern != $1.bitPattern }.count
+      XCTAssertEqual(differing, 0, "G\(g) Nq\(nq) Nk\(nk) d\(d) dv\(dv): outputs that differ")
+    }
+  }
 }

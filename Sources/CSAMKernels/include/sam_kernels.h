@@ -33,6 +33,19 @@ void sam_depthwise3x3_inner(
     float *out, const float *top, const float *middle, const float *bottom, const float *taps,
     const float *bias, size_t channels, size_t first, size_t last, size_t stride, size_t padding);
 
+/// Attention scores for a block of `rows` (1 to 4) query rows:
+/// scores[r * padded + j] = sum over p < depth of q[r * depth + p] * kT[p * padded + j] for
+/// j < padded (a multiple of 8; kT is the transposed keys, zero in its padding columns).
+void sam_attention_scores(
+    float *scores, const float *q, const float *kT, size_t rows, size_t depth, size_t padded);
+
+/// Attention output for a block of `rows` (1 to 4) query rows:
+/// out[r * value_depth + c] = sum over j < keys of probabilities[r * padded + j] * v[j * value_depth + c]
+/// for c < value_depth (a multiple of 8).
+void sam_attention_values(
+    float *out, const float *probabilities, const float *v, size_t rows, size_t keys, size_t padded,
+    size_t value_depth);
+
 #ifdef __cplusplus
 }
 #endif
