@@ -9,7 +9,8 @@ It writes a fake-segmenter job of `--images` tiny images (Scripts/make_scale_job
 plus one image that does not exist (a failed image must come out the same too), runs it once
 uninterrupted into reference.db, then starts `sambatch run` over and over on results.db, sending
 each process SIGKILL or SIGTERM (in a random order) after a random delay of 0 to `--max-after`
-seconds. When the job is complete it compares results.db with the reference and starts another
+seconds, counted from when the run logs that it starts processing, or for a fraction `--early`
+of them from the process's start (so that they land in the startup and planning). When the job is complete it compares results.db with the reference and starts another
 round on a fresh database, until every signal was sent; the last round is finished with a run
 that is not interrupted. Checked:
 
@@ -29,6 +30,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -104,7 +106,10 @@ def main():
     parser.add_argument("--boxes", type=int, default=3)
     parser.add_argument("--kills", type=int, default=100, help="kill -9 to send")
     parser.add_argument("--terms", type=int, default=20, help="SIGTERM to send")
-    parser.add_argument("--max-after", type=float, default=2.5, help="longest wait before a signal, seconds")
+    parser.add_argument("--max-after", type=float, default=1.5,
+                        help="longest wait before a signal, seconds (from the start of processing, or of the process)")
+    parser.add_argument("--early", type=float, default=0.2,
+                        help="fraction of signals timed from the process's start rather than from processing")
     parser.add_argument("--delay-ms", type=int, default=10, help="fake encoder delay during the campaign")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -171,16 +176,36 @@ def main():
         process = subprocess.Popen([args.sambatch, "run", job], env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
         tally["processes"] += 1
-        time.sleep(rng.uniform(0, args.max_after))
+        lines, started = [], threading.Event()
+
+        def drain(stream=process.stderr, lines=lines, started=started):
+            for line in stream:
+                lines.append(line)
+                if " to do, " in line:
+                    started.set()
+            started.set()
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        # Startup takes 0.3-3 s on a loaded machine: timed from the process's start, most signals
+        # would land before the run. So a fraction lands at any moment of the startup (reading
+        # the job, writing the plan), the rest at a random moment after the run began processing.
+        if rng.random() < args.early:
+            time.sleep(rng.uniform(0, args.max_after))
+        else:
+            started.wait(timeout=120)
+            time.sleep(rng.uniform(0, args.max_after))
         landed = process.poll() is None
         if landed:
             process.send_signal(sig)
         try:
-            _, stderr = process.communicate(timeout=120)
+            process.wait(timeout=120)
         except subprocess.TimeoutExpired:
             process.kill()
-            _, stderr = process.communicate()
+            process.wait()
             failures.append(f"signal {n}: the process did not stop within 120 s after {sig.name}")
+        reader.join()
+        stderr = "".join(lines)
         rc = process.returncode
         own = query(database, "SELECT ended_at, end_reason, images_done + images_failed FROM runs WHERE pid = ?"
                     " ORDER BY id DESC LIMIT 1", (process.pid,))

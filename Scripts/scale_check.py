@@ -82,7 +82,8 @@ def timed(command, env, sample=False):
     out_reader.join()
     return {
         "status": process.returncode, "wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
-        "peak_mb": usage.ru_maxrss / 1000, "lines": lines, "samples": samples, "stdout": "".join(stdout_text),
+        # ru_maxrss is in KiB; MB here are 10^6 bytes, as the samples.
+        "peak_mb": usage.ru_maxrss * 1024 / 1e6, "lines": lines, "samples": samples, "stdout": "".join(stdout_text),
     }
 
 
@@ -138,8 +139,10 @@ def main():
         "run_cpu_s": round(run["cpu"], 1),
         "pipeline_wall_ms_per_image": round(1000 * pipeline_wall / images, 3),
         "pipeline_cpu_ms_per_image": round(1000 * pipeline_cpu / images, 3),
-        "status_s": round(status["wall"], 2), "status_mb": round(status["peak_mb"], 1),
-        "rerun_s": round(rerun["wall"], 2), "rerun_mb": round(rerun["peak_mb"], 1),
+        "planning_cpu_s": round(cpu_at_plan, 1),
+        "status_s": round(status["wall"], 2), "status_cpu_s": round(status["cpu"], 2),
+        "status_mb": round(status["peak_mb"], 1),
+        "rerun_s": round(rerun["wall"], 2), "rerun_cpu_s": round(rerun["cpu"], 2), "rerun_mb": round(rerun["peak_mb"], 1),
         "rerun_nothing_to_do": "Nothing to do" in rerun["stdout"],
         "load_before": [round(v, 2) for v in load_before], "load_after": [round(v, 2) for v in load_after],
     }
