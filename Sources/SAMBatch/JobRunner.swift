@@ -247,11 +247,13 @@ public struct JobRunner: Sendable {
         seconds: Date().timeIntervalSince(started), counts: try target.counts(), jobImages: plan.images.count,
         problems: try target.manifestProblems(limit: Self.problemsShown))
     }
-    // The pipeline keeps the prompts of the images to do; the rest of the plan is let go.
-    let todoImages = Dictionary(uniqueKeysWithValues: todo.map { ($0, plan.images[$0]) })
+    // The pipeline keeps the prompts of the images to do; the rest of the plan is let go, and
+    // what is kept is copied away from the parse's scattered blocks so that their pages go back.
+    var todoImages = Dictionary(uniqueKeysWithValues: todo.map { ($0, plan.images[$0]) })
     let jobImages = plan.images.count
     let shardImages = plan.planned.count
     plan.release()
+    todoImages = todoImages.mapValues { $0.unshared() }
     releaseFreedMemory()
     let (runId, tookOver) = try target.startRun(
       host: ProcessInfo.processInfo.hostName, pid: Int(ProcessInfo.processInfo.processIdentifier),
@@ -305,4 +307,24 @@ func releaseFreedMemory() {
     typealias Trim = @convention(c) (Int) -> Int32
     if let symbol = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(symbol, to: Trim.self)(0) }
   #endif
+}
+
+extension ManifestImage {
+  /// A copy that shares no storage with this one. The images a run keeps were allocated while
+  /// the manifest's parse tree filled the heap, a few bytes here and there among hundreds of
+  /// megabytes freed since: every page holding one stays resident. Copies made after the tree is
+  /// gone are packed together, and the originals' pages can then be given back.
+  func unshared() -> ManifestImage {
+    var copy = self
+    copy.path = String(decoding: Array(path.utf8), as: UTF8.self)
+    copy.objects = objects.map { object in
+      var o = object
+      o.sourceId = object.sourceId.map { String(decoding: Array($0.utf8), as: UTF8.self) }
+      o.category = object.category.map { String(decoding: Array($0.utf8), as: UTF8.self) }
+      o.box = object.box.map { box in box.map { $0 } }
+      o.points = object.points.map { $0 }
+      return o
+    }
+    return copy
+  }
 }

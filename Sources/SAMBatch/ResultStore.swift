@@ -50,12 +50,30 @@ public final class ResultStore: Sendable {
         try db.execute(sql: "PRAGMA journal_mode = WAL")
         try db.execute(sql: "PRAGMA synchronous = NORMAL")
       }
-      try StoreSchema.migrator.migrate(queue)
+      try Self.migrate(queue)
     } catch let error as SAMBatchError {
       throw error
     } catch {
       throw SAMBatchError.store(
         database: url.path, message: "cannot open the database (\(storeCause(error)))")
+    }
+  }
+
+  /// Runs started together on a new database (two `run`s launched at once) all find it
+  /// unmigrated: GRDB reads the applied migrations before its transaction, so the later ones fail
+  /// on what the first created ("duplicate column name"). Each migration commits on its own, so
+  /// trying again starts from where the other process got to; a migration that fails by itself
+  /// fails every time and its error is thrown.
+  private static func migrate(_ queue: DatabaseQueue) throws {
+    var attempt = 1
+    while true {
+      do {
+        return try StoreSchema.migrator.migrate(queue)
+      } catch {
+        guard attempt < 5 else { throw error }
+        attempt += 1
+        usleep(20_000)
+      }
     }
   }
 

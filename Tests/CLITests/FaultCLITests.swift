@@ -68,6 +68,30 @@ final class FaultCLITests: XCTestCase {
     XCTAssertEqual(pending, 0)
   }
 
+  /// Three runs started together on a job with no database yet (all three plan it): one records
+  /// itself and processes every image, the other two refuse naming it; no image is written twice.
+  func testThreeRunsStartedTogetherProcessEachImageOnce() throws {
+    let dir = try temporaryDirectory()
+    let job = try makeSampleJob(in: dir, count: 8)
+    let db = dir.appendingPathComponent("results.db")
+    let runs = try (0..<3).map { _ in try BackgroundRun(["run", job.path], environment: slow) }
+    let outcomes = runs.map { $0.finish() }
+    let statuses = outcomes.map(\.status).sorted()
+    XCTAssertEqual(statuses, [1, 1, 2], outcomes.map(\.stderr).joined(separator: "\n---\n"))
+    let worker = try XCTUnwrap(runs.indices.first { outcomes[$0].status == 2 })
+    for i in runs.indices where i != worker {
+      XCTAssertTrue(
+        outcomes[i].stderr.contains("in use by another run of this job: pid \(runs[worker].pid) on "),
+        outcomes[i].stderr)
+    }
+    let recorded: Int = try query(db, "SELECT COUNT(*) FROM runs") ?? -1
+    XCTAssertEqual(recorded, 1, "a refused run records nothing")
+    let written: Int = try query(db, "SELECT SUM(images_done + images_failed) FROM runs") ?? -1
+    XCTAssertEqual(written, 9, "8 images and a missing one, each written once")
+    let pending: Int = try query(db, "SELECT COUNT(*) FROM images WHERE status = 'pending'") ?? -1
+    XCTAssertEqual(pending, 0)
+  }
+
   func testSIGTERMFinishesTheImagesInFlightRecordsTheRunAndSaysHowToResume() throws {
     let dir = try temporaryDirectory()
     let job = try makeSampleJob(in: dir, count: 12)
