@@ -74,7 +74,9 @@ final class FaultCLITests: XCTestCase {
     let dir = try temporaryDirectory()
     let job = try makeSampleJob(in: dir, count: 8)
     let db = dir.appendingPathComponent("results.db")
-    let runs = try (0..<3).map { _ in try BackgroundRun(["run", job.path], environment: slow) }
+    // 8 images at 600 ms: the working run is still busy when a late starter on a loaded machine checks in.
+    let slower = ["SAMBATCH_FAKE_SEGMENTER": "1", "SAMBATCH_FAKE_DELAY_MS": "600"]
+    let runs = try (0..<3).map { _ in try BackgroundRun(["run", job.path], environment: slower) }
     let outcomes = runs.map { $0.finish() }
     let statuses = outcomes.map(\.status).sorted()
     XCTAssertEqual(statuses, [1, 1, 2], outcomes.map(\.stderr).joined(separator: "\n---\n"))
