@@ -22,6 +22,8 @@ public struct ModelBenchmark: Sendable {
 
   /// OpenBLAS's kernel family in use (e.g. "SkylakeX"), nil when the BLAS does not say.
   public static var blasCore: String? { BLASCore.name }
+  /// OPENBLAS_CORETYPE's value and the CPU's own kernels, when that variable holds OpenBLAS back.
+  public static var blasHeldBack: (set: String, preferred: String)? { BLASCore.heldBackBy }
   /// Float lanes of our C kernels' vectors: 16 with AVX-512, 8 with AVX2.
   public static var vectorLanes: Int { VectorKernels.lanes }
 

@@ -27,6 +27,26 @@ public enum BLASCore {
   /// Runs once, before the first GEMM (swift_once makes concurrent first calls wait).
   static let selection: String? = upgradeFallbackCore()
 
+  /// When the environment's OPENBLAS_CORETYPE holds OpenBLAS to kernels narrower than this CPU
+  /// can run (e.g. "Haswell", AVX2, on an AVX-512 CPU): the value set and the kernels we would
+  /// choose. Nil when the variable is unset, or when it does not hold the CPU back.
+  public static var heldBackBy: (set: String, preferred: String)? {
+    heldBack(
+      coreType: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"], flags: cpuFlags(), current: name)
+  }
+
+  /// `heldBackBy`'s rule: OPENBLAS_CORETYPE `coreType`, the CPU's `flags`, OpenBLAS's `current` core.
+  public static func heldBack(coreType: String?, flags: Set<String>, current: String?)
+    -> (set: String, preferred: String)?
+  {
+    guard let coreType, !coreType.isEmpty, let preferred = preferredCore(forFlags: flags),
+      let current = current?.lowercased()
+    else { return nil }
+    let avx512 = ["skylakex", "cooperlake", "sapphirerapids"]
+    let enough = preferred == "SkylakeX" ? avx512 : avx512 + ["haswell", "zen"]
+    return enough.contains(current) ? nil : (coreType, preferred)
+  }
+
   /// The OpenBLAS core type for a CPU with these /proc/cpuinfo flags, or nil to keep OpenBLAS's
   /// choice: "SkylakeX" with AVX-512 (F, BW, DQ, VL), "Haswell" with AVX2 and FMA.
   public static func preferredCore(forFlags flags: Set<String>) -> String? {

@@ -70,6 +70,12 @@ struct BenchCommand: ParsableCommand {
     var result: [String: Any] = try benchmark.run(model: samModel, image: rgb, box: prompt)
     result["threads"] = threads
     result["blas_core"] = ModelBenchmark.blasCore ?? "unknown"
+    if let held = ModelBenchmark.blasHeldBack {
+      note(
+        "sambatch bench: note: OPENBLAS_CORETYPE=\(held.set) in the environment holds OpenBLAS to narrower "
+          + "kernels than this CPU runs (\(held.preferred)); GEMMs may be up to 2x slower. Unset it to let "
+          + "OpenBLAS choose.")
+    }
     result["vector_lanes"] = ModelBenchmark.vectorLanes
     result["model_kind"] = samModel.modelKind
     result["model_sha256"] = try CheckpointSource(url: modelPath.url).identify().sha256

@@ -140,6 +140,18 @@ final class GEMMTests: XCTestCase {
     XCTAssertNil(BLASCore.preferredCore(forFlags: ["sse3", "avx"]))
   }
 
+  func testAUserCoreTypeBelowTheCPUIsNoticed() {
+    let avx512: Set = ["avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl"]
+    let held = BLASCore.heldBack(coreType: "Haswell", flags: avx512, current: "Haswell")
+    XCTAssertEqual(held?.set, "Haswell")
+    XCTAssertEqual(held?.preferred, "SkylakeX")
+    XCTAssertNil(BLASCore.heldBack(coreType: nil, flags: avx512, current: "Haswell"), "not set by the user")
+    XCTAssertNil(BLASCore.heldBack(coreType: "Cooperlake", flags: avx512, current: "Cooperlake"))
+    let avx2: Set = ["avx", "avx2", "fma"]
+    XCTAssertNil(BLASCore.heldBack(coreType: "Haswell", flags: avx2, current: "Haswell"))
+    XCTAssertNotNil(BLASCore.heldBack(coreType: "Prescott", flags: avx2, current: "Prescott"))
+  }
+
   func testOpenBLASDoesNotRunItsSSE3FallbackOnAnAVX2Machine() throws {
     #if os(Linux) && arch(x86_64)
       let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
