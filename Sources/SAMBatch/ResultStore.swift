@@ -43,14 +43,17 @@ public final class ResultStore: Sendable {
       }
       try FileManager.default.createDirectory(
         at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-      queue = try DatabaseQueue(path: url.path, configuration: configuration)
-      try queue.writeWithoutTransaction { db in
-        // WAL: readers (`sambatch status`, sqlite3) never block the writer; NORMAL sync keeps every
-        // committed transaction through a killed process (only power loss can lose the last ones).
-        try db.execute(sql: "PRAGMA journal_mode = WAL")
-        try db.execute(sql: "PRAGMA synchronous = NORMAL")
+      let queue = try DatabaseQueue(path: url.path, configuration: configuration)
+      try Self.retryingOtherOpeners {
+        try queue.writeWithoutTransaction { db in
+          // WAL: readers (`sambatch status`, sqlite3) never block the writer; NORMAL sync keeps every
+          // committed transaction through a killed process (only power loss can lose the last ones).
+          try db.execute(sql: "PRAGMA journal_mode = WAL")
+          try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        try StoreSchema.migrator.migrate(queue)
       }
-      try Self.migrate(queue)
+      self.queue = queue
     } catch let error as SAMBatchError {
       throw error
     } catch {
@@ -59,22 +62,29 @@ public final class ResultStore: Sendable {
     }
   }
 
-  /// Runs started together on a new database (two `run`s launched at once) all find it
-  /// unmigrated: GRDB reads the applied migrations before its transaction, so the later ones fail
-  /// on what the first created ("duplicate column name"). Each migration commits on its own, so
-  /// trying again starts from where the other process got to; a migration that fails by itself
-  /// fails every time and its error is thrown.
-  private static func migrate(_ queue: DatabaseQueue) throws {
+  /// Runs started together on a new database (two `run`s launched at once) all set it up at
+  /// once. GRDB reads the applied migrations before its write transaction, so a later opener can
+  /// fail on what the first created ("duplicate column name", "already exists"), and SQLite answers
+  /// "database is locked" at once, without waiting, to a reader that wants to write while another
+  /// writes. Both only mean another opener got there first: each step commits on its own, so trying
+  /// again goes on from where it got to. Any other error is thrown at once, and these after about
+  /// 3 seconds of trying.
+  private static func retryingOtherOpeners(_ body: () throws -> Void) throws {
     var attempt = 1
     while true {
       do {
-        return try StoreSchema.migrator.migrate(queue)
-      } catch {
-        guard attempt < 5 else { throw error }
+        return try body()
+      } catch let error as DatabaseError where attempt < 100 && isAnotherOpenersWork(error) {
         attempt += 1
-        usleep(20_000)
+        usleep(UInt32.random(in: 10_000...50_000))
       }
     }
+  }
+
+  private static func isAnotherOpenersWork(_ error: DatabaseError) -> Bool {
+    if error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED { return true }
+    let message = error.message ?? ""
+    return message.contains("duplicate column name") || message.contains("already exists")
   }
 
   /// A WAL database needs its -shm side file even to be read; on storage we cannot write (a
