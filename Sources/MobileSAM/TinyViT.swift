@@ -287,14 +287,15 @@ func foldBatchNorm(
 ) -> (weight: Tensor, bias: Tensor) {
   let outChannels = convWeight.shape[0]
   let perChannel = convWeight.count / outChannels
-  var weight = convWeight
-  var bias = Tensor(zeros: [outChannels])
+  let (gamma, beta, mean, variance) = (gamma.data, beta.data, mean.data, variance.data)
+  var weight = convWeight.data  // a copy of our own when the checkpoint's tensor is borrowed
+  var bias = [Float](repeating: 0, count: outChannels)
   for o in 0..<outChannels {
-    let factor = gamma.data[o] / (variance.data[o] + eps).squareRoot()
-    for i in 0..<perChannel { weight.data[o * perChannel + i] *= factor }
-    bias.data[o] = beta.data[o] - mean.data[o] * factor
+    let factor = gamma[o] / (variance[o] + eps).squareRoot()
+    for i in 0..<perChannel { weight[o * perChannel + i] *= factor }
+    bias[o] = beta[o] - mean[o] * factor
   }
-  return (weight, bias)
+  return (Tensor(shape: convWeight.shape, data: weight), Tensor(shape: [outChannels], data: bias))
 }
 
 /// The reference's `attention_bias_idxs`: for every pair of positions in a window, the index of
@@ -323,11 +324,12 @@ func gatherAttentionBiases(_ biases: Tensor, indices: [Int]) -> Tensor {
   let heads = biases.shape[0]
   let offsets = biases.shape[1]
   let n = Int(Double(indices.count).squareRoot())
-  var out = Tensor(zeros: [heads, n, n])
+  let values = biases.data
+  var out = [Float](repeating: 0, count: heads * n * n)
   for h in 0..<heads {
     for (i, index) in indices.enumerated() {
-      out.data[h * indices.count + i] = biases.data[h * offsets + index]
+      out[h * indices.count + i] = values[h * offsets + index]
     }
   }
-  return out
+  return Tensor(shape: [heads, n, n], data: out)
 }

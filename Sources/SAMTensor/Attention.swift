@@ -27,14 +27,13 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor?, scale: Flo
     queries: queries, keys: keys, depth: depth, valueDepth: valueDepth, scale: scale)
   let outShape = [groups, queries, valueDepth]
   guard groups > 0, queries > 0, valueDepth > 0 else { return Tensor(zeros: outShape) }
-  let biasData = bias?.data ?? []
   return Tensor(shape: outShape) { out in
-    q.data.withUnsafeBufferPointer { qp in
-      k.data.withUnsafeBufferPointer { kp in
-        v.data.withUnsafeBufferPointer { vp in
-          biasData.withUnsafeBufferPointer { bp in
-            // An empty array may still have a base address: only a real bias counts.
-            let bias = biasHeads > 0 ? bp.baseAddress : nil
+    q.withUnsafeBufferPointer { qp in
+      k.withUnsafeBufferPointer { kp in
+        v.withUnsafeBufferPointer { vp in
+          withValues(of: bias) { biasValues in
+            // An empty bias may still have a base address: only a real bias counts.
+            let bias = biasHeads > 0 ? biasValues : nil
             let (pq, pk, pv) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!)
             if valueDepth % 8 == 0 {
               fusedAttention(

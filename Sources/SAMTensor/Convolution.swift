@@ -43,8 +43,8 @@ public func conv2d(
   return Tensor(shape: [outH, outW, outChannels]) { out in
     let beta = fillRows(
       out, rows: outH * outW, columns: outChannels, with: activation != .identity ? nil : bias)
-    x.data.withUnsafeBufferPointer { xp in
-      reordered.data.withUnsafeBufferPointer { wp in
+    x.withUnsafeBufferPointer { xp in
+      reordered.withUnsafeBufferPointer { wp in
         columns.withUnsafeMutableBufferPointer { cp in
           let input = xp.baseAddress!
           let col = cp.baseAddress!
@@ -157,8 +157,8 @@ public func depthwiseConv2d(
   let blocked = kernelH == 3 && kernelW == 3 && channels % 8 == 0
   let zeroRow = [Float](repeating: 0, count: blocked ? width * channels : 0)
   return Tensor(shape: [outH, outW, channels]) { out in
-    x.data.withUnsafeBufferPointer { xp in
-      taps.data.withUnsafeBufferPointer { tp in
+    x.withUnsafeBufferPointer { xp in
+      taps.withUnsafeBufferPointer { tp in
         biasValues.withUnsafeBufferPointer { bp in
           zeroRow.withUnsafeBufferPointer { zp in
             parallelFor(outH) { oy in
@@ -288,8 +288,8 @@ public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: 
   let reordered = permute(weight, [0, 2, 3, 1]).reshaped([inChannels, k * k * outChannels])
   var blocks = Tensor(zeros: [height * width, k * k * outChannels])
   if inChannels > 0 {
-    x.data.withUnsafeBufferPointer { xp in
-      reordered.data.withUnsafeBufferPointer { wp in
+    x.withUnsafeBufferPointer { xp in
+      reordered.withUnsafeBufferPointer { wp in
         blocks.data.withUnsafeMutableBufferPointer { bp in
           sgemm(
             m: height * width, n: k * k * outChannels, k: inChannels, a: xp.baseAddress!,
@@ -302,7 +302,7 @@ public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: 
   let biasValues = bias?.data ?? [Float](repeating: 0, count: outChannels)
   let run = k * outChannels  // one block row: k pixels of Cout
   return Tensor(shape: [height * k, width * k, outChannels]) { out in
-    blocks.data.withUnsafeBufferPointer { bp in
+    blocks.withUnsafeBufferPointer { bp in
       biasValues.withUnsafeBufferPointer { biasp in
         parallelFor(height * k) { outRow in
           let iy = outRow / k

@@ -19,7 +19,7 @@ func mapElements(
   _ kernel: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) -> Void
 ) -> Tensor {
   Tensor(shape: x.shape) { out in
-    x.data.withUnsafeBufferPointer { xp in
+    x.withUnsafeBufferPointer { xp in
       let input = xp.baseAddress!
       parallelForElements(x.count) { range in
         kernel(out + range.lowerBound, input + range.lowerBound, range.count)
@@ -36,7 +36,7 @@ public func relu(_ x: Tensor) -> Tensor {
 /// x * s.
 public func scale(_ x: Tensor, by s: Float) -> Tensor {
   Tensor(shape: x.shape) { out in
-    x.data.withUnsafeBufferPointer { xp in
+    x.withUnsafeBufferPointer { xp in
       let input = xp.baseAddress!
       parallelForElements(x.count) { range in
         scaleVector(out + range.lowerBound, input + range.lowerBound, by: s, count: range.count)
@@ -49,8 +49,8 @@ public func scale(_ x: Tensor, by s: Float) -> Tensor {
 public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
   precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
   return Tensor(shape: a.shape) { out in
-    a.data.withUnsafeBufferPointer { ap in
-      b.data.withUnsafeBufferPointer { bp in
+    a.withUnsafeBufferPointer { ap in
+      b.withUnsafeBufferPointer { bp in
         let (pa, pb) = (ap.baseAddress!, bp.baseAddress!)
         parallelForElements(a.count) { range in
           let i = range.lowerBound
@@ -66,7 +66,7 @@ public func addInPlace(_ a: inout Tensor, _ b: Tensor) {
   precondition(a.shape == b.shape, "addInPlace: shapes \(a.shape) and \(b.shape) differ")
   let count = a.count
   a.data.withUnsafeMutableBufferPointer { ap in
-    b.data.withUnsafeBufferPointer { bp in
+    b.withUnsafeBufferPointer { bp in
       guard let pa = ap.baseAddress, let pb = bp.baseAddress else { return }
       parallelForElements(count) { range in
         let i = range.lowerBound
@@ -84,7 +84,7 @@ public func addRowVector(_ x: inout Tensor, _ v: Tensor) {
   guard columns > 0 else { return }
   let rows = x.count / columns
   x.data.withUnsafeMutableBufferPointer { xp in
-    v.data.withUnsafeBufferPointer { vp in
+    v.withUnsafeBufferPointer { vp in
       let (px, pv) = (xp.baseAddress!, vp.baseAddress!)
       if rows * columns < parallelElementThreshold {
         for row in 0..<rows { addVectors(px + row * columns, px + row * columns, pv, count: columns) }
@@ -109,9 +109,9 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
   guard columns > 0 else { return x }
   let rows = x.count / columns
   return Tensor(shape: x.shape) { out in
-    x.data.withUnsafeBufferPointer { xp in
-      weight.data.withUnsafeBufferPointer { wp in
-        bias.data.withUnsafeBufferPointer { bp in
+    x.withUnsafeBufferPointer { xp in
+      weight.withUnsafeBufferPointer { wp in
+        bias.withUnsafeBufferPointer { bp in
           let (px, pw, pb) = (xp.baseAddress!, wp.baseAddress!, bp.baseAddress!)
           let body = { (range: Range<Int>) in
             for row in range {

@@ -129,13 +129,11 @@ public func linear(
   }
   let epilogue = activation != .identity || residual != nil
   return Tensor(shape: outShape) { out in
-    x.data.withUnsafeBufferPointer { xp in
-      weight.data.withUnsafeBufferPointer { wp in
-        (residual?.data ?? []).withUnsafeBufferPointer { rp in
+    x.withUnsafeBufferPointer { xp in
+      weight.withUnsafeBufferPointer { wp in
+        withValues(of: residual) { residualPointer in
           let biasInEpilogue = epilogue && inFeatures > 0
-          (bias?.data ?? []).withUnsafeBufferPointer { bp in
-            let biasPointer = bias == nil ? nil : bp.baseAddress
-            let residualPointer = residual == nil ? nil : rp.baseAddress
+          withValues(of: bias) { biasPointer in
             let terms = EpilogueTerms(
               bias: biasInEpilogue ? biasPointer : nil, residual: residualPointer, activation: activation)
             let gemm = GEMMCall(
@@ -223,7 +221,7 @@ struct EpilogueTerms {
 /// reads them, so they may be uninitialized).
 func fillRows(_ out: UnsafeMutablePointer<Float>, rows: Int, columns: Int, with bias: Tensor?) -> Float {
   guard let bias else { return 0 }
-  bias.data.withUnsafeBufferPointer { bp in
+  bias.withUnsafeBufferPointer { bp in
     let b = bp.baseAddress!
     parallelForChunks(rows) { range in
       for row in range { (out + row * columns).update(from: b, count: columns) }

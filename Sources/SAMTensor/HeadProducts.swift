@@ -19,8 +19,8 @@ public func matmul(
   if let c { precondition(c.shape == [m, n], "matmul: adding \(c.shape) to [\(m), \(n)]") }
   var out = c ?? Tensor(zeros: [m, n])
   guard m > 0, n > 0, k > 0 else { return out }
-  a.data.withUnsafeBufferPointer { ap in
-    b.data.withUnsafeBufferPointer { bp in
+  a.withUnsafeBufferPointer { ap in
+    b.withUnsafeBufferPointer { bp in
       out.data.withUnsafeMutableBufferPointer { op in
         sgemm(
           m: m, n: n, k: k, a: ap.baseAddress!, lda: a.shape[1], transposeA: transposeA,

@@ -10,9 +10,9 @@ public func permute(_ x: Tensor, _ perm: [Int]) -> Tensor {
   let outShape = perm.map { x.shape[$0] }
   guard x.count > 0 else { return Tensor(shape: outShape, data: []) }
   let plan = PermutePlan(shape: x.shape, perm: perm)
-  if plan.sizes.count <= 1 { return Tensor(shape: outShape, data: x.data) }
+  if plan.sizes.count <= 1 { return x.reshaped(outShape) }
   return Tensor(shape: outShape) { out in
-    x.data.withUnsafeBufferPointer { xp in
+    x.withUnsafeBufferPointer { xp in
       plan.copy(from: xp.baseAddress!, to: out)
     }
   }
@@ -163,7 +163,7 @@ public func padBottomRight(_ x: Tensor, bottom: Int, right: Int) -> Tensor {
   let outShape = [height + bottom, outW, channels]
   if bottom == 0 && right == 0 { return x }
   return Tensor(shape: outShape) { out in
-    x.data.withUnsafeBufferPointer { xp in
+    x.withUnsafeBufferPointer { xp in
       guard let input = xp.baseAddress else {
         out.update(repeating: 0, count: outShape.reduce(1, *))
         return
@@ -193,7 +193,7 @@ public func cropTopLeft(_ x: Tensor, height: Int, width: Int) -> Tensor {
   if height == x.shape[0] && width == inW { return x }
   let outShape = [height, width, channels]
   return Tensor(shape: outShape) { out in
-    x.data.withUnsafeBufferPointer { xp in
+    x.withUnsafeBufferPointer { xp in
       let input = xp.baseAddress!
       parallelForChunksIfLarge(height, work: outShape.reduce(1, *)) { range in
         for row in range {

@@ -13,9 +13,10 @@ public func relativePositionTable(_ table: Tensor, size: Int) -> Tensor {
   precondition(size > 0, "relativePositionTable: size \(size)")
   let (rows, channels) = (table.shape[0], table.shape[1])
   let distances = 2 * size - 1
-  var resized = table
+  let values = table.data  // one copy at most (the table may be borrowed)
+  var resized = values
   if rows != distances {
-    resized = Tensor(zeros: [distances, channels])
+    resized = [Float](repeating: 0, count: distances * channels)
     let ratio = Float(rows) / Float(distances)
     for i in 0..<distances {
       // torch's source index for align_corners=False, clamped at 0 (area_pixel_compute_source_index).
@@ -25,19 +26,18 @@ public func relativePositionTable(_ table: Tensor, size: Int) -> Tensor {
       let lambda1 = source - Float(i0)
       let lambda0 = 1 - lambda1
       for c in 0..<channels {
-        resized.data[i * channels + c] =
-          lambda0 * table.data[i0 * channels + c] + lambda1 * table.data[i1 * channels + c]
+        resized[i * channels + c] = lambda0 * values[i0 * channels + c] + lambda1 * values[i1 * channels + c]
       }
     }
   }
-  var out = Tensor(zeros: [size, size, channels])
+  var out = [Float](repeating: 0, count: size * size * channels)
   for q in 0..<size {
     for k in 0..<size {
       let source = (q - k + size - 1) * channels
-      for c in 0..<channels { out.data[(q * size + k) * channels + c] = resized.data[source + c] }
+      for c in 0..<channels { out[(q * size + k) * channels + c] = resized[source + c] }
     }
   }
-  return out
+  return Tensor(shape: [size, size, channels], data: out)
 }
 
 /// `window_partition`: x [H, W, C] -> [windows, ws * ws, C], windows in row-major order over the
@@ -51,8 +51,8 @@ public func windowPartition(_ x: Tensor, windowSize ws: Int, paddingRow: Tensor)
   let (rowsOfWindows, columnsOfWindows) = ((height + ws - 1) / ws, (width + ws - 1) / ws)
   let windows = rowsOfWindows * columnsOfWindows
   return Tensor(shape: [windows, ws * ws, channels]) { out in
-    x.data.withUnsafeBufferPointer { xp in
-      paddingRow.data.withUnsafeBufferPointer { pp in
+    x.withUnsafeBufferPointer { xp in
+      paddingRow.withUnsafeBufferPointer { pp in
         let (input, padding) = (xp.baseAddress!, pp.baseAddress!)
         parallelForChunksIfLarge(windows, work: windows * ws * ws * channels) { range in
           for window in range {
@@ -77,7 +77,7 @@ public func windowUnpartition(_ x: Tensor, windowSize ws: Int, height: Int, widt
     "windowUnpartition: x \(x.shape) is not the \(ws)x\(ws) windows of a \(height)x\(width) grid")
   let channels = x.shape[2]
   return Tensor(shape: [height, width, channels]) { out in
-    x.data.withUnsafeBufferPointer { xp in
+    x.withUnsafeBufferPointer { xp in
       let input = xp.baseAddress!
       parallelForChunksIfLarge(height, work: height * width * channels) { range in
         for y in range {
@@ -125,7 +125,7 @@ public func relativePositionAttention(
   let transposedH = transposeRelativeTable(tableH)
   let transposedW = transposeRelativeTable(tableW)
   return Tensor(shape: [groups, tokens, depth]) { out in
-    qkv.data.withUnsafeBufferPointer { qkvp in
+    qkv.withUnsafeBufferPointer { qkvp in
       transposedH.withUnsafeBufferPointer { hp in
         transposedW.withUnsafeBufferPointer { wp in
           let sources = RelativeAttentionSources(
@@ -212,10 +212,11 @@ private func transposeRelativeTable(_ table: Tensor) -> [Float] {
   let (positions, keys, depth) = (table.shape[0], table.shape[1], table.shape[2])
   let padded = paddedCount(keys)
   var out = [Float](repeating: 0, count: positions * depth * padded)
+  let values = table.data  // one copy at most
   for p in 0..<positions {
     for kIndex in 0..<keys {
       for c in 0..<depth {
-        out[(p * depth + c) * padded + kIndex] = table.data[(p * keys + kIndex) * depth + c]
+        out[(p * depth + c) * padded + kIndex] = values[(p * keys + kIndex) * depth + c]
       }
     }
   }

@@ -28,7 +28,7 @@ public func resizeBilinear(
   let rowTaps = LinearTaps(inputSize: inH, outputSize: height)
   let columnTaps = LinearTaps(inputSize: inW, outputSize: width)
   return Tensor(shape: outShape) { out in
-    x.data.withUnsafeBufferPointer { xp in
+    x.withUnsafeBufferPointer { xp in
       rowTaps.withPointers { rows in
         columnTaps.withPointers { columns in
           let resizer = RowResizer(
@@ -69,7 +69,7 @@ public func resizeBilinearThresholded(
   var masks = [UInt8](repeating: 0, count: planes * height * width)
   let levels = ThresholdLevels(
     mask: threshold, high: threshold + offset, low: threshold - offset)
-  x.data.withUnsafeBufferPointer { xp in
+  x.withUnsafeBufferPointer { xp in
     rowTaps.withPointers { rows in
       columnTaps.withPointers { columns in
         masks.withUnsafeMutableBufferPointer { mp in

@@ -31,9 +31,9 @@ public func windowedAttention(
   let shape = AttentionShape(queries: tokens, keys: tokens, depth: keyDim, valueDepth: keyDim, scale: scale)
   let windows = geometry.rowsOfWindows * geometry.columnsOfWindows
   return Tensor(shape: [height, width, heads * keyDim]) { out in
-    qkv.data.withUnsafeBufferPointer { qkvp in
-      paddingRow.data.withUnsafeBufferPointer { pp in
-        bias.data.withUnsafeBufferPointer { bp in
+    qkv.withUnsafeBufferPointer { qkvp in
+      paddingRow.withUnsafeBufferPointer { pp in
+        bias.withUnsafeBufferPointer { bp in
           let sources = WindowSources(
             grid: qkvp.baseAddress!, padding: pp.baseAddress!, bias: bp.baseAddress!)
           parallelForChunks(windows) { range in

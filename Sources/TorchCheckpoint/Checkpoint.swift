@@ -28,10 +28,19 @@ public struct Checkpoint: Sendable {
   /// for anything that is not a plain state dict of tensors.
   /// `memoryLimit` (default: the machine's physical memory) bounds the float32 bytes the tensors
   /// may take; a file declaring more is refused before anything large is allocated.
+  /// Large float32 tensors borrow their values from the file mapped into memory (see `Tensor`):
+  /// the mapping lives as long as any of them.
   public static func load(
     contentsOf url: URL, memoryLimit: UInt64 = ProcessInfo.processInfo.physicalMemory
   ) throws -> Checkpoint {
-    return try CheckpointReader(url: url).read(memoryLimit: memoryLimit)
+    return try load(
+      contentsOf: url, memoryLimit: memoryLimit, smallestBorrowed: CheckpointLimits.smallestBorrowedBytes)
+  }
+
+  /// `smallestBorrowed`: the size in bytes from which a float32 storage is used in place (tests
+  /// lower it to reach small fixtures).
+  static func load(contentsOf url: URL, memoryLimit: UInt64, smallestBorrowed: Int) throws -> Checkpoint {
+    return try CheckpointReader(url: url, smallestBorrowed: smallestBorrowed).read(memoryLimit: memoryLimit)
   }
 }
 
@@ -46,7 +55,11 @@ enum CheckpointLimits {
   static let maximumSharingFactor = 8
   static let sharingAllowance = 1 << 20
   static let maximumRank = 32
-  /// Stored entries are read and checked in chunks that stay in the CPU's cache in between.
+  /// Float32 storages of at least 1 MB are used in place in the file's mapping: they hold all but
+  /// ~1% of a model's bytes. Smaller ones (biases, norms, tables read value by value while a model
+  /// is built) are copied into arrays.
+  static let smallestBorrowedBytes = 1 << 20
+  /// Deflated entries are inflated in chunks of this size.
   static let readChunkBytes = 1 << 19
 }
 
@@ -55,14 +68,18 @@ private struct CheckpointReader {
   /// The file's path, for messages.
   let file: String
   let handle: CheckpointFile
+  /// The whole file in memory: every stored entry is checked and read from here.
+  let mapping: CheckpointMapping
+  let smallestBorrowed: Int
   /// Every file entry by its full path, read once from the central directory.
   let entries: [String: ZipEntry]
   /// `<prefix>/` for data.pkl and the storages.
   let prefix: String
   let dataPickle: ZipEntry
 
-  init(url: URL) throws {
+  init(url: URL, smallestBorrowed: Int) throws {
     self.url = url
+    self.smallestBorrowed = smallestBorrowed
     file = url.path
     handle = try CheckpointFile(path: url.path)
     do {
@@ -83,6 +100,7 @@ private struct CheckpointReader {
     }
     prefix = String(pickleName.dropLast("data.pkl".count))
     dataPickle = pickle
+    mapping = try handle.map()
   }
 
   func read(memoryLimit: UInt64) throws -> Checkpoint {
@@ -178,8 +196,8 @@ private struct CheckpointReader {
       }
       tensorElements += count
     }
-    // 2. The storages, each read once straight into its float32 buffer, on two threads sharing the
-    // file (pread): checking CRC-32 and converting cost about as much as the reading itself.
+    // 2. The storages, checked in place in the mapping on two threads (CRC-32 of 2.5 GB takes
+    // about as long as the kernel takes to map its pages), then borrowed or converted.
     let jobs = storageOrder.map { key in
       StorageJob(storage: storageReferences[key]!, tensorKey: firstUser[key] ?? key)
     }
@@ -188,8 +206,8 @@ private struct CheckpointReader {
     var tensors: [String: Tensor] = [:]
     var scalarTypes: [String: ScalarType] = [:]
     for ((key, reference), count) in zip(references, counts) {
-      let values = storages[reference.storage.key] ?? []
-      tensors[key] = Tensor(shape: reference.sizes, data: gatherTensor(reference, from: values, count: count))
+      let values = storages[reference.storage.key] ?? Tensor(zeros: [0])
+      tensors[key] = gatherTensor(reference, from: values, count: count)
       scalarTypes[key] = reference.storage.scalarType
     }
     return Checkpoint(tensors: tensors, scalarTypes: scalarTypes)
@@ -202,7 +220,7 @@ private struct CheckpointReader {
 
   /// Reads every job's storage, splitting them into two groups of about equal bytes read in
   /// parallel. The first error (in storage order) is thrown.
-  private func readStorages(_ jobs: [StorageJob]) throws -> [String: [Float]] {
+  private func readStorages(_ jobs: [StorageJob]) throws -> [String: Tensor] {
     let workers = jobs.count > 1 ? 2 : 1
     var groups = [[Int]](repeating: [], count: workers)
     var groupBytes = [Int](repeating: 0, count: workers)
@@ -212,8 +230,8 @@ private struct CheckpointReader {
       groupBytes[target] += job.storage.elementCount * job.storage.scalarType.itemSize
     }
     let results = StorageResults(count: jobs.count)
-    // The reader is only read by the workers, and its file handle reads with pread: safe to hand
-    // over despite its non-Sendable members.
+    // The reader is only read by the workers (its mapping is read-only, its file handle reads with
+    // pread): safe to hand over despite its non-Sendable members.
     let shared = UncheckedSendable(value: (reader: self, jobs: jobs, groups: groups))
     DispatchQueue.concurrentPerform(iterations: workers) { worker in
       let (reader, jobs, groups) = shared.value
@@ -222,7 +240,7 @@ private struct CheckpointReader {
         results.set(index, Result { try reader.readStorage(job.storage, key: job.tensorKey) })
       }
     }
-    var storages: [String: [Float]] = [:]
+    var storages: [String: Tensor] = [:]
     for (index, job) in jobs.enumerated() {
       storages[job.storage.key] = try results.get(index)
     }
@@ -276,8 +294,9 @@ private struct CheckpointReader {
     return count
   }
 
-  /// Reads `<prefix>/data/<key>` and converts all of it to float32.
-  private func readStorage(_ storage: StorageReference, key: String) throws -> [Float] {
+  /// `<prefix>/data/<key>` as float32 values, [elementCount]: borrowed from the mapping when it is
+  /// a large, aligned float32 storage, else converted into an array.
+  private func readStorage(_ storage: StorageReference, key: String) throws -> Tensor {
     let name = prefix + "data/" + storage.key
     guard let entry = entries[name] else {
       throw TorchCheckpointError.missingStorage(file: file, key: key, entry: name)
@@ -295,74 +314,61 @@ private struct CheckpointReader {
         file: file, key: key, entry: name, expectedBytes: UInt64(byteCount), actualBytes: declared)
     }
     let count = storage.elementCount
-    guard entry.isStored, storage.scalarType == .float32, Self.littleEndianHost else {
-      // Other element types (small in practice) and deflated entries: the entry's bytes, then float32.
+    guard entry.isStored else {
+      // Deflated entries (torch never writes them): the entry's bytes, then float32.
       let bytes = try readEntry(entry, limit: .max)
       guard bytes.count >= byteCount else {
         throw TorchCheckpointError.storageTooShort(
           file: file, key: key, entry: name, expectedBytes: UInt64(byteCount),
           actualBytes: UInt64(bytes.count))
       }
-      return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-        bytes.withUnsafeBytes { raw in
-          if let source = raw.baseAddress, let destination = buffer.baseAddress {
-            convertToFloat(source, type: storage.scalarType, count: count, into: destination)
-          }
-        }
-        initialized = count
-      }
+      return bytes.withUnsafeBytes { converted($0, type: storage.scalarType, count: count) }
     }
-    // Stored float32 (everything torch.save writes for a float model): the file's bytes are the
-    // values, read once straight into the final buffer.
-    let start = try storedDataOffset(entry)
-    var failure: Error?
+    let bytes = try checkedStoredBytes(entry)
+    guard count > 0, let source = bytes.baseAddress else { return Tensor(zeros: [0]) }
+    if storage.scalarType == .float32 && Self.littleEndianHost && byteCount >= smallestBorrowed
+      && Int(bitPattern: source) % MemoryLayout<Float>.alignment == 0
+    {
+      // Everything torch.save writes for a float model: the file's bytes are the values.
+      let values = UnsafeBufferPointer(start: source.assumingMemoryBound(to: Float.self), count: count)
+      return Tensor(shape: [count], borrowing: BorrowedFloats(values, owner: mapping))
+    }
+    return converted(bytes, type: storage.scalarType, count: count)
+  }
+
+  /// The first `count` elements of `type` at `bytes` as float32, [count].
+  private func converted(_ bytes: UnsafeRawBufferPointer, type: ScalarType, count: Int) -> Tensor {
     let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-      do {
-        adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
-        try readStored(entry, at: start, into: UnsafeMutableRawBufferPointer(buffer))
-      } catch {
-        failure = error
-        buffer.baseAddress?.update(repeating: 0, count: count)
+      if let source = bytes.baseAddress, let destination = buffer.baseAddress {
+        convertToFloat(source, type: type, count: count, into: destination)
       }
       initialized = count
     }
-    if let failure { throw failure }
-    return values
+    return Tensor(shape: [count], data: values)
   }
 
   private static let littleEndianHost = 1.littleEndian == 1
 
-  /// Asks for 2 MB pages under the whole 2 MB blocks of a fresh buffer, before anything touches it:
-  /// faulting in fresh 4 KB pages cost more than reading the page-cached file itself (a ViT-B
-  /// checkpoint: 92,000 faults). Only where transparent huge pages are on "madvise" or "always";
-  /// elsewhere the call does nothing.
-  private func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
-    #if os(Linux)
-      let block = 2 << 20
-      guard let base = buffer.baseAddress, buffer.count >= block else { return }
-      let start = (Int(bitPattern: base) + block - 1) / block * block
-      let end = (Int(bitPattern: base) + buffer.count) / block * block
-      guard end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) else { return }
-      _ = madvise(pointer, end - start, MADV_HUGEPAGE)
-    #endif
-  }
-
-  private func gatherTensor(_ reference: TensorReference, from storage: [Float], count: Int) -> [Float] {
+  /// The tensor `reference` views in `storage` (its storage as [elementCount]), row-major.
+  private func gatherTensor(_ reference: TensorReference, from storage: Tensor, count: Int) -> Tensor {
+    let sizes = reference.sizes
     let offset = reference.storageOffset
-    if count == 0 { return [] }
-    if isRowMajor(sizes: reference.sizes, strides: reference.strides) {
-      if offset == 0 && count == storage.count { return storage }  // shares the buffer, no copy
-      return Array(storage[offset..<offset + count])
+    if count == 0 { return Tensor(shape: sizes, data: []) }
+    if isRowMajor(sizes: sizes, strides: reference.strides) && offset == 0 && count == storage.count {
+      return storage.reshaped(sizes)  // shares the values, no copy
     }
-    var output = [Float](repeating: 0, count: count)
-    storage.withUnsafeBufferPointer { source in
-      output.withUnsafeMutableBufferPointer { destination in
-        guard let source = source.baseAddress, let destination = destination.baseAddress else { return }
-        gatherStrided(
-          source + offset, sizes: reference.sizes, strides: reference.strides, into: destination)
+    let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+      storage.withUnsafeBufferPointer { source in
+        guard let source = source.baseAddress, let destination = buffer.baseAddress else { return }
+        if isRowMajor(sizes: sizes, strides: reference.strides) {
+          destination.update(from: source + offset, count: count)
+        } else {
+          gatherStrided(source + offset, sizes: sizes, strides: reference.strides, into: destination)
+        }
       }
+      initialized = count
     }
-    return output
+    return Tensor(shape: sizes, data: values)
   }
 
   // MARK: - Zip entries
@@ -376,11 +382,7 @@ private struct CheckpointReader {
     guard entry.isStored else {
       return try DeflatedEntry.read(entry.name, from: url, fileSize: handle.size)
     }
-    let start = try storedDataOffset(entry)
-    return try [UInt8](unsafeUninitializedCapacity: Int(entry.uncompressedSize)) { buffer, initialized in
-      try readStored(entry, at: start, into: UnsafeMutableRawBufferPointer(buffer))
-      initialized = buffer.count
-    }
+    return Array(try checkedStoredBytes(entry))
   }
 
   /// Where a stored entry's data starts, once its sizes are known to agree and to fit in the file.
@@ -395,39 +397,15 @@ private struct CheckpointReader {
     return try ZipDirectory.dataOffset(of: entry, in: handle)
   }
 
-  /// Reads a stored entry's first `destination.count` bytes into `destination` chunk by chunk,
-  /// each checked into the CRC-32 while still in cache, then checks the rest of the entry too.
-  private func readStored(
-    _ entry: ZipEntry, at start: UInt64, into destination: UnsafeMutableRawBufferPointer
-  )
-    throws
-  {
-    var crc: UInt32 = 0
-    var done = 0
-    while done < destination.count {
-      let chunk = UnsafeMutableRawBufferPointer(
-        rebasing: destination[done..<min(destination.count, done + CheckpointLimits.readChunkBytes)])
-      try handle.read(into: chunk, at: start + UInt64(done))
-      crc = sam_crc32(crc, chunk.baseAddress, chunk.count)
-      done += chunk.count
-    }
-    var remaining = Int(entry.uncompressedSize) - done
-    if remaining > 0 {
-      let scratch = UnsafeMutableRawBufferPointer.allocate(
-        byteCount: min(remaining, CheckpointLimits.readChunkBytes), alignment: 16)
-      defer { scratch.deallocate() }
-      while remaining > 0 {
-        let chunk = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<min(remaining, scratch.count)])
-        try handle.read(into: chunk, at: start + UInt64(done))
-        crc = sam_crc32(crc, chunk.baseAddress, chunk.count)
-        done += chunk.count
-        remaining -= chunk.count
-      }
-    }
-    guard crc == entry.crc32 else {
+  /// A stored entry's bytes in the mapping, after checking them against its CRC-32.
+  private func checkedStoredBytes(_ entry: ZipEntry) throws -> UnsafeRawBufferPointer {
+    let start = try storedDataOffset(entry)
+    let bytes = mapping.slice(at: start, count: Int(entry.uncompressedSize))
+    guard sam_crc32(0, bytes.baseAddress, bytes.count) == entry.crc32 else {
       throw TorchCheckpointError.unreadableEntry(
         file: file, entry: entry.name, reason: "CRC-32 mismatch (corrupt data)")
     }
+    return bytes
   }
 }
 
@@ -437,20 +415,20 @@ private struct UncheckedSendable<Value>: @unchecked Sendable {
 
 /// Per-storage results of the parallel reads, each slot written by one worker.
 private final class StorageResults: @unchecked Sendable {
-  private var slots: [Result<[Float], Error>?]
+  private var slots: [Result<Tensor, Error>?]
   private let lock = NSLock()
 
   init(count: Int) { slots = Array(repeating: nil, count: count) }
 
-  func set(_ index: Int, _ result: Result<[Float], Error>) {
+  func set(_ index: Int, _ result: Result<Tensor, Error>) {
     lock.lock()
     slots[index] = result
     lock.unlock()
   }
 
-  func get(_ index: Int) throws -> [Float] {
+  func get(_ index: Int) throws -> Tensor {
     lock.lock()
     defer { lock.unlock() }
-    return try slots[index]?.get() ?? []
+    return try slots[index]?.get() ?? Tensor(zeros: [0])
   }
 }

@@ -52,4 +52,35 @@ final class CheckpointFile: @unchecked Sendable {
     if count > 0 { try bytes.withUnsafeMutableBytes { try read(into: $0, at: offset) } }
     return bytes
   }
+
+  /// The whole file mapped read-only (private: our view never changes the file). Storages are
+  /// checked and used where they lie in it, which copies nothing into fresh memory.
+  func map() throws -> CheckpointMapping {
+    guard size > 0, size <= UInt64(Int.max) else {
+      throw TorchCheckpointError.unreadable(file: path, reason: "cannot map a file of \(size) bytes")
+    }
+    let base = mmap(nil, Int(size), PROT_READ, MAP_PRIVATE, descriptor, 0)
+    guard let base, base != UnsafeMutableRawPointer(bitPattern: -1) else {
+      throw TorchCheckpointError.unreadable(
+        file: path, reason: "mapping it into memory failed: \(String(cString: strerror(errno)))")
+    }
+    return CheckpointMapping(bytes: UnsafeRawBufferPointer(start: base, count: Int(size)))
+  }
+}
+
+/// A checkpoint file mapped into memory, unmapped when the last tensor borrowing from it is gone.
+/// The mapping shows the file as it is: a program that rewrites or truncates the file in place
+/// while we run changes or removes the weights under us (replacing it, as downloads and `mv` do,
+/// leaves our copy intact).
+final class CheckpointMapping: @unchecked Sendable {
+  let bytes: UnsafeRawBufferPointer
+
+  init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+  deinit { munmap(UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count) }
+
+  /// `count` bytes at `offset`; the caller has checked that they lie inside the file.
+  func slice(at offset: UInt64, count: Int) -> UnsafeRawBufferPointer {
+    UnsafeRawBufferPointer(rebasing: bytes[Int(offset)..<Int(offset) + count])
+  }
 }

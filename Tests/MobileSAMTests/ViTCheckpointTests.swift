@@ -1,5 +1,6 @@
 import Foundation
 import MobileSAM
+import SAMImage
 import SAMTensor
 import TestSupport
 import TorchCheckpoint
@@ -106,5 +107,59 @@ final class ViTCheckpointTests: XCTestCase {
       let message = error.localizedDescription
       XCTAssertTrue(message.contains(url.path) && message.contains("more than the 1 MB"), message)
     }
+  }
+
+  /// A model whose weights are all borrowed (as the large float32 tensors of a full-size
+  /// checkpoint are, from its file mapping; the fixture is float16, so here from a buffer of the
+  /// test's own) embeds and predicts bit for bit as one whose weights are arrays.
+  func testBorrowedWeightsGiveTheSameResults() throws {
+    let checkpoint = try Self.checkpoint.get()
+    let (owner, tensors) = WeightBuffer.borrowing(checkpoint.tensors)
+    let borrowed = Checkpoint(tensors: tensors, scalarTypes: checkpoint.scalarTypes)
+    XCTAssertTrue(borrowed.tensors.values.allSatisfy { $0.isBorrowed || $0.count == 0 })
+    let image = try ImageDecoder.decode(contentsOf: Fixtures.url("images/picture3.jpg"))
+    let prompts = [
+      Prompt(
+        points: [PromptPoint(x: 300, y: 200, label: 1)], box: PromptBox(x0: 50, y0: 60, x1: 500, y1: 400))
+    ]
+    var results: [(features: [Float], logits: [[Float]])] = []
+    for source in [checkpoint, borrowed] {
+      let model = try MobileSAMModel(checkpoint: source, source: "small.pth")
+      let embedding = try model.embed(image)
+      let prediction = try model.predict(embedding, prompts: prompts, multimask: true)[0]
+      results.append((embedding.channelsFirstFeatures, prediction.lowResLogits))
+    }
+    XCTAssertEqual(results[0].features, results[1].features)
+    XCTAssertEqual(results[0].logits, results[1].logits)
+    XCTAssertEqual(Array(owner.values), owner.original, "borrowed weights are never written")
+  }
+}
+
+/// Every tensor of a state dict copied into one buffer, and tensors borrowing their values from it
+/// (they keep it alive).
+private final class WeightBuffer {
+  let values: UnsafeMutableBufferPointer<Float>
+  let original: [Float]
+
+  init(_ original: [Float]) {
+    self.original = original
+    values = .allocate(capacity: max(1, original.count))
+    _ = values.initialize(from: original)
+  }
+
+  deinit { values.deallocate() }
+
+  static func borrowing(_ source: [String: Tensor]) -> (buffer: WeightBuffer, tensors: [String: Tensor]) {
+    let keys = source.keys.sorted()
+    let buffer = WeightBuffer(keys.flatMap { source[$0]!.data })
+    var tensors: [String: Tensor] = [:]
+    var offset = 0
+    for key in keys {
+      let tensor = source[key]!
+      let slice = UnsafeBufferPointer(rebasing: buffer.values[offset..<offset + tensor.count])
+      tensors[key] = Tensor(shape: tensor.shape, borrowing: BorrowedFloats(slice, owner: buffer))
+      offset += tensor.count
+    }
+    return (buffer, tensors)
   }
 }
