@@ -164,6 +164,13 @@ final class EverythingJobTests: XCTestCase {
     XCTAssertEqual(loaded.notes, [expected])
     let report = try JobValidator.validate(try JobFile.load(contentsOf: job))
     XCTAssertTrue(report.warnings.contains(expected), "\(report.warnings)")
+    // a.jpg holds one byte: one problem, naming the listed name, then the full path once.
+    let image = dir.appendingPathComponent("images/a.jpg").path
+    let aboutImage = report.problems.filter { $0.contains("a.jpg") }
+    XCTAssertEqual(aboutImage.count, 1, "\(report.problems)")
+    XCTAssertTrue(
+      aboutImage.first?.hasPrefix("a.jpg: \(image): unsupported image format") ?? false, "\(aboutImage)")
+    XCTAssertEqual(aboutImage.first?.components(separatedBy: image).count, 2, "\(aboutImage)")
     XCTAssertNil(ImageListing.otherFilesNote([:], folder: dir))
   }
 
