@@ -196,8 +196,8 @@ private struct CheckpointReader {
       }
       tensorElements += count
     }
-    // 2. The storages, checked in place in the mapping on two threads (CRC-32 of 2.5 GB takes
-    // about as long as the kernel takes to map its pages), then borrowed or converted.
+    // 2. The storages, checked in place in the mapping on two threads (the CRC-32 is the only pass
+    // over a borrowed storage's bytes at load), then borrowed or converted.
     let jobs = storageOrder.map { key in
       StorageJob(storage: storageReferences[key]!, tensorKey: firstUser[key] ?? key)
     }
