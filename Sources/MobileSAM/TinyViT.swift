@@ -24,7 +24,7 @@ struct Conv2dBN {
   let stride: Int
   let padding: Int
   let depthwise: Bool
-  /// The weight packed for our own GEMM, for 1x1 convolutions (PackedGEMM.swift).
+  /// The weight packed for our own GEMM (SAMTensor's PackedGEMM.swift), unless depthwise.
   let packed: PackedWeight?
 
   init(
@@ -44,7 +44,9 @@ struct Conv2dBN {
     self.stride = stride
     self.padding = padding
     self.depthwise = depthwise
-    packed = !depthwise && kernel == 1 && stride == 1 && padding == 0 ? PackedWeight(folded.weight) : nil
+    let pointwise = kernel == 1 && stride == 1 && padding == 0
+    packed =
+      depthwise ? nil : pointwise ? PackedWeight(folded.weight) : PackedWeight(convolution: folded.weight)
   }
 
   /// x [H, W, in] -> [Ho, Wo, out], then `activation` (fused into the convolution's output pass).
@@ -52,23 +54,18 @@ struct Conv2dBN {
   func callAsFunction(_ x: Tensor, adding residual: Tensor? = nil, then activation: Activation = .identity)
     -> Tensor
   {
-    if let packed {
-      return linear(x, packed: packed, bias: bias, activation: activation, residual: residual)
-    }
-    if let residual {
-      let shape = weight.shape
-      precondition(
-        !depthwise && shape[2] == 1 && shape[3] == 1 && stride == 1 && padding == 0,
-        "Conv2dBN: a residual needs a 1x1 convolution, got weight \(shape), stride \(stride)")
-      return linear(
-        x, weight: weight.reshaped([shape[0], shape[1]]), bias: bias, activation: activation,
-        residual: residual)
-    }
-    if depthwise {
+    guard let packed else {
+      precondition(residual == nil, "Conv2dBN: a residual needs a 1x1 convolution, not a depthwise one")
       return depthwiseConv2d(
         x, weight: weight, bias: bias, stride: stride, padding: padding, activation: activation)
     }
-    return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, activation: activation)
+    if packed.kernelH == 1 && packed.kernelW == 1 && stride == 1 && padding == 0 {
+      return linear(x, packed: packed, bias: bias, activation: activation, residual: residual)
+    }
+    precondition(
+      residual == nil,
+      "Conv2dBN: a residual needs a 1x1 convolution, got weight \(weight.shape), stride \(stride)")
+    return conv2d(x, packed: packed, bias: bias, stride: stride, padding: padding, activation: activation)
   }
 }
 
@@ -234,7 +231,7 @@ struct TinyViT {
   let stages: [(blocks: [TinyViTBlock], downsample: PatchMerging?)]
   let neckConv1: PackedWeight  // neck.0, 1x1 320 -> 256, no bias
   let neckNorm1: LayerNorm  // neck.1, LayerNorm2d
-  let neckConv2: Tensor  // neck.2, 3x3 256 -> 256, no bias
+  let neckConv2: PackedWeight  // neck.2, 3x3 256 -> 256, no bias
   let neckNorm2: LayerNorm  // neck.3, LayerNorm2d
 
   init(_ weights: CheckpointWeights, _ prefix: String) throws {
@@ -265,7 +262,8 @@ struct TinyViT {
     let neck = TinyViTConfig.neckChannels
     neckConv1 = PackedWeight(try weights.take("\(prefix).neck.0.weight", shape: [neck, dims[3], 1, 1]))
     neckNorm1 = try LayerNorm(weights, "\(prefix).neck.1", dim: neck, eps: 1e-6)
-    neckConv2 = try weights.take("\(prefix).neck.2.weight", shape: [neck, neck, 3, 3])
+    neckConv2 = PackedWeight(
+      convolution: try weights.take("\(prefix).neck.2.weight", shape: [neck, neck, 3, 3]))
     neckNorm2 = try LayerNorm(weights, "\(prefix).neck.3", dim: neck, eps: 1e-6)
   }
 
@@ -281,7 +279,7 @@ struct TinyViT {
     // The reference views the tokens as a 64x64 grid here (`x.view(B, 64, 64, C)`).
     h = linear(h, packed: neckConv1, bias: nil)  // the 1x1 convolution
     h = neckNorm1(h)
-    h = conv2d(h, weight: neckConv2, bias: nil, stride: 1, padding: 1)
+    h = conv2d(h, packed: neckConv2, bias: nil, stride: 1, padding: 1)
     return neckNorm2(h)  // (64, 64, 256)
   }
 }

@@ -7,7 +7,11 @@ import CSAMKernels
 /// A linear layer's weight [outFeatures, inFeatures], in the panel layout of the packed GEMM.
 public struct PackedWeight: Sendable {
   public let outFeatures: Int
+  /// inChannels * kernelH * kernelW.
   public let inFeatures: Int
+  /// For a convolution's weight: its kernel, whose input features are ordered (ky, kx, channel).
+  public let kernelH: Int
+  public let kernelW: Int
   /// Panels of 32 output columns, each inFeatures rows of 32 values (zero past outFeatures).
   let panels: [Float]
 
@@ -16,9 +20,27 @@ public struct PackedWeight: Sendable {
     precondition(
       weight.shape.count >= 2 && weight.shape.dropFirst(2).allSatisfy { $0 == 1 },
       "PackedWeight: weight must be [out, in] or [out, in, 1, 1], got \(weight.shape)")
+    self.init(panelsOf: weight.reshaped([weight.shape[0], weight.shape[1]]), kernelH: 1, kernelW: 1)
+  }
+
+  /// Packs a convolution's weight [out, in, kh, kw] for `conv2d(_:packed:...)`, as [out, (kh, kw, in)].
+  public init(convolution weight: Tensor) {
+    precondition(
+      weight.shape.count == 4, "PackedWeight: weight must be [out, in, kh, kw], got \(weight.shape)")
+    let (outChannels, kernelH, kernelW) = (weight.shape[0], weight.shape[2], weight.shape[3])
+    let reordered = permute(weight, [0, 2, 3, 1])  // [out, kh, kw, in]
+    self.init(
+      panelsOf: reordered.reshaped([outChannels, reordered.count / max(1, outChannels)]), kernelH: kernelH,
+      kernelW: kernelW)
+  }
+
+  /// weight [outFeatures, inFeatures]
+  private init(panelsOf weight: Tensor, kernelH: Int, kernelW: Int) {
     let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
     self.outFeatures = outFeatures
     self.inFeatures = inFeatures
+    self.kernelH = kernelH
+    self.kernelW = kernelW
     let count = sam_gemm_packed_count(outFeatures, inFeatures)
     panels = weight.data.withUnsafeBufferPointer { wp in
       [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
@@ -38,6 +60,9 @@ public func linear(
   residual: Tensor? = nil
 ) -> Tensor {
   let (outFeatures, inFeatures) = (weight.outFeatures, weight.inFeatures)
+  precondition(
+    weight.kernelH == 1 && weight.kernelW == 1,
+    "linear: a packed \(weight.kernelH)x\(weight.kernelW) convolution weight")
   precondition(
     x.shape.last == inFeatures, "linear: input \(x.shape) does not end in \(inFeatures) features")
   if let bias { precondition(bias.count == outFeatures, "linear: bias \(bias.shape) for \(outFeatures)") }
@@ -82,7 +107,7 @@ public func linear(
 }
 
 /// The arguments of one packed GEMM, shared by the threads that compute its row blocks.
-private struct PackedGEMMCall: @unchecked Sendable {
+struct PackedGEMMCall: @unchecked Sendable {
   var args: sam_gemm_args
 
   func rows(_ range: Range<Int>) {
