@@ -24,8 +24,10 @@ enum ImageListing {
       images = listed(data, file: list.path, imagesFolder: job.images, problems: &problems)
     } else {
       var others: [String: Int] = [:]
-      let paths = try folderImages(in: job.images, otherFiles: &others)
+      var repeats: [(path: String, first: String)] = []
+      let paths = try folderImages(in: job.images, otherFiles: &others, repeats: &repeats)
       if let note = otherFilesNote(others, folder: job.images) { notes.append(note) }
+      if let note = repeatsNote(repeats, folder: job.images) { notes.append(note) }
       hasher.update(data: Data("folder|\(paths.count)|".utf8))
       for path in paths { hasher.update(data: Data((path + "\n").utf8)) }
       images = paths.map { ManifestImage(path: $0, objects: []) }
@@ -77,21 +79,26 @@ enum ImageListing {
   /// followed, each real folder listed once (under the first path that reaches it, walking in sorted
   /// order), so a link that loops ends the walk there; a broken link named like an image is listed
   /// (it fails when read).
+  /// A file reached under several names (links to one image) is listed once, under the name that
+  /// sorts first, as an image list lists it once: the same pixels are not segmented twice.
   static func folderImages(in folder: URL) throws -> [String] {
     var others: [String: Int] = [:]
-    return try folderImages(in: folder, otherFiles: &others)
+    var repeats: [(path: String, first: String)] = []
+    return try folderImages(in: folder, otherFiles: &others, repeats: &repeats)
   }
 
   /// As `folderImages(in:)`, counting the files left out for their type by lowercased extension
   /// ("" for none): a folder of JPEGs and TIFFs must not look fully processed when half of it was
-  /// never read.
-  static func folderImages(in folder: URL, otherFiles: inout [String: Int]) throws -> [String] {
+  /// never read; and naming in `repeats` each name left out as another name of a listed file.
+  static func folderImages(
+    in folder: URL, otherFiles: inout [String: Int], repeats: inout [(path: String, first: String)]
+  ) throws -> [String] {
     var isFolder: ObjCBool = false
     guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder) else {
       throw SAMBatchError.imagesFolderMissing(folder: folder.path)
     }
     guard isFolder.boolValue else { throw SAMBatchError.imagesFolderIsFile(folder: folder.path) }
-    var found: [String] = []
+    var found: [(path: String, file: String)] = []  // file: the resolved path, links followed
     var seen: Set<String> = []
     var pending: [(url: URL, relative: String)] = [(folder, "")]
     while let (url, relative) = pending.popLast() {
@@ -117,21 +124,32 @@ enum ImageListing {
           // A link to an image that is not there (an unmounted disk): listed, so that it fails
           // when read and says so, rather than the image being left out without a word.
           if isImageName, (try? FileManager.default.destinationOfSymbolicLink(atPath: child.path)) != nil {
-            found.append(path)
+            found.append((path, child.path))
           }
           continue
         }
         if childIsFolder.boolValue {
           folders.append((child, path))
         } else if isImageName {
-          found.append(path)
+          found.append((path, child.resolvingSymlinksInPath().path))
         } else {
           otherFiles[(name as NSString).pathExtension.lowercased(), default: 0] += 1
         }
       }
       pending += folders.reversed()
     }
-    return found.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    found.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+    var firstName: [String: String] = [:]
+    var images: [String] = []
+    for (path, file) in found {
+      if let first = firstName[file] {
+        repeats.append((path, first))
+      } else {
+        firstName[file] = path
+        images.append(path)
+      }
+    }
+    return images
   }
 }
 
@@ -146,6 +164,19 @@ extension ImageListing {
     if types.count > 5 { named.append("...") }
     return "the images folder \(folder.path) holds \(count(total, "other file")), not read "
       + "(\(named.joined(separator: ", "))): only .jpg, .jpeg and .png are"
+  }
+}
+
+extension ImageListing {
+  /// "the images folder /data holds 2 more names of images listed already (links): ... each
+  /// image is segmented once", naming the first three; nil when there are none.
+  static func repeatsNote(_ repeats: [(path: String, first: String)], folder: URL) -> String? {
+    guard !repeats.isEmpty else { return nil }
+    var named = repeats.prefix(3).map { "\(quoted($0.path)) is \(quoted($0.first))" }
+    if repeats.count > 3 { named.append("...") }
+    return
+      "the images folder \(folder.path) holds \(count(repeats.count, "more name")) of images listed already "
+      + "(links: \(named.joined(separator: ", "))): each image is segmented once, under its first name"
   }
 }
 

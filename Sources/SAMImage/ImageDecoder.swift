@@ -17,22 +17,9 @@ public enum ImageDecoder {
   public static func decode(
     contentsOf url: URL, applyEXIFOrientation: Bool = true, maxPixels: Int = defaultMaxPixels
   ) throws -> RGBImage {
-    let path = url.path
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-      throw ImageError.fileNotFound(path: path)
-    }
-    if isDirectory.boolValue {
-      throw ImageError.unreadable(path: path, reason: "it is a directory")
-    }
-    let data: Data
-    do {
-      data = try Data(contentsOf: url)
-    } catch {
-      throw ImageError.unreadable(path: path, reason: error.localizedDescription)
-    }
+    let data = try readFile(url)
     return try decode(
-      data: data, name: path, applyEXIFOrientation: applyEXIFOrientation, maxPixels: maxPixels)
+      data: data, name: url.path, applyEXIFOrientation: applyEXIFOrientation, maxPixels: maxPixels)
   }
 
   /// `name` only labels errors (a path, a URL, a database key).
@@ -75,17 +62,7 @@ public enum ImageDecoder {
     contentsOf url: URL, applyEXIFOrientation: Bool = true, maxPixels: Int = defaultMaxPixels
   ) throws -> (width: Int, height: Int) {
     let path = url.path
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-      throw ImageError.fileNotFound(path: path)
-    }
-    if isDirectory.boolValue { throw ImageError.unreadable(path: path, reason: "it is a directory") }
-    let data: Data
-    do {
-      data = try Data(contentsOf: url)
-    } catch {
-      throw ImageError.unreadable(path: path, reason: error.localizedDescription)
-    }
+    let data = try readFile(url)
     guard let format = detectFormat(data) else {
       throw ImageError.unsupportedFormat(name: path, detail: describeUnknownFormat(data))
     }
@@ -104,6 +81,29 @@ public enum ImageDecoder {
       return (height, width)
     }
     return (width, height)
+  }
+
+  /// The file's bytes. Only a regular file (or a link to one) is read: a named pipe, socket or
+  /// device called x.jpg would block the reader or never end, so it is refused by its type.
+  private static func readFile(_ url: URL) throws -> Data {
+    let path = url.path
+    var info = stat()
+    guard stat(path, &info) == 0 else {
+      if errno == ENOENT || errno == ENOTDIR { throw ImageError.fileNotFound(path: path) }
+      throw ImageError.unreadable(path: path, reason: String(cString: strerror(errno)))
+    }
+    switch info.st_mode & S_IFMT {
+    case S_IFREG: break
+    case S_IFDIR: throw ImageError.unreadable(path: path, reason: "it is a directory")
+    case S_IFIFO: throw ImageError.unreadable(path: path, reason: "it is a named pipe, not a regular file")
+    case S_IFSOCK: throw ImageError.unreadable(path: path, reason: "it is a socket, not a regular file")
+    default: throw ImageError.unreadable(path: path, reason: "it is a device, not a regular file")
+    }
+    do {
+      return try Data(contentsOf: url)
+    } catch {
+      throw ImageError.unreadable(path: path, reason: error.localizedDescription)
+    }
   }
 
   private static func decodeCall(

@@ -135,6 +135,22 @@ final class EverythingJobTests: XCTestCase {
     XCTAssertEqual(
       try ImageListing.folderImages(in: dir),
       ["A.jpeg", "a.JPG", "b.png", "sub/deeper/c.PNG", "sub/gone.jpg", "sub/z.jpg", "upper.JPEG"])
+    // Two more names of b.png (a link beside it, a link in a linked-to folder): listed once.
+    try FileManager.default.createSymbolicLink(
+      atPath: dir.appendingPathComponent("sub/b-again.png").path, withDestinationPath: "../b.png")
+    try FileManager.default.createSymbolicLink(
+      atPath: dir.appendingPathComponent("0-first.png").path, withDestinationPath: "b.png")
+    var others: [String: Int] = [:]
+    var repeats: [(path: String, first: String)] = []
+    XCTAssertEqual(
+      try ImageListing.folderImages(in: dir, otherFiles: &others, repeats: &repeats),
+      ["0-first.png", "A.jpeg", "a.JPG", "sub/deeper/c.PNG", "sub/gone.jpg", "sub/z.jpg", "upper.JPEG"])
+    XCTAssertEqual(repeats.map(\.path), ["b.png", "sub/b-again.png"])
+    XCTAssertEqual(repeats.map(\.first), ["0-first.png", "0-first.png"])
+    XCTAssertEqual(
+      ImageListing.repeatsNote(repeats, folder: dir),
+      "the images folder \(dir.path) holds 2 more names of images listed already (links: b.png is "
+        + "0-first.png, sub/b-again.png is 0-first.png): each image is segmented once, under its first name")
     XCTAssertThrowsError(try ImageListing.folderImages(in: dir.appendingPathComponent("absent"))) {
       guard case .imagesFolderMissing = $0 as? SAMBatchError else { return XCTFail("\($0)") }
     }
@@ -164,6 +180,13 @@ final class EverythingJobTests: XCTestCase {
     XCTAssertEqual(loaded.notes, [expected])
     let report = try JobValidator.validate(try JobFile.load(contentsOf: job))
     XCTAssertTrue(report.warnings.contains(expected), "\(report.warnings)")
+    // a.jpg holds one byte: one problem, naming the listed name, then the full path once.
+    let image = dir.appendingPathComponent("images/a.jpg").path
+    let aboutImage = report.problems.filter { $0.contains("a.jpg") }
+    XCTAssertEqual(aboutImage.count, 1, "\(report.problems)")
+    XCTAssertTrue(
+      aboutImage.first?.hasPrefix("a.jpg: \(image): unsupported image format") ?? false, "\(aboutImage)")
+    XCTAssertEqual(aboutImage.first?.components(separatedBy: image).count, 2, "\(aboutImage)")
     XCTAssertNil(ImageListing.otherFilesNote([:], folder: dir))
   }
 

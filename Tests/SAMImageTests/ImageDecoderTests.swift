@@ -169,6 +169,44 @@ final class ImageDecoderTests: XCTestCase {
     }
   }
 
+  /// A named pipe called x.jpg is refused by its type, at once: reading it would wait for a
+  /// writer forever. Both the decoder and the header-only size are checked; should either block,
+  /// the test opens the pipe for writing to end the read, and fails.
+  func testNamedPipeIsRefusedWithoutWaiting() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let pipe = folder.appendingPathComponent("x.jpg")
+    XCTAssertEqual(mkfifo(pipe.path, 0o644), 0, "mkfifo")
+    for headerOnly in [false, true] {
+      let finished = DispatchSemaphore(value: 0)
+      let outcome = Outcome()
+      DispatchQueue.global().async {
+        do {
+          if headerOnly {
+            _ = try ImageDecoder.size(contentsOf: pipe)
+          } else {
+            _ = try ImageDecoder.decode(contentsOf: pipe)
+          }
+          outcome.message = "decoded"
+        } catch {
+          outcome.message = error.localizedDescription
+        }
+        finished.signal()
+      }
+      if finished.wait(timeout: .now() + 20) == .timedOut {
+        let writer = open(pipe.path, O_WRONLY)
+        if writer >= 0 { close(writer) }
+        finished.wait()
+        XCTFail("reading a named pipe waited for a writer (headerOnly: \(headerOnly))")
+      }
+      XCTAssertEqual(
+        outcome.message, "\(pipe.path): cannot read the image file: it is a named pipe, not a regular file")
+    }
+  }
+
+  private final class Outcome: @unchecked Sendable { var message = "" }
+
   /// Cut or damaged files: each decode either fails with an ImageError or returns an image of
   /// the right size; the test process survives all of them.
   func testDamagedFilesNeverCrash() throws {

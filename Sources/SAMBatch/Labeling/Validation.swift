@@ -52,6 +52,11 @@ public enum JobValidator {
       do {
         size = try ImageDecoder.size(
           contentsOf: file, applyEXIFOrientation: job.exif, maxPixels: job.maxImagePixels)
+      } catch let error as ImageError {
+        // The decoder's message starts with the file's full path: not said twice.
+        report.unreadableImages += 1
+        report.problems.append("\(entry.path): \(error.localizedDescription)")
+        continue
       } catch {
         report.unreadableImages += 1
         report.problems.append(
