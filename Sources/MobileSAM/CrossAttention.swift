@@ -53,19 +53,14 @@ extension DecoderAttention {
 
   /// scores [heads * Nt, 4096] (transposed: a column holds one image token's Nt scores per head)
   /// -> residual + out_proj(attention output) [4096, C].
-  ///
-  /// The weights are transposed back to image rows [4096, heads * Nt] (a quick tiled copy) for a
-  /// plain GEMM with the [C, heads * Nt] product of out_proj and the values, whose bias and
-  /// residual `linear` adds while each block of rows is in cache. (Measured: OpenBLAS packing the
-  /// transposed weights, K = 8 Nt, cost as much as the product itself, and adding to a copy of
-  /// the residual was two more passes over 4 MB.)
   private func imageAttendsToTokens(scores: Tensor, values: Tensor, residual: Tensor) -> Tensor {
     var weights = scores
     softmaxWithinRowGroups(&weights, groupRows: values.shape[0])
-    // (C, heads * Nt): column (h, t) = Wout_h v_h[t]
-    let projectedValues = matmul(
-      outProj.weight, headBlockDiagonal(vProj(values), heads: numHeads), transposeB: true)
-    return linear(
-      permute(weights, [1, 0]), weight: projectedValues, bias: outProj.bias, residual: residual)
+    // (heads * Nt, 256): row (h, t) = v_h[t] Wout_h^T
+    let projectedValues = linear(
+      headBlockDiagonal(vProj(values), heads: numHeads), weight: outProj.weight, bias: nil)
+    var start = residual
+    addRowVector(&start, outProj.bias)
+    return matmul(weights, projectedValues, transposeA: true, adding: start)
   }
 }
