@@ -61,12 +61,18 @@ public struct EverythingResult: Sendable {
   /// In the reference's order (the order its last NMS keeps them in).
   public var masks: [GeneratedMask]
   public var timings: EverythingTimings
+  /// How many of `masks` were made a second time, their runs having been forgotten before NMS to
+  /// stay within the generator's memory budget (0 unless many large or noisy masks passed).
+  public var decodedAgain: Int
 
-  public init(width: Int, height: Int, masks: [GeneratedMask], timings: EverythingTimings) {
+  public init(
+    width: Int, height: Int, masks: [GeneratedMask], timings: EverythingTimings, decodedAgain: Int = 0
+  ) {
     self.width = width
     self.height = height
     self.masks = masks
     self.timings = timings
+    self.decodedAgain = decodedAgain
   }
 }
 
@@ -75,9 +81,19 @@ public struct EverythingResult: Sendable {
 /// results are those of `SamAutomaticMaskGenerator.generate`; only the order of work differs where
 /// it cannot change a result: a mask is upsampled only after its predicted IoU passed, its
 /// stability and binary mask come from one pass, and only the masks that pass are kept, as RLE.
+///
+/// Memory stays bounded whatever passes the filters: the box NMS (within a crop and between crops)
+/// reads only boxes and scores, and a point's decoding never depends on its batch-mates. So once
+/// the passing masks' runs fill `keptRunsBudget`, the next ones keep only their record (box,
+/// scores, point, crop, which of the point's three masks), and the masks of those that survive
+/// every NMS are made again from their point alone: the same logits, so the same mask.
 public struct AutomaticMaskGenerator: Sendable {
   public let model: MobileSAMModel
   public let parameters: EverythingParameters
+  /// Bytes of runs the passing masks may hold before NMS (the last mask admitted may pass it by
+  /// its own size). Random weights with both thresholds at 0 filled 3.7 GB on a 2048x1365 photo;
+  /// smooth masks of real weights take a few KB each. Tests set it to 0 to make every mask again.
+  var keptRunsBudget = 256 << 20
 
   /// Throws `SAMBatchError.usage` naming every parameter out of range (as command-line flags).
   public init(model: MobileSAMModel, parameters: EverythingParameters) throws {
@@ -93,35 +109,52 @@ public struct AutomaticMaskGenerator: Sendable {
       width: image.width, height: image.height, layers: parameters.cropNLayers,
       overlapRatio: parameters.cropOverlapRatio)
     let grids = parameters.pointsPerSideByLayer.map(EverythingGeometry.pointGrid)
-    var masks: [GeneratedMask] = []
+    var candidates: [Candidate] = []
+    // The embeddings of the crops with a survivor to make again, by crop box.
+    var embeddings: [PixelBox: ImageEmbedding] = [:]
     for (crop, layer) in crops {
-      masks += try processCrop(image, crop: crop, grid: grids[layer], timings: &timings)
+      let keptBytes = candidates.reduce(0) { $0 + $1.runBytes }
+      let (survivors, embedding) = try processCrop(
+        image, crop: crop, grid: grids[layer], keptBytes: keptBytes, timings: &timings)
+      candidates += survivors
+      if survivors.contains(where: \.runsForgotten) { embeddings[crop] = embedding }
     }
-    let start = DispatchTime.now()
+    var start = DispatchTime.now()
     if crops.count > 1 {
       // Duplicates between crops: the smaller crop wins (score 1 / crop area, in float32).
-      let scores = masks.map { mask -> Float in
-        let crop = mask.cropBox
+      let scores = candidates.map { candidate -> Float in
+        let crop = candidate.mask.cropBox
         return 1 / Float((crop.x1 - crop.x0) * (crop.y1 - crop.y0))
       }
       let keep = EverythingGeometry.nonMaximumSuppression(
-        boxes: masks.map(\.box), scores: scores, threshold: parameters.cropNmsThresh)
-      masks = keep.map { masks[$0] }
+        boxes: candidates.map(\.mask.box), scores: scores, threshold: parameters.cropNmsThresh)
+      candidates = keep.map { candidates[$0] }
     }
+    timings.postprocess += milliseconds(since: start)
+    let decodedAgain = candidates.filter(\.runsForgotten).count
+    try makeAgain(
+      &candidates, embeddings: embeddings, width: image.width, height: image.height, timings: &timings)
+    embeddings = [:]
+    var masks = candidates.map(\.mask)
+    candidates = []
+    start = DispatchTime.now()
     if parameters.minMaskRegionArea > 0 {
       masks = removeSmallRegions(
         masks, width: image.width, height: image.height,
         threshold: max(parameters.boxNmsThresh, parameters.cropNmsThresh))
     }
     timings.postprocess += milliseconds(since: start)
-    return EverythingResult(width: image.width, height: image.height, masks: masks, timings: timings)
+    return EverythingResult(
+      width: image.width, height: image.height, masks: masks, timings: timings, decodedAgain: decodedAgain)
   }
 
   /// `_process_crop` and `_process_batch`: the masks of one crop that pass the filters, after the
-  /// crop's box NMS, in image coordinates.
+  /// crop's box NMS, in image coordinates, and the crop's embedding. Their runs are kept while
+  /// these and `keptBytes` (earlier crops' survivors) stay within `keptRunsBudget`.
   private func processCrop(
-    _ image: RGBImage, crop: PixelBox, grid: [(x: Double, y: Double)], timings: inout EverythingTimings
-  ) throws -> [GeneratedMask] {
+    _ image: RGBImage, crop: PixelBox, grid: [(x: Double, y: Double)], keptBytes: Int,
+    timings: inout EverythingTimings
+  ) throws -> (survivors: [Candidate], embedding: ImageEmbedding) {
     var start = DispatchTime.now()
     let cropped = crop == PixelBox(x0: 0, y0: 0, x1: image.width, y1: image.height) ? image : cut(image, crop)
     let embedding = try model.embed(cropped)
@@ -130,8 +163,8 @@ public struct AutomaticMaskGenerator: Sendable {
     let points = grid.map { (x: $0.x * Double(width), y: $0.y * Double(height)) }
     let iouThreshold = Float(parameters.predIouThresh)
     let stabilityThreshold = Float(parameters.stabilityScoreThresh)
-    let offset = Float(parameters.stabilityScoreOffset)
-    var candidates: [GeneratedMask] = []
+    var candidates: [Candidate] = []
+    var bytes = keptBytes
     var batchStart = 0
     while batchStart < points.count {
       let batch = Array(points[batchStart..<min(batchStart + parameters.pointsPerBatch, points.count)])
@@ -144,10 +177,7 @@ public struct AutomaticMaskGenerator: Sendable {
       for index in 0..<(batch.count * 3) {
         let score = decoded.scores[index]
         if parameters.predIouThresh > 0 && !(score > iouThreshold) { continue }
-        let plane = MaskUpscaling.planes(
-          lowResPlane(decoded.lowResLogits, index), embedding: embedding, threshold: 0, offset: offset)[0]
-        let stability: Float? =
-          plane.countAboveLow > 0 ? Float(plane.countAboveHigh) / Float(plane.countAboveLow) : nil
+        let (plane, stability) = upscaledMask(decoded, index, embedding: embedding)
         if parameters.stabilityScoreThresh > 0 && !((stability ?? .nan) >= stabilityThreshold) { continue }
         let box = plane.mask.withUnsafeBufferPointer {
           EverythingGeometry.maskBox($0, width: width, height: height)
@@ -156,28 +186,92 @@ public struct AutomaticMaskGenerator: Sendable {
           continue
         }
         let point = batch[index / 3]
-        candidates.append(
-          GeneratedMask(
-            runs: MaskRLE.runs(of: uncrop(plane.mask, crop: crop, width: image.width, height: image.height)),
-            box: box, predictedIou: score, stabilityScore: stability, pointX: point.x, pointY: point.y,
-            cropBox: crop))
+        let keepRuns = bytes < keptRunsBudget
+        let runs =
+          keepRuns
+          ? MaskRLE.runs(of: uncrop(plane.mask, crop: crop, width: image.width, height: image.height)) : []
+        let candidate = Candidate(
+          mask: GeneratedMask(
+            runs: runs, box: box, predictedIou: score, stabilityScore: stability, pointX: point.x,
+            pointY: point.y, cropBox: crop),
+          localPoint: point, maskIndex: index % 3, runsForgotten: !keepRuns)
+        bytes += candidate.runBytes
+        candidates.append(candidate)
       }
       timings.postprocess += milliseconds(since: start)
       batchStart += batch.count
     }
     start = DispatchTime.now()
     let keep = EverythingGeometry.nonMaximumSuppression(
-      boxes: candidates.map(\.box), scores: candidates.map(\.predictedIou), threshold: parameters.boxNmsThresh
-    )
-    let kept = keep.map { index -> GeneratedMask in
-      var mask = candidates[index]
-      mask.box = mask.box.offset(by: crop)
-      mask.pointX += Double(crop.x0)
-      mask.pointY += Double(crop.y0)
-      return mask
+      boxes: candidates.map(\.mask.box), scores: candidates.map(\.mask.predictedIou),
+      threshold: parameters.boxNmsThresh)
+    let survivors = keep.map { index -> Candidate in
+      var candidate = candidates[index]
+      candidate.mask.box = candidate.mask.box.offset(by: crop)
+      candidate.mask.pointX += Double(crop.x0)
+      candidate.mask.pointY += Double(crop.y0)
+      return candidate
     }
     timings.postprocess += milliseconds(since: start)
-    return kept
+    return (survivors, embedding)
+  }
+
+  /// Mask `index` of a decoded batch at the embedded image's size, and its stability score (nil
+  /// where the reference's is NaN: no pixel above threshold - offset).
+  private func upscaledMask(_ decoded: PointDecodings, _ index: Int, embedding: ImageEmbedding) -> (
+    plane: ThresholdedPlane, stability: Float?
+  ) {
+    let plane = MaskUpscaling.planes(
+      lowResPlane(decoded.lowResLogits, index), embedding: embedding, threshold: 0,
+      offset: Float(parameters.stabilityScoreOffset))[0]
+    let stability: Float? =
+      plane.countAboveLow > 0 ? Float(plane.countAboveHigh) / Float(plane.countAboveLow) : nil
+    return (plane, stability)
+  }
+
+  /// The runs of the survivors that were over the budget, made again: each point decoded alone
+  /// against its crop's embedding, as in `processCrop`. Checks that the decoder gave the same
+  /// predicted IoU, stability score and box as the first time: a decoder whose results depended on
+  /// a point's batch-mates would make another mask, and that is an error, not a silent difference.
+  private func makeAgain(
+    _ candidates: inout [Candidate], embeddings: [PixelBox: ImageEmbedding], width: Int, height: Int,
+    timings: inout EverythingTimings
+  ) throws {
+    // The forgotten masks by crop and point, so a point whose masks both survived is decoded once.
+    let byPoint = Dictionary(grouping: candidates.indices.filter { candidates[$0].runsForgotten }) {
+      PointKey(
+        crop: candidates[$0].mask.cropBox, x: candidates[$0].localPoint.x.bitPattern,
+        y: candidates[$0].localPoint.y.bitPattern)
+    }
+    for (key, indices) in byPoint.sorted(by: { $0.value[0] < $1.value[0] }) {
+      guard let embedding = embeddings[key.crop] else {
+        throw SAMBatchError.prediction(
+          "the automatic mask generator lost the embedding of crop \(key.crop.xywh)")
+      }
+      var start = DispatchTime.now()
+      let decoded = model.decodePoints(embedding, points: [candidates[indices[0]].localPoint])
+      timings.decode += milliseconds(since: start)
+      start = DispatchTime.now()
+      for i in indices {
+        let crop = key.crop
+        let (plane, stability) = upscaledMask(decoded, candidates[i].maskIndex, embedding: embedding)
+        let box = plane.mask.withUnsafeBufferPointer {
+          EverythingGeometry.maskBox($0, width: crop.x1 - crop.x0, height: crop.y1 - crop.y0)
+        }
+        let first = candidates[i].mask
+        guard decoded.scores[candidates[i].maskIndex].bitPattern == first.predictedIou.bitPattern,
+          stability?.bitPattern == first.stabilityScore?.bitPattern, box.offset(by: crop) == first.box
+        else {
+          throw SAMBatchError.prediction(
+            "the automatic mask generator decoded point (\(first.pointX), \(first.pointY)) again and got"
+              + " another mask: the decoder's results depend on the point's batch-mates")
+        }
+        candidates[i].mask.runs = MaskRLE.runs(
+          of: uncrop(plane.mask, crop: crop, width: width, height: height))
+        candidates[i].runsForgotten = false
+      }
+      timings.postprocess += milliseconds(since: start)
+    }
   }
 
   /// `postprocess_small_regions`: holes then islands below `min_mask_region_area` removed from
@@ -220,6 +314,26 @@ public struct AutomaticMaskGenerator: Sendable {
       return mask
     }
   }
+}
+
+/// A mask that passed the filters of its crop, before NMS. `mask.runs` is empty when the runs were
+/// forgotten (over the budget); the point and which of its three masks this is are what making it
+/// again takes, with the crop's embedding.
+private struct Candidate {
+  var mask: GeneratedMask
+  /// The prompt in crop pixels, exactly as it was decoded (`mask.pointX` moves to image pixels).
+  let localPoint: (x: Double, y: Double)
+  let maskIndex: Int
+  var runsForgotten: Bool
+
+  var runBytes: Int { mask.runs.capacity * MemoryLayout<Int>.stride }
+}
+
+/// A point of a crop (two layers may share a crop box with other grids, so the point itself).
+private struct PointKey: Hashable {
+  let crop: PixelBox
+  let x: UInt64
+  let y: UInt64
 }
 
 /// One plane [1, 256, 256] of low-res logits [N, 256, 256].
