@@ -12,11 +12,9 @@ struct MaskDecoder {
   let iouToken: Tensor  // [1, 256]
   let maskTokens: Tensor  // [4, 256]
   let transformer: TwoWayTransformer
-  let upscaleConv1Weight: Tensor  // output_upscaling.0, ConvTranspose2d 256 -> 64, [256, 64, 2, 2]
-  let upscaleConv1Bias: Tensor
-  let upscaleNorm: LayerNorm  // output_upscaling.1, LayerNorm2d(64)
-  let upscaleConv2Weight: Tensor  // output_upscaling.3, ConvTranspose2d 64 -> 32, [64, 32, 2, 2]
-  let upscaleConv2Bias: Tensor
+  /// output_upscaling: ConvTranspose2d 256 -> 64 (.0), LayerNorm2d(64) (.1), GELU (.2),
+  /// ConvTranspose2d 64 -> 32 (.3), GELU (.4), fused with the hypernetwork products.
+  let outputUpscaling: UpscalingProducts
   let hypernetworkMLPs: [DecoderMLP]  // output_hypernetworks_mlps.0 ... 3
   let iouPredictionHead: DecoderMLP
 
@@ -26,12 +24,13 @@ struct MaskDecoder {
     maskTokens = try weights.take("\(prefix).mask_tokens.weight", shape: [MaskDecoder.numMaskTokens, dim])
     transformer = try TwoWayTransformer(
       weights, "\(prefix).transformer", depth: 2, embeddingDim: dim, numHeads: 8, mlpDim: 2048)
-    upscaleConv1Weight = try weights.take("\(prefix).output_upscaling.0.weight", shape: [dim, dim / 4, 2, 2])
-    upscaleConv1Bias = try weights.take("\(prefix).output_upscaling.0.bias", shape: [dim / 4])
-    upscaleNorm = try LayerNorm(weights, "\(prefix).output_upscaling.1", dim: dim / 4, eps: 1e-6)
-    upscaleConv2Weight = try weights.take(
-      "\(prefix).output_upscaling.3.weight", shape: [dim / 4, dim / 8, 2, 2])
-    upscaleConv2Bias = try weights.take("\(prefix).output_upscaling.3.bias", shape: [dim / 8])
+    let upscaleNorm = try LayerNorm(weights, "\(prefix).output_upscaling.1", dim: dim / 4, eps: 1e-6)
+    outputUpscaling = UpscalingProducts(
+      conv1Weight: try weights.take("\(prefix).output_upscaling.0.weight", shape: [dim, dim / 4, 2, 2]),
+      conv1Bias: try weights.take("\(prefix).output_upscaling.0.bias", shape: [dim / 4]),
+      normWeight: upscaleNorm.weight, normBias: upscaleNorm.bias, eps: upscaleNorm.eps,
+      conv2Weight: try weights.take("\(prefix).output_upscaling.3.weight", shape: [dim / 4, dim / 8, 2, 2]),
+      conv2Bias: try weights.take("\(prefix).output_upscaling.3.bias", shape: [dim / 8]))
     hypernetworkMLPs = try (0..<MaskDecoder.numMaskTokens).map {
       try DecoderMLP(
         weights, "\(prefix).output_hypernetworks_mlps.\($0)", inputDim: dim, hiddenDim: dim,
@@ -127,28 +126,22 @@ struct MaskDecoder {
   }
 
   /// The low-res logits for the chosen masks, [masks * 256 * 256]: the image side upscaled 4x,
-  /// times each mask token's hypernetwork output.
+  /// times each mask token's hypernetwork output (`UpscalingProducts`, row by row of the grid).
   func masks(_ outputs: TransformerOutputs, maskIndices: [Int]) -> [Float] {
     let dim = MaskDecoder.transformerDim
     let side = TinyViTConfig.gridSize
-    let (upscaledSide, upscaledChannels) = (side * 4, dim / 8)
-    var up = convTranspose2d(
-      outputs.keys.reshaped([side, side, dim]), weight: upscaleConv1Weight, bias: upscaleConv1Bias, stride: 2)
-    up = upscaleNorm(up)
-    geluInPlace(&up)
-    up = convTranspose2d(up, weight: upscaleConv2Weight, bias: upscaleConv2Bias, stride: 2)
-    geluInPlace(&up)  // (256, 256, 32)
     // hyper_in: one 32-vector per selected mask token; masks = hyper_in @ upscaled.
     let maskTokens = transformer.finalAttention(
       rows: maskIndices.map { 1 + $0 }, queries: outputs.queries, points: outputs.points, keys: outputs.keys,
       keysWithPE: outputs.keysWithPE)  // (masks, 256)
-    var hyper = Tensor(zeros: [maskIndices.count, upscaledChannels])
-    for (row, index) in maskIndices.enumerated() {
-      let token = Tensor(shape: [1, dim], data: Array(maskTokens.data[(row * dim)..<((row + 1) * dim)]))
-      let h = hypernetworkMLPs[index](token)
-      for c in 0..<upscaledChannels { hyper.data[row * upscaledChannels + c] = h.data[c] }
-    }
-    up.shape = [upscaledSide * upscaledSide, upscaledChannels]
-    return matmul(hyper, up, transposeB: true).data  // (masks, 65536)
+    let hyper = maskIndices.enumerated().flatMap { row, index in
+      hypernetworkMLPs[index](
+        Tensor(shape: [1, dim], data: Array(maskTokens.data[(row * dim)..<((row + 1) * dim)]))
+      ).data
+    }  // (masks, 32)
+    return outputUpscaling(
+      outputs.keys.reshaped([side, side, dim]),
+      vectors: Tensor(shape: [maskIndices.count, dim / 8], data: hyper)
+    ).data  // (masks, 256, 256)
   }
 }

@@ -24,6 +24,8 @@ struct Conv2dBN {
   let stride: Int
   let padding: Int
   let depthwise: Bool
+  /// The weight packed for our own GEMM (SAMTensor's PackedGEMM.swift), unless depthwise.
+  let packed: PackedWeight?
 
   init(
     _ weights: CheckpointWeights, _ prefix: String, inChannels: Int, outChannels: Int,
@@ -42,6 +44,9 @@ struct Conv2dBN {
     self.stride = stride
     self.padding = padding
     self.depthwise = depthwise
+    let pointwise = kernel == 1 && stride == 1 && padding == 0
+    packed =
+      depthwise ? nil : pointwise ? PackedWeight(folded.weight) : PackedWeight(convolution: folded.weight)
   }
 
   /// x [H, W, in] -> [Ho, Wo, out], then `activation` (fused into the convolution's output pass).
@@ -49,20 +54,18 @@ struct Conv2dBN {
   func callAsFunction(_ x: Tensor, adding residual: Tensor? = nil, then activation: Activation = .identity)
     -> Tensor
   {
-    if let residual {
-      let shape = weight.shape
-      precondition(
-        !depthwise && shape[2] == 1 && shape[3] == 1 && stride == 1 && padding == 0,
-        "Conv2dBN: a residual needs a 1x1 convolution, got weight \(shape), stride \(stride)")
-      return linear(
-        x, weight: weight.reshaped([shape[0], shape[1]]), bias: bias, activation: activation,
-        residual: residual)
-    }
-    if depthwise {
+    guard let packed else {
+      precondition(residual == nil, "Conv2dBN: a residual needs a 1x1 convolution, not a depthwise one")
       return depthwiseConv2d(
         x, weight: weight, bias: bias, stride: stride, padding: padding, activation: activation)
     }
-    return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, activation: activation)
+    if packed.kernelH == 1 && packed.kernelW == 1 && stride == 1 && padding == 0 {
+      return linear(x, packed: packed, bias: bias, activation: activation, residual: residual)
+    }
+    precondition(
+      residual == nil,
+      "Conv2dBN: a residual needs a 1x1 convolution, got weight \(weight.shape), stride \(stride)")
+    return conv2d(x, packed: packed, bias: bias, stride: stride, padding: padding, activation: activation)
   }
 }
 
@@ -99,12 +102,18 @@ struct MBConv {
       weights, "\(prefix).conv2", inChannels: hidden, outChannels: hidden, kernel: 3, padding: 1,
       depthwise: true)
     conv3 = try Conv2dBN(weights, "\(prefix).conv3", inChannels: hidden, outChannels: dim)
+    fused = InvertedResidualWeights(
+      expand: conv1.packed ?? PackedWeight(conv1.weight), expandBias: conv1.bias, depthwise: conv2.weight,
+      depthwiseBias: conv2.bias, project: conv3.packed ?? PackedWeight(conv3.weight), projectBias: conv3.bias)
   }
 
-  /// x [H, W, dim] -> [H, W, dim]
+  /// The three convolutions for `invertedResidual`, which runs them a row at a time.
+  let fused: InvertedResidualWeights
+
+  /// x [H, W, dim] -> [H, W, dim]: gelu(conv3(gelu(conv2(gelu(conv1(x))))) + x), the same values
+  /// as the three layers one after the other, without the two 4x wider intermediate tensors.
   func callAsFunction(_ x: Tensor) -> Tensor {
-    // gelu(conv3(...) + x): the residual and the last GELU in conv3's output pass.
-    conv3(conv2(conv1(x, then: .gelu), then: .gelu), adding: x, then: .gelu)
+    invertedResidual(x, weights: fused)
   }
 }
 
@@ -140,8 +149,8 @@ struct TinyViTMlp {
 
   init(_ weights: CheckpointWeights, _ prefix: String, dim: Int, hidden: Int) throws {
     norm = try LayerNorm(weights, "\(prefix).norm", dim: dim, eps: 1e-5)
-    fc1 = try Linear(weights, "\(prefix).fc1", inFeatures: dim, outFeatures: hidden)
-    fc2 = try Linear(weights, "\(prefix).fc2", inFeatures: hidden, outFeatures: dim)
+    fc1 = try Linear(weights, "\(prefix).fc1", inFeatures: dim, outFeatures: hidden, pack: true)
+    fc2 = try Linear(weights, "\(prefix).fc2", inFeatures: hidden, outFeatures: dim, pack: true)
   }
 
   /// x + mlp(x) when `residual` is x (the block's residual, added in fc2's output pass).
@@ -171,8 +180,8 @@ struct TinyViTAttention {
     self.windowSize = windowSize
     keyDim = dim / numHeads  // attn_ratio = 1, so d = key_dim
     norm = try LayerNorm(weights, "\(prefix).norm", dim: dim, eps: 1e-5)
-    qkv = try Linear(weights, "\(prefix).qkv", inFeatures: dim, outFeatures: 3 * dim)
-    proj = try Linear(weights, "\(prefix).proj", inFeatures: dim, outFeatures: dim)
+    qkv = try Linear(weights, "\(prefix).qkv", inFeatures: dim, outFeatures: 3 * dim, pack: true)
+    proj = try Linear(weights, "\(prefix).proj", inFeatures: dim, outFeatures: dim, pack: true)
     let offsets = relativeOffsetIndices(windowSize: windowSize)
     let biases = try weights.take("\(prefix).attention_biases", shape: [numHeads, offsets.count])
     bias = gatherAttentionBiases(biases, indices: offsets.indices)
@@ -226,9 +235,9 @@ struct TinyViT {
   let convDownsample: PatchMerging  // layers.0.downsample
   /// layers.1 ... layers.3: blocks and, except for the last, a downsample.
   let stages: [(blocks: [TinyViTBlock], downsample: PatchMerging?)]
-  let neckConv1: Tensor  // neck.0, 1x1 320 -> 256, no bias
+  let neckConv1: PackedWeight  // neck.0, 1x1 320 -> 256, no bias
   let neckNorm1: LayerNorm  // neck.1, LayerNorm2d
-  let neckConv2: Tensor  // neck.2, 3x3 256 -> 256, no bias
+  let neckConv2: PackedWeight  // neck.2, 3x3 256 -> 256, no bias
   let neckNorm2: LayerNorm  // neck.3, LayerNorm2d
 
   init(_ weights: CheckpointWeights, _ prefix: String) throws {
@@ -257,9 +266,10 @@ struct TinyViT {
     }
     self.stages = stages
     let neck = TinyViTConfig.neckChannels
-    neckConv1 = try weights.take("\(prefix).neck.0.weight", shape: [neck, dims[3], 1, 1])
+    neckConv1 = PackedWeight(try weights.take("\(prefix).neck.0.weight", shape: [neck, dims[3], 1, 1]))
     neckNorm1 = try LayerNorm(weights, "\(prefix).neck.1", dim: neck, eps: 1e-6)
-    neckConv2 = try weights.take("\(prefix).neck.2.weight", shape: [neck, neck, 3, 3])
+    neckConv2 = PackedWeight(
+      convolution: try weights.take("\(prefix).neck.2.weight", shape: [neck, neck, 3, 3]))
     neckNorm2 = try LayerNorm(weights, "\(prefix).neck.3", dim: neck, eps: 1e-6)
   }
 
@@ -273,9 +283,9 @@ struct TinyViT {
       if let downsample = stage.downsample { h = downsample(h) }  // (64, 64, 160), then (64, 64, 320)
     }
     // The reference views the tokens as a 64x64 grid here (`x.view(B, 64, 64, C)`).
-    h = conv2d(h, weight: neckConv1, bias: nil, stride: 1, padding: 0)
+    h = linear(h, packed: neckConv1, bias: nil)  // the 1x1 convolution
     h = neckNorm1(h)
-    h = conv2d(h, weight: neckConv2, bias: nil, stride: 1, padding: 1)
+    h = conv2d(h, packed: neckConv2, bias: nil, stride: 1, padding: 1)
     return neckNorm2(h)  // (64, 64, 256)
   }
 }

@@ -205,84 +205,106 @@ public struct EncodedMask: Sendable, Equatable {
 /// Run lengths in column-major order over a row-major mask, starting with a run of 0s.
 ///
 /// Walking the mask column by column would read it with a stride of `width` bytes. Instead the
-/// rows are compared with the row above, 8 bytes at a time, in memory order: every vertical change
-/// is recorded as (column, row), those events are bucketed by column (a counting sort, which keeps
-/// rows ascending), and the runs are read off column by column, together with the change between
-/// the bottom of one column and the top of the next.
+/// mask is packed to one bit per pixel row by row (8 bytes at a time), the bit matrix is
+/// transposed in 8 x 8 blocks, and each column is then read 64 rows at a time: the runs end where
+/// a bit differs from the one before it in column-major order, found with XOR and counted off
+/// with trailing-zero counts, so the work grows with the number of runs, not of pixels.
 private func columnMajorRuns(_ pixels: UnsafePointer<UInt8>, width: Int, height: Int) -> [Int] {
-  var eventColumns: [Int32] = []
-  var eventRows: [Int32] = []
-  collectVerticalChanges(pixels, width: width, height: height, columns: &eventColumns, rows: &eventRows)
-  // Bucket the events by column; rows stay ascending within a column.
-  var columnStart = [Int](repeating: 0, count: width + 1)
-  for x in eventColumns { columnStart[Int(x) + 1] += 1 }
-  for x in 0..<width { columnStart[x + 1] += columnStart[x] }
-  var next = columnStart
-  var sortedRows = [Int32](repeating: 0, count: eventRows.count)
-  for k in eventColumns.indices {
-    let x = Int(eventColumns[k])
-    sortedRows[next[x]] = eventRows[k]
-    next[x] += 1
+  let rowBytes = (width + 7) / 8
+  let blockRows = (height + 7) / 8
+  // Row-major bits, padded to whole 8-row blocks: byte (y, b) holds pixels 8b ..< 8b + 8 of row y.
+  var rowBits = [UInt8](repeating: 0, count: blockRows * 8 * rowBytes)
+  // Column-major bits: column x's rows in `columnStride` bytes, a whole number of 64-row words.
+  let columnWords = (height + 63) / 64
+  let columnStride = columnWords * 8
+  var columnBits = [UInt8](repeating: 0, count: width * columnStride)
+  rowBits.withUnsafeMutableBufferPointer { rp in
+    for y in 0..<height { packRow(pixels + y * width, width: width, into: rp.baseAddress! + y * rowBytes) }
+    columnBits.withUnsafeMutableBufferPointer { cp in
+      transposeBits(
+        rp.baseAddress!, rowBytes: rowBytes, blockRows: blockRows, width: width, into: cp.baseAddress!,
+        columnStride: columnStride)
+    }
   }
   var runs: [Int] = []
-  runs.reserveCapacity(2 * width + eventRows.count + 2)
-  var current = false
+  var current: UInt64 = 0  // the last pixel's bit in column-major order
   var runStart = 0
-  for x in 0..<width {
-    let base = x * height
-    let top = pixels[x] != 0
-    if top != current {
-      runs.append(base - runStart)
-      runStart = base
-      current = top
-    }
-    for k in columnStart[x]..<columnStart[x + 1] {
-      let index = base + Int(sortedRows[k])
-      runs.append(index - runStart)
-      runStart = index
-      current.toggle()
+  columnBits.withUnsafeBufferPointer { cp in
+    let raw = UnsafeRawPointer(cp.baseAddress!)
+    for x in 0..<width {
+      for w in 0..<columnWords {
+        let valid = min(64, height - w * 64)
+        let validMask: UInt64 = valid == 64 ? ~0 : (1 << UInt64(valid)) - 1
+        let word = UInt64(
+          littleEndian: raw.loadUnaligned(fromByteOffset: x * columnStride + w * 8, as: UInt64.self))
+        // Bit i set where row w * 64 + i differs from the pixel before it.
+        var changes = (word ^ ((word << 1) | current)) & validMask
+        let base = x * height + w * 64
+        while changes != 0 {
+          let index = base + changes.trailingZeroBitCount
+          runs.append(index - runStart)
+          runStart = index
+          changes &= changes - 1
+        }
+        current = (word >> UInt64(valid - 1)) & 1
+      }
     }
   }
   runs.append(width * height - runStart)
   return runs
 }
 
-/// Appends (x, y) for every pixel whose foreground state differs from the pixel above it.
-private func collectVerticalChanges(
-  _ pixels: UnsafePointer<UInt8>, width: Int, height: Int, columns: inout [Int32], rows: inout [Int32]
-) {
-  guard height > 1 else { return }
-  let raw = UnsafeRawPointer(pixels)
-  let wordCount = width / 8
-  for y in 1..<height {
-    let above = raw + (y - 1) * width
-    let here = raw + y * width
-    // Identical words (the common case, inside or outside an object) are skipped 8 pixels at once.
-    for word in 0..<wordCount {
-      let a = above.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self)
-      let b = here.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self)
-      if a != b {
-        appendChanges(above, here, from: word * 8, to: word * 8 + 8, y: y, columns: &columns, rows: &rows)
-      }
-    }
-    appendChanges(above, here, from: wordCount * 8, to: width, y: y, columns: &columns, rows: &rows)
+/// One row of bytes to bits (any non-zero byte is foreground): bit i of out[b] is pixel 8b + i.
+private func packRow(_ row: UnsafePointer<UInt8>, width: Int, into out: UnsafeMutablePointer<UInt8>) {
+  let raw = UnsafeRawPointer(row)
+  let low7: UInt64 = 0x7f7f_7f7f_7f7f_7f7f
+  let words = width / 8
+  for b in 0..<words {
+    let v = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: b * 8, as: UInt64.self))
+    // High bit of each byte set iff the byte is non-zero; then one bit per byte, gathered into
+    // the top byte by the multiply (byte i lands on bit 56 + i).
+    let nonZero = (((v & low7) &+ low7) | v) >> 7 & 0x0101_0101_0101_0101
+    out[b] = UInt8(truncatingIfNeeded: (nonZero &* 0x0102_0408_1020_4080) >> 56)
+  }
+  if words * 8 < width {
+    var bits: UInt8 = 0
+    for i in 0..<(width - words * 8) where row[words * 8 + i] != 0 { bits |= 1 << UInt8(i) }
+    out[words] = bits
   }
 }
 
-/// Byte-level check of one stretch of two rows; any non-zero byte is foreground.
-@inline(__always)
-private func appendChanges(
-  _ above: UnsafeRawPointer, _ here: UnsafeRawPointer, from start: Int, to end: Int, y: Int,
-  columns: inout [Int32], rows: inout [Int32]
+/// The row-major bit matrix (rows padded to 8-row blocks with zeros) transposed into columns:
+/// bit r of byte k of column x is row 8k + r.
+private func transposeBits(
+  _ rowBits: UnsafePointer<UInt8>, rowBytes: Int, blockRows: Int, width: Int,
+  into columns: UnsafeMutablePointer<UInt8>, columnStride: Int
 ) {
-  for x in start..<end {
-    if (above.load(fromByteOffset: x, as: UInt8.self) != 0)
-      != (here.load(fromByteOffset: x, as: UInt8.self) != 0)
-    {
-      columns.append(Int32(x))
-      rows.append(Int32(y))
+  for k in 0..<blockRows {
+    for b in 0..<rowBytes {
+      // Byte r = row 8k + r's pixels 8b ..< 8b + 8.
+      var block: UInt64 = 0
+      for r in 0..<8 { block |= UInt64(rowBits[(8 * k + r) * rowBytes + b]) << UInt64(8 * r) }
+      guard block != 0 else { continue }  // the column bytes are zero already
+      let t = transposed8x8(block)  // byte c = column 8b + c's rows 8k ..< 8k + 8
+      for c in 0..<min(8, width - 8 * b) {
+        columns[(8 * b + c) * columnStride + k] = UInt8(truncatingIfNeeded: t >> UInt64(8 * c))
+      }
     }
   }
+}
+
+/// The 8 x 8 bit matrix with bit 8r + c as element (r, c), transposed (three rounds of swapping
+/// off-diagonal blocks of 1, 2 and 4 bits).
+@inline(__always)
+private func transposed8x8(_ value: UInt64) -> UInt64 {
+  var x = value
+  var t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA
+  x = x ^ t ^ (t << 7)
+  t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC
+  x = x ^ t ^ (t << 14)
+  t = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0
+  x = x ^ t ^ (t << 28)
+  return x
 }
 
 /// Sets the pixels of the runs of 1s (odd positions) of a column-major run list in a row-major

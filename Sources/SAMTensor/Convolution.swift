@@ -78,6 +78,68 @@ public func conv2d(
   }
 }
 
+/// nn.Conv2d (groups = 1, zero padding) with a weight packed by `PackedWeight(convolution:)`:
+/// x [H, W, Cin] -> [Ho, Wo, Cout], then the bias and `activation` applied in the GEMM's register
+/// tiles. Each thread takes a share of the output rows and, a few rows at a time, builds their
+/// im2col rows in a buffer of its own (which stays in L2) and multiplies them at once.
+public func conv2d(
+  _ x: Tensor, packed weight: PackedWeight, bias: Tensor?, stride: Int, padding: Int,
+  activation: Activation = .identity
+) -> Tensor {
+  precondition(x.shape.count == 3, "conv2d: input must be [H, W, Cin], got \(x.shape)")
+  precondition(stride >= 1 && padding >= 0, "conv2d: stride \(stride), padding \(padding)")
+  let (height, width, inChannels) = (x.shape[0], x.shape[1], x.shape[2])
+  let (outChannels, kernelH, kernelW) = (weight.outFeatures, weight.kernelH, weight.kernelW)
+  let patch = kernelH * kernelW * inChannels
+  precondition(
+    weight.inFeatures == patch, "conv2d: packed weight of \(weight.inFeatures) features for input \(x.shape)")
+  if let bias { precondition(bias.count == outChannels, "conv2d: bias \(bias.shape) for \(outChannels)") }
+  let outH = convolutionOutputSize(height, kernel: kernelH, stride: stride, padding: padding)
+  let outW = convolutionOutputSize(width, kernel: kernelW, stride: stride, padding: padding)
+  precondition(
+    outH > 0 && outW > 0, "conv2d: kernel \(kernelH)x\(kernelW) larger than padded input \(x.shape)")
+  let geometry = ConvolutionGeometry(
+    height: height, width: width, channels: inChannels, kernelH: kernelH, kernelW: kernelW,
+    stride: stride, padding: padding, outW: outW)
+  // Output rows per im2col block: about 256 KB of im2col values, at least one row.
+  let rowsPerBlock = max(1, (1 << 16) / max(1, outW * patch))
+  return Tensor(shape: [outH, outW, outChannels]) { out in
+    x.data.withUnsafeBufferPointer { xp in
+      weight.panels.withUnsafeBufferPointer { wp in
+        (bias?.data ?? []).withUnsafeBufferPointer { bp in
+          var args = sam_gemm_args()
+          args.ldo = outChannels
+          args.ldx = patch
+          args.packed = wp.baseAddress
+          args.bias = bias == nil ? nil : bp.baseAddress
+          args.gelu = activation == .gelu ? 1 : 0
+          args.n = outChannels
+          args.k = patch
+          let call = PackedGEMMCall(args: args)
+          let input = xp.baseAddress!
+          parallelForChunksIfLarge(outH, work: outH * outW * patch) { range in
+            let columns = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerBlock * outW * patch)
+            defer { columns.deallocate() }
+            var block = call
+            var firstRow = range.lowerBound
+            while firstRow < range.upperBound {
+              let rows = min(rowsPerBlock, range.upperBound - firstRow)
+              for r in 0..<rows {
+                im2colRow(
+                  columns + r * outW * patch, input: input, outputRow: firstRow + r, geometry: geometry)
+              }
+              block.args.x = UnsafePointer(columns)
+              block.args.out = out + firstRow * outW * outChannels
+              block.rows(0..<(rows * outW))
+              firstRow += rows
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 /// Floats of im2col scratch per block (16 MB): big enough for efficient GEMMs, small enough to
 /// stay well below the size of the activations.
 private let im2colBudget = 1 << 22

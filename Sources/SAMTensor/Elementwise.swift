@@ -126,7 +126,7 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
   }
 }
 
-private func layerNormRow(
+func layerNormRow(
   _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
   bias: UnsafePointer<Float>, count: Int, eps: Float
 ) {

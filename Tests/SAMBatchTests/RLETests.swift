@@ -44,12 +44,14 @@ final class RLETests: XCTestCase {
   }
 
   func testRunsMatchANaiveColumnWalk() {
-    // The encoder compares rows 8 bytes at a time; widths around multiples of 8, blocky and noisy
-    // content, and foreground bytes other than 1 exercise every path of it.
+    // The encoder packs rows 8 bytes at a time and reads columns 64 rows at a time; widths around
+    // multiples of 8, heights past 64 and 128 (the last 60 trials), blocky and noisy content, and
+    // foreground bytes other than 1 exercise every path of it.
     var rng = SplitMix64(seed: 7)
-    for trial in 0..<300 {
-      let width = 1 + Int(rng.next() % 45)
-      let height = 1 + Int(rng.next() % 45)
+    for trial in 0..<360 {
+      let tall = trial >= 300
+      let width = 1 + Int(rng.next() % (tall ? 90 : 45))
+      let height = 1 + Int(rng.next() % (tall ? 200 : 45))
       var pixels = [UInt8](repeating: 0, count: width * height)
       let noisy = trial % 3 == 0
       let x0 = Int(rng.next() % UInt64(width))

@@ -46,6 +46,38 @@ void sam_attention_values(
     float *out, const float *probabilities, const float *v, size_t rows, size_t keys, size_t padded,
     size_t value_depth);
 
+/// Floats of a weight [n, k] packed by `sam_gemm_pack_weight`: n rounded up to 32, times k.
+size_t sam_gemm_packed_count(size_t n, size_t k);
+
+/// Packs weight [n, k] (row-major, as nn.Linear stores it) into panels of 32 output columns:
+/// packed[(j / 32) * 32 * k + p * 32 + j % 32] = weight[j * k + p], zero for j >= n.
+void sam_gemm_pack_weight(float *packed, const float *weight, size_t n, size_t k);
+
+/// One product of `sam_gemm_packed_rows`: out[i * ldo + j] =
+/// act(sum over p < k of x[i * ldx + p] * w[j, p] + bias[j] + residual[i * ldr + j]) for j < n,
+/// with w packed by `sam_gemm_pack_weight`, bias and residual optional (NULL), act = GELU when
+/// `gelu` is nonzero (the arithmetic of `sam_gelu`). out must not overlap x or packed.
+typedef struct {
+  float *out;
+  size_t ldo;
+  const float *x;
+  size_t ldx;
+  const float *packed;
+  const float *bias;
+  const float *residual;
+  size_t ldr;
+  int gelu;
+  size_t n;
+  size_t k;
+} sam_gemm_args;
+
+/// Output rows [first, last) of the product `args` (one thread's share).
+void sam_gemm_packed_rows(const sam_gemm_args *args, size_t first, size_t last);
+
+/// Rows of the kernel's register tile (12 with AVX-512, 6 with AVX2): thread shares that are
+/// multiples of it leave no partial tiles.
+size_t sam_gemm_tile_rows(void);
+
 #ifdef __cplusplus
 }
 #endif
