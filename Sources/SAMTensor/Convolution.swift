@@ -104,7 +104,7 @@ public func conv2d(
   // Output rows per im2col block: about 256 KB of im2col values, at least one row.
   let rowsPerBlock = max(1, (1 << 16) / max(1, outW * patch))
   return Tensor(shape: [outH, outW, outChannels]) { out in
-    x.data.withUnsafeBufferPointer { xp in
+    x.withUnsafeBufferPointer { xp in
       weight.panels.withUnsafeBufferPointer { wp in
         (bias?.data ?? []).withUnsafeBufferPointer { bp in
           var args = sam_gemm_args()

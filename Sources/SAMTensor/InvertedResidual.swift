@@ -47,13 +47,13 @@ public func invertedResidual(_ x: Tensor, weights w: InvertedResidualWeights) ->
   let rowValues = width * hidden
   let zeroRow = [Float](repeating: 0, count: rowValues)
   return Tensor(shape: [height, width, channels]) { out in
-    x.data.withUnsafeBufferPointer { xp in
+    x.withUnsafeBufferPointer { xp in
       w.expand.panels.withUnsafeBufferPointer { ep in
-        w.expandBias.data.withUnsafeBufferPointer { ebp in
+        w.expandBias.withUnsafeBufferPointer { ebp in
           w.project.panels.withUnsafeBufferPointer { pp in
-            w.projectBias.data.withUnsafeBufferPointer { pbp in
-              taps.data.withUnsafeBufferPointer { tp in
-                w.depthwiseBias.data.withUnsafeBufferPointer { dbp in
+            w.projectBias.withUnsafeBufferPointer { pbp in
+              taps.withUnsafeBufferPointer { tp in
+                w.depthwiseBias.withUnsafeBufferPointer { dbp in
                   zeroRow.withUnsafeBufferPointer { zp in
                     var expand = sam_gemm_args()
                     expand.ldo = hidden

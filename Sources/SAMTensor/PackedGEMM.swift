@@ -42,7 +42,7 @@ public struct PackedWeight: Sendable {
     self.kernelH = kernelH
     self.kernelW = kernelW
     let count = sam_gemm_packed_count(outFeatures, inFeatures)
-    panels = weight.data.withUnsafeBufferPointer { wp in
+    panels = weight.withUnsafeBufferPointer { wp in
       [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
         if count > 0 { sam_gemm_pack_weight(buffer.baseAddress!, wp.baseAddress!, outFeatures, inFeatures) }
         initialized = count
@@ -72,7 +72,7 @@ public func linear(
     precondition(residual.shape == outShape, "linear: residual \(residual.shape) for output \(outShape)")
   }
   return Tensor(shape: outShape) { out in
-    x.data.withUnsafeBufferPointer { xp in
+    x.withUnsafeBufferPointer { xp in
       weight.panels.withUnsafeBufferPointer { wp in
         (bias?.data ?? []).withUnsafeBufferPointer { bp in
           (residual?.data ?? []).withUnsafeBufferPointer { rp in

@@ -55,14 +55,14 @@ public struct UpscalingProducts: Sendable {
     let plane = 16 * height * width
     return Tensor(shape: [masks, 4 * height, 4 * width]) { out in
       guard plane > 0 else { return }
-      x.data.withUnsafeBufferPointer { xp in
-        conv1.data.withUnsafeBufferPointer { w1 in
-          conv2.data.withUnsafeBufferPointer { w2 in
-            conv1Bias.data.withUnsafeBufferPointer { b1 in
-              conv2Bias.data.withUnsafeBufferPointer { b2 in
-                normWeight.data.withUnsafeBufferPointer { nw in
-                  normBias.data.withUnsafeBufferPointer { nb in
-                    vectors.data.withUnsafeBufferPointer { vp in
+      x.withUnsafeBufferPointer { xp in
+        conv1.withUnsafeBufferPointer { w1 in
+          conv2.withUnsafeBufferPointer { w2 in
+            conv1Bias.withUnsafeBufferPointer { b1 in
+              conv2Bias.withUnsafeBufferPointer { b2 in
+                normWeight.withUnsafeBufferPointer { nw in
+                  normBias.withUnsafeBufferPointer { nb in
+                    vectors.withUnsafeBufferPointer { vp in
                       let row = UpscalingRow(
                         width: width, inChannels: inChannels, c1: c1, c2: c2, masks: masks, plane: plane,
                         conv1: w1.baseAddress!, conv1Bias: b1.baseAddress!, normWeight: nw.baseAddress!,
