@@ -60,9 +60,10 @@ final class EpilogueTests: XCTestCase {
         for b in [bias, nil] {
           let label = "linear \(rows)x\(inF) -> \(outF) bias \(b != nil) threads \(threads)"
           var expected = Reference.linear(x, weight: weight, bias: b)
+          let residualValues = residual.data
           for i in 0..<expected.values.count {
-            expected.values[i] += Double(residual.data[i])
-            expected.magnitudes[i] += abs(Double(residual.data[i]))
+            expected.values[i] += Double(residualValues[i])
+            expected.magnitudes[i] += abs(Double(residualValues[i]))
           }
           assertClose(
             linear(x, weight: weight, bias: b, residual: residual), expected, relative: epilogueTolerance,

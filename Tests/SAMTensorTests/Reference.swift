@@ -1,6 +1,8 @@
 // Naive reference loops for every kernel, written for clarity: direct index arithmetic on the
 // PyTorch definitions, accumulating in Double. Each returns the values and, where the result is
 // a sum, the sum of the absolute values of its terms (the scale of float32 rounding error).
+// A tensor's values are read into a local array once per call: `Tensor.data` is a computed
+// property, slow to call per element in a debug build.
 
 import Foundation
 import SAMTensor
@@ -60,13 +62,14 @@ func assertClose(
   _ actual: Tensor, _ expected: Expected, relative: Double, absolute: Double = 0,
   _ label: String, file: StaticString = #filePath, line: UInt = #line
 ) {
+  let actualValues = actual.data
   XCTAssertEqual(actual.shape, expected.shape, "\(label): shape", file: file, line: line)
   guard actual.shape == expected.shape else { return }
   var worstRatio = 0.0
   var worstIndex = -1
   var failures = 0
   for i in 0..<actual.count {
-    let difference = abs(Double(actual.data[i]) - expected.values[i])
+    let difference = abs(Double(actualValues[i]) - expected.values[i])
     let allowed = relative * expected.magnitudes[i] + absolute
     let ratio = allowed > 0 ? difference / allowed : (difference > 0 ? .infinity : 0)
     if !(ratio <= 1) { failures += 1 }
@@ -76,7 +79,7 @@ func assertClose(
     }
   }
   if worstIndex >= 0 {
-    let got = actual.data[worstIndex]
+    let got = actualValues[worstIndex]
     let want = expected.values[worstIndex]
     print(
       "\(label): worst element \(worstIndex) got \(got) want \(want), "
@@ -85,7 +88,7 @@ func assertClose(
   XCTAssertEqual(
     failures, 0,
     "\(label): \(failures) of \(actual.count) values outside tolerance (worst index "
-      + "\(worstIndex): \(worstIndex >= 0 ? actual.data[worstIndex] : 0) vs "
+      + "\(worstIndex): \(worstIndex >= 0 ? actualValues[worstIndex] : 0) vs "
       + "\(worstIndex >= 0 ? expected.values[worstIndex] : 0))", file: file, line: line)
 }
 
@@ -114,15 +117,18 @@ enum Reference {
   }
 
   static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Expected {
+    let biasValues = bias?.data
+    let xValues = x.data
+    let weightValues = weight.data
     let (outF, inF) = (weight.shape[0], weight.shape[1])
     let rows = x.count / inF
     var result = Expected(shape: Array(x.shape.dropLast()) + [outF])
     for r in 0..<rows {
       for o in 0..<outF {
-        var sum = Double(bias?.data[o] ?? 0)
+        var sum = Double(biasValues?[o] ?? 0)
         var magnitude = abs(sum)
         for i in 0..<inF {
-          let term = Double(x.data[r * inF + i]) * Double(weight.data[o * inF + i])
+          let term = Double(xValues[r * inF + i]) * Double(weightValues[o * inF + i])
           sum += term
           magnitude += abs(term)
         }
@@ -137,6 +143,9 @@ enum Reference {
   static func conv2d(
     _ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int, depthwise: Bool = false
   ) -> Expected {
+    let biasValues = bias?.data
+    let weightValues = weight.data
+    let xValues = x.data
     let (h, w, cin) = (x.shape[0], x.shape[1], x.shape[2])
     let (cout, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
     let ho = (h + 2 * padding - kh) / stride + 1
@@ -145,7 +154,7 @@ enum Reference {
     for oy in 0..<ho {
       for ox in 0..<wo {
         for co in 0..<cout {
-          var sum = Double(bias?.data[co] ?? 0)
+          var sum = Double(biasValues?[co] ?? 0)
           var magnitude = abs(sum)
           let inputChannels = depthwise ? co..<(co + 1) : 0..<cin
           for ci in inputChannels {
@@ -155,8 +164,8 @@ enum Reference {
                 let iy = oy * stride - padding + ky
                 let ix = ox * stride - padding + kx
                 guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
-                let wv = weight.data[((co * weight.shape[1] + weightChannel) * kh + ky) * kw + kx]
-                let term = Double(x.data[(iy * w + ix) * cin + ci]) * Double(wv)
+                let wv = weightValues[((co * weight.shape[1] + weightChannel) * kh + ky) * kw + kx]
+                let term = Double(xValues[(iy * w + ix) * cin + ci]) * Double(wv)
                 sum += term
                 magnitude += abs(term)
               }
@@ -173,6 +182,9 @@ enum Reference {
   /// nn.ConvTranspose2d(kernel k, stride s, padding 0) on [H, W, Cin] input: every input pixel
   /// scatters x * weight[ci, co, ky, kx] to output (iy * s + ky, ix * s + kx).
   static func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int) -> Expected {
+    let biasValues = bias?.data
+    let xValues = x.data
+    let weightValues = weight.data
     let (h, w, cin) = (x.shape[0], x.shape[1], x.shape[2])
     let (cout, kh, kw) = (weight.shape[1], weight.shape[2], weight.shape[3])
     let ho = (h - 1) * stride + kh
@@ -181,7 +193,7 @@ enum Reference {
     for oy in 0..<ho {
       for ox in 0..<wo {
         for co in 0..<cout {
-          let b = Double(bias?.data[co] ?? 0)
+          let b = Double(biasValues?[co] ?? 0)
           result.values[(oy * wo + ox) * cout + co] = b
           result.magnitudes[(oy * wo + ox) * cout + co] = abs(b)
         }
@@ -195,8 +207,8 @@ enum Reference {
               for kx in 0..<kw {
                 let o = ((iy * stride + ky) * wo + ix * stride + kx) * cout + co
                 let term =
-                  Double(x.data[(iy * w + ix) * cin + ci])
-                  * Double(weight.data[((ci * cout + co) * kh + ky) * kw + kx])
+                  Double(xValues[(iy * w + ix) * cin + ci])
+                  * Double(weightValues[((ci * cout + co) * kh + ky) * kw + kx])
                 result.values[o] += term
                 result.magnitudes[o] += abs(term)
               }
@@ -209,21 +221,24 @@ enum Reference {
   }
 
   static func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Double) -> Expected {
+    let xValues = x.data
+    let weightValues = weight.data
+    let biasValues = bias.data
     let c = x.shape.last!
     var result = Expected(shape: x.shape)
     for r in 0..<(x.count / c) {
-      let row = (0..<c).map { Double(x.data[r * c + $0]) }
+      let row = (0..<c).map { Double(xValues[r * c + $0]) }
       let mean = row.reduce(0, +) / Double(c)
       let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(c)
       let inverse = 1 / (variance + eps).squareRoot()
       for i in 0..<c {
         let normalized = (row[i] - mean) * inverse
-        let value = normalized * Double(weight.data[i]) + Double(bias.data[i])
+        let value = normalized * Double(weightValues[i]) + Double(biasValues[i])
         result.values[r * c + i] = value
         // Rounding scales with the terms, not with their (maybe tiny) result: x - mean loses
         // 2^-24 of |x| + |mean|, which the scaling by inverse and weight carries along.
         result.magnitudes[r * c + i] =
-          (abs(row[i]) + abs(mean)) * inverse * abs(Double(weight.data[i])) + abs(Double(bias.data[i]))
+          (abs(row[i]) + abs(mean)) * inverse * abs(Double(weightValues[i])) + abs(Double(biasValues[i]))
       }
     }
     return result
@@ -235,11 +250,12 @@ enum Reference {
   /// Softmax by rows; the magnitude of p is p * (1 + |x - max|) because float32 rounds the
   /// exponent x - max by 2^-24 |x - max|, a relative error of exp(x - max) of the same size.
   static func softmax(_ x: Tensor) -> Expected {
+    let xValues = x.data
     let c = x.shape.last!
     var values = [Double](repeating: 0, count: x.count)
     var magnitudes = values
     for r in 0..<(x.count / c) {
-      let row = (0..<c).map { Double(x.data[r * c + $0]) }
+      let row = (0..<c).map { Double(xValues[r * c + $0]) }
       let maximum = row.max()!
       let exps = row.map { exp($0 - maximum) }
       let total = exps.reduce(0, +)
@@ -255,6 +271,7 @@ enum Reference {
 
   /// result[i0, i1, ...] = x[index with dimension perm[d] = i_d].
   static func permute(_ x: Tensor, _ perm: [Int]) -> Tensor {
+    let xValues = x.data
     let outShape = perm.map { x.shape[$0] }
     var inputStrides = [Int](repeating: 1, count: x.shape.count)
     for d in stride(from: x.shape.count - 2, through: 0, by: -1) {
@@ -268,12 +285,16 @@ enum Reference {
         source += (rest % outShape[d]) * inputStrides[perm[d]]
         rest /= outShape[d]
       }
-      data[flat] = x.data[source]
+      data[flat] = xValues[source]
     }
     return Tensor(shape: outShape, data: data)
   }
 
   static func attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor?, scale: Double) -> Expected {
+    let qValues = q.data
+    let kValues = k.data
+    let biasValues = bias?.data
+    let vValues = v.data
     let (g, nq, d) = (q.shape[0], q.shape[1], q.shape[2])
     let (nk, dv) = (k.shape[1], v.shape[2])
     let heads = bias?.shape[0] ?? 1
@@ -284,9 +305,9 @@ enum Reference {
         for j in 0..<nk {
           var dot = 0.0
           for p in 0..<d {
-            dot += Double(q.data[(group * nq + i) * d + p]) * Double(k.data[(group * nk + j) * d + p])
+            dot += Double(qValues[(group * nq + i) * d + p]) * Double(kValues[(group * nk + j) * d + p])
           }
-          scores[j] = dot * scale + Double(bias?.data[((group % heads) * nq + i) * nk + j] ?? 0)
+          scores[j] = dot * scale + Double(biasValues?[((group % heads) * nq + i) * nk + j] ?? 0)
         }
         let maximum = scores.max()!
         let weights = scores.map { exp($0 - maximum) }
@@ -295,7 +316,7 @@ enum Reference {
           var sum = 0.0
           var magnitude = 0.0
           for j in 0..<nk {
-            let term = weights[j] / total * Double(v.data[(group * nk + j) * dv + c])
+            let term = weights[j] / total * Double(vValues[(group * nk + j) * dv + c])
             sum += term
             magnitude += abs(term)
           }
