@@ -130,6 +130,25 @@ func layerNormRow(
   _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
   bias: UnsafePointer<Float>, count: Int, eps: Float
 ) {
+  let (mean, inverse) = layerNormRowStatistics(x, count: count, eps: eps)
+  var i = 0
+  let meanVector = SIMD8<Float>(repeating: mean)
+  let inverseVector = SIMD8<Float>(repeating: inverse)
+  while i + 8 <= count {
+    let normalized = (loadVector(x + i) - meanVector) * inverseVector
+    storeVector(loadVector(bias + i).addingProduct(normalized, loadVector(weight + i)), out + i)
+    i += 8
+  }
+  while i < count {
+    out[i] = (x[i] - mean) * inverse * weight[i] + bias[i]
+    i += 1
+  }
+}
+
+/// A row's mean and 1 / sqrt(variance + eps), as `layerNorm` normalizes it.
+func layerNormRowStatistics(_ x: UnsafePointer<Float>, count: Int, eps: Float) -> (
+  mean: Float, inverse: Float
+) {
   let roughMean = sumVector(x, count: count) / Float(count)
   // Second pass around the rough mean (torch's two-pass definition, no E[x^2] - mean^2
   // cancellation); the sum of the deviations also corrects the mean's own rounding error.
@@ -153,21 +172,26 @@ func layerNormRow(
   }
   let n = Float(count)
   let correction = (deviations.sum() + deviationTail) / n
-  let mean = roughMean + correction
   let variance = max(0, (squares.sum() + squareTail) / n - correction * correction)
-  let inverse = 1 / (variance + eps).squareRoot()
-  let meanVector = SIMD8<Float>(repeating: mean)
-  let inverseVector = SIMD8<Float>(repeating: inverse)
-  i = 0
-  while i + 8 <= count {
-    let normalized = (loadVector(x + i) - meanVector) * inverseVector
-    storeVector(loadVector(bias + i).addingProduct(normalized, loadVector(weight + i)), out + i)
-    i += 8
+  return (roughMean + correction, 1 / (variance + eps).squareRoot())
+}
+
+/// Each row's mean and 1 / sqrt(variance + eps) over the last dimension, the statistics that
+/// `layerNorm` normalizes with (the same arithmetic).
+public func layerNormStatistics(_ x: Tensor, eps: Float) -> (mean: [Float], inverse: [Float]) {
+  guard let columns = x.shape.last, columns > 0 else {
+    preconditionFailure("layerNormStatistics: input \(x.shape)")
   }
-  while i < count {
-    out[i] = (x[i] - mean) * inverse * weight[i] + bias[i]
-    i += 1
+  let rows = x.count / columns
+  var mean = [Float](repeating: 0, count: rows)
+  var inverse = [Float](repeating: 0, count: rows)
+  x.withUnsafeBufferPointer { xp in
+    for row in 0..<rows {
+      (mean[row], inverse[row]) = layerNormRowStatistics(
+        xp.baseAddress! + row * columns, count: columns, eps: eps)
+    }
   }
+  return (mean, inverse)
 }
 
 private func reluKernel(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int) {
