@@ -9,11 +9,23 @@ private let upscalingRelative = 1e-5
 private let upscalingAbsolute = 1e-5
 
 final class UpscalingProductsTests: XCTestCase {
+  override func tearDown() {
+    ComputeThreads.set(ProcessInfo.processInfo.activeProcessorCount)
+    VectorKernels.use(.automatic)
+    super.tearDown()
+  }
+
+  /// (H, W, Cin, C1, C2, M): channel counts off the 16-lane width exercise the kernels' partial
+  /// vectors; the model's 64 and 32 channels their unrolled paths; 3 rows per step and 16 pixels
+  /// per LayerNorm group leave partial steps and groups.
+  private let shapes = [
+    (3, 5, 12, 10, 12, 3), (2, 4, 16, 16, 8, 1), (1, 1, 3, 5, 3, 2), (4, 3, 9, 8, 17, 4),
+    (5, 3, 24, 64, 32, 3), (2, 7, 20, 70, 33, 1),
+  ]
+
   func testMatchesNaiveLoopsOnAwkwardShapes() {
     var random = SeededRandom(seed: 41)
-    // (H, W, Cin, C1, C2, M): channel counts off the 8-lane width exercise the scalar tails.
-    let cases = [(3, 5, 12, 10, 12, 3), (2, 4, 16, 16, 8, 1), (1, 1, 3, 5, 3, 2), (4, 3, 9, 8, 17, 4)]
-    for (h, w, cin, c1, c2, m) in cases {
+    for (h, w, cin, c1, c2, m) in shapes {
       let x = random.tensor([h, w, cin])
       let weights = NaiveUpscaling(
         conv1Weight: random.tensor([cin, c1, 2, 2]), conv1Bias: random.tensor([c1]),
@@ -24,9 +36,37 @@ final class UpscalingProductsTests: XCTestCase {
         conv1Weight: weights.conv1Weight, conv1Bias: weights.conv1Bias, normWeight: weights.normWeight,
         normBias: weights.normBias, eps: Float(weights.eps), conv2Weight: weights.conv2Weight,
         conv2Bias: weights.conv2Bias)
-      assertClose(
-        fused(x, vectors: vectors), weights.products(x, vectors: vectors), relative: upscalingRelative,
-        absolute: upscalingAbsolute, "upscaling products \([h, w, cin]) -> \(c1) -> \(c2) x \(m)")
+      let expected = weights.products(x, vectors: vectors)
+      for width in [VectorKernels.Width.avx2, .avx512] {
+        let lanes = VectorKernels.use(width)
+        for threads in [1, 2, 3] {
+          ComputeThreads.set(threads)
+          assertClose(
+            fused(x, vectors: vectors), expected, relative: upscalingRelative, absolute: upscalingAbsolute,
+            "upscaling products \([h, w, cin]) -> \(c1) -> \(c2) x \(m), \(lanes) lanes, threads \(threads)")
+        }
+      }
+    }
+  }
+
+  /// The kernels' AVX2 and AVX-512 versions run the same operations in the same order.
+  func testGivesTheSameBitsWithAVX2AndAVX512() throws {
+    var random = SeededRandom(seed: 43)
+    for (h, w, cin, c1, c2, m) in shapes {
+      let fused = UpscalingProducts(
+        conv1Weight: random.tensor([cin, c1, 2, 2]), conv1Bias: random.tensor([c1]),
+        normWeight: random.tensor([c1], 0.5, 1.5), normBias: random.tensor([c1]), eps: 1e-6,
+        conv2Weight: random.tensor([c1, c2, 2, 2]), conv2Bias: random.tensor([c2]))
+      let x = random.tensor([h, w, cin])
+      let vectors = random.tensor([m, c2])
+      XCTAssertEqual(VectorKernels.use(.avx2), 8)
+      let narrow = fused(x, vectors: vectors)
+      guard VectorKernels.use(.avx512) == 16 else {
+        throw XCTSkip("this CPU has no AVX-512: only the AVX2 version can run here")
+      }
+      let wide = fused(x, vectors: vectors)
+      let differing = zip(narrow.data, wide.data).filter { $0.bitPattern != $1.bitPattern }.count
+      XCTAssertEqual(differing, 0, "\([h, w, cin]) -> \(c1) -> \(c2) x \(m): outputs that differ")
     }
   }
 

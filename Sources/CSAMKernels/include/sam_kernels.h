@@ -92,6 +92,24 @@ void sam_gemm_packed_rows(const sam_gemm_args *args, size_t first, size_t last);
 /// multiples of it leave no partial tiles.
 size_t sam_gemm_tile_rows(void);
 
+/// LayerNorm over the channels of each pixel, then GELU (the arithmetic of `sam_gelu`), for
+/// `pixels` pixels of `channels` values: out[i * channels + c] =
+/// gelu((x[i * channels + c] - mean_i) / sqrt(variance_i + eps) * weight[c] + bias[c]), with the
+/// mean and the (biased) variance over pixel i's channels, in two passes as torch computes them.
+/// out may alias x.
+void sam_layer_norm_gelu(
+    float *out, const float *x, const float *weight, const float *bias, size_t pixels, size_t channels,
+    float eps);
+
+/// The mask decoder's products for one row of its input grid: each of `width` input pixels x was
+/// upscaled 4x into a 4x4 block, `upscaled` [width, dy, dx, dy2, dx2, channels] (2 x 2 x 2 x 2
+/// pixels per input pixel, as the two 2x2 stride-2 transposed convolutions give them), and
+/// out[m * plane + (2 dy + dy2) * row_stride + 4 x + 2 dx + dx2] =
+/// sum over c of upscaled[x, dy, dx, dy2, dx2, c] * vectors[m * channels + c], for m < masks.
+void sam_upscaling_products(
+    float *out, size_t row_stride, size_t plane, const float *upscaled, const float *vectors, size_t width,
+    size_t channels, size_t masks);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,204 @@
+// The two steps of the mask decoder's output upscaling that are not GEMMs (those run on the
+// packed GEMM, gemm.c): LayerNorm over each pixel's channels followed by GELU, and the dot
+// products of every upscaled pixel with the hypernetwork vectors, written straight into the
+// output planes. Written once with 16-lane vectors and compiled for AVX-512 and for AVX2; both
+// versions run the same operations in the same order, so they give the same bits.
+#include "gelu16.h"
+#include "sam_kernels.h"
+#include "vector16.h"
+
+// The first `count` lanes (all 16 when count >= 16) from p, zero in the others.
+static inline __attribute__((always_inline)) vfloat load_lanes(const float *p, size_t count) {
+  if (count >= 16) return load16(p);
+  float lanes[16] = {0};
+  memcpy(lanes, p, count * sizeof(float));
+  return load16(lanes);
+}
+
+static inline __attribute__((always_inline)) void store_lanes(float *p, vfloat v, size_t count) {
+  if (count >= 16) {
+    store16(p, v);
+    return;
+  }
+  float lanes[16];
+  store16(lanes, v);
+  memcpy(p, lanes, count * sizeof(float));
+}
+
+// Lanes below `count` all ones, the others zero.
+static inline __attribute__((always_inline)) vint lanes_below(size_t count) {
+  const vint index = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  return index < (int32_t)(count < 16 ? count : 16);
+}
+
+// r[j] = the sum of the lanes of a[j], for 16 vectors at once: each step adds the two halves of
+// pairs of vectors, so the lanes of every vector fold into one without any scalar work.
+static inline __attribute__((always_inline)) vfloat sum_lanes_of_each(const vfloat a[16]) {
+  vfloat t[8], u[4], w[2];
+  // t[i]: lanes 0-7 fold a[2i], lanes 8-15 fold a[2i + 1].
+  for (int i = 0; i < 8; i++) {
+    const vfloat p = a[2 * i], q = a[2 * i + 1];
+    t[i] = __builtin_shufflevector(p, q, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+           __builtin_shufflevector(p, q, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  }
+  // u[i]: four lanes for each of a[4i] ... a[4i + 3], in order.
+  for (int i = 0; i < 4; i++) {
+    const vfloat p = t[2 * i], q = t[2 * i + 1];
+    u[i] = __builtin_shufflevector(p, q, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+           __builtin_shufflevector(p, q, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  }
+  // w[i]: two lanes for each of a[8i] ... a[8i + 7], in order.
+  for (int i = 0; i < 2; i++) {
+    const vfloat p = u[2 * i], q = u[2 * i + 1];
+    w[i] = __builtin_shufflevector(p, q, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
+           __builtin_shufflevector(p, q, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  }
+  return __builtin_shufflevector(w[0], w[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
+         __builtin_shufflevector(w[0], w[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+
+// -- LayerNorm + GELU -------------------------------------------------------------------------
+
+// Pixels in groups of 16: the sums over each pixel's channels fold into one vector of 16 sums
+// (`sum_lanes_of_each`), so the means and the inverse standard deviations of a group come out of
+// a few vector operations instead of a serial chain of scalar ones per pixel.
+static inline __attribute__((always_inline)) void layer_norm_gelu_body(
+    float *out, const float *x, const float *weight, const float *bias, size_t pixels, size_t channels,
+    float eps) {
+  const float n = (float)channels;
+  for (size_t i0 = 0; i0 < pixels; i0 += 16) {
+    const size_t group = pixels - i0 < 16 ? pixels - i0 : 16;
+    const float *rows = x + i0 * channels;
+    vfloat partial[16];
+    // torch's two passes: the mean, then the mean square deviation from it.
+    // Pixels past the end of the last group add up to zeros that are never stored.
+    for (size_t j = 0; j < 16; j++) {
+      vfloat sums = SPLAT(0.0f);
+      if (j < group) {
+        for (size_t c = 0; c < channels; c += 16) {
+          sums += load_lanes(rows + j * channels + c, channels - c);
+        }
+      }
+      partial[j] = sums;
+    }
+    float means[16];
+    store16(means, sum_lanes_of_each(partial) / n);
+    for (size_t j = 0; j < 16; j++) {
+      vfloat squares = SPLAT(0.0f);
+      if (j < group) {
+        for (size_t c = 0; c < channels; c += 16) {
+          const vint valid = lanes_below(channels - c);
+          vfloat d = load_lanes(rows + j * channels + c, channels - c) - means[j];
+          d = select16(valid, d, SPLAT(0.0f));
+          squares = fma16(d, d, squares);
+        }
+      }
+      partial[j] = squares;
+    }
+    float inverses[16];
+    store16(inverses, SPLAT(1.0f) / __builtin_elementwise_sqrt(sum_lanes_of_each(partial) / n + eps));
+    for (size_t j = 0; j < group; j++) {
+      for (size_t c = 0; c < channels; c += 16) {
+        const size_t count = channels - c;
+        vfloat normalized = (load_lanes(rows + j * channels + c, count) - means[j]) * inverses[j];
+        vfloat y = fma16(normalized, load_lanes(weight + c, count), load_lanes(bias + c, count));
+        store_lanes(out + (i0 + j) * channels + c, gelu16(y), count);
+      }
+    }
+  }
+}
+
+// The model's 64 channels as a constant, so that the channel loops unroll.
+AVX512_TARGET static void layer_norm_gelu_avx512(
+    float *out, const float *x, const float *weight, const float *bias, size_t pixels, size_t channels,
+    float eps) {
+  if (channels == 64) {
+    layer_norm_gelu_body(out, x, weight, bias, pixels, 64, eps);
+  } else {
+    layer_norm_gelu_body(out, x, weight, bias, pixels, channels, eps);
+  }
+}
+
+AVX2_TARGET static void layer_norm_gelu_avx2(
+    float *out, const float *x, const float *weight, const float *bias, size_t pixels, size_t channels,
+    float eps) {
+  if (channels == 64) {
+    layer_norm_gelu_body(out, x, weight, bias, pixels, 64, eps);
+  } else {
+    layer_norm_gelu_body(out, x, weight, bias, pixels, channels, eps);
+  }
+}
+
+void sam_layer_norm_gelu(
+    float *out, const float *x, const float *weight, const float *bias, size_t pixels, size_t channels,
+    float eps) {
+  if (pixels == 0 || channels == 0) return;
+  if (sam_kernels_lanes() == 16) {
+    layer_norm_gelu_avx512(out, x, weight, bias, pixels, channels, eps);
+  } else {
+    layer_norm_gelu_avx2(out, x, weight, bias, pixels, channels, eps);
+  }
+}
+
+// -- Products with the hypernetwork vectors --------------------------------------------------
+
+// Each input pixel's 16 upscaled pixels form a 4x4 block of the output; lane j of a block's
+// products is its pixel (row j / 4, column j % 4), whose values sit in `upscaled` at
+// (dy, dx, dy2, dx2) with row = 2 dy + dy2 and column = 2 dx + dx2.
+static inline __attribute__((always_inline)) void products_body(
+    float *out, size_t row_stride, size_t plane, const float *upscaled, const float *vectors, size_t width,
+    size_t channels, size_t masks) {
+  for (size_t m = 0; m < masks; m++) {
+    const float *vector = vectors + m * channels;
+    float *target = out + m * plane;
+    for (size_t x = 0; x < width; x++) {
+      const float *block = upscaled + x * 16 * channels;
+      vfloat partial[16];
+      for (int j = 0; j < 16; j++) {
+        const int dy = j >> 3, dy2 = (j >> 2) & 1, dx = (j >> 1) & 1, dx2 = j & 1;
+        const float *pixel = block + (size_t)(((dy * 2 + dx) * 2 + dy2) * 2 + dx2) * channels;
+        vfloat acc = SPLAT(0.0f);
+        for (size_t c = 0; c < channels; c += 16) {
+          acc = fma16(load_lanes(pixel + c, channels - c), load_lanes(vector + c, channels - c), acc);
+        }
+        partial[j] = acc;
+      }
+      float products[16];
+      store16(products, sum_lanes_of_each(partial));
+      for (int row = 0; row < 4; row++) {
+        memcpy(target + row * row_stride + 4 * x, products + 4 * row, 4 * sizeof(float));
+      }
+    }
+  }
+}
+
+// The model's 32 channels as a constant, so that the channel loop unrolls into two FMAs.
+AVX512_TARGET static void products_avx512(
+    float *out, size_t row_stride, size_t plane, const float *upscaled, const float *vectors, size_t width,
+    size_t channels, size_t masks) {
+  if (channels == 32) {
+    products_body(out, row_stride, plane, upscaled, vectors, width, 32, masks);
+  } else {
+    products_body(out, row_stride, plane, upscaled, vectors, width, channels, masks);
+  }
+}
+
+AVX2_TARGET static void products_avx2(
+    float *out, size_t row_stride, size_t plane, const float *upscaled, const float *vectors, size_t width,
+    size_t channels, size_t masks) {
+  if (channels == 32) {
+    products_body(out, row_stride, plane, upscaled, vectors, width, 32, masks);
+  } else {
+    products_body(out, row_stride, plane, upscaled, vectors, width, channels, masks);
+  }
+}
+
+void sam_upscaling_products(
+    float *out, size_t row_stride, size_t plane, const float *upscaled, const float *vectors, size_t width,
+    size_t channels, size_t masks) {
+  if (sam_kernels_lanes() == 16) {
+    products_avx512(out, row_stride, plane, upscaled, vectors, width, channels, masks);
+  } else {
+    products_avx2(out, row_stride, plane, upscaled, vectors, width, channels, masks);
+  }
+}
