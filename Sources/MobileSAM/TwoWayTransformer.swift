@@ -61,13 +61,15 @@ struct DecoderAttention {
 }
 
 /// `MLPBlock` with ReLU, as the transformer is built (`activation=nn.ReLU`).
+/// Its weights are packed at load: for a prompt's few token rows, OpenBLAS repacked the
+/// 256 x 2048 weights on every call, most of the MLP's time.
 struct MLPBlock {
   let lin1: Linear
   let lin2: Linear
 
   init(_ weights: CheckpointWeights, _ prefix: String, embeddingDim: Int, mlpDim: Int) throws {
-    lin1 = try Linear(weights, "\(prefix).lin1", inFeatures: embeddingDim, outFeatures: mlpDim)
-    lin2 = try Linear(weights, "\(prefix).lin2", inFeatures: mlpDim, outFeatures: embeddingDim)
+    lin1 = try Linear(weights, "\(prefix).lin1", inFeatures: embeddingDim, outFeatures: mlpDim, pack: true)
+    lin2 = try Linear(weights, "\(prefix).lin2", inFeatures: mlpDim, outFeatures: embeddingDim, pack: true)
   }
 
   func callAsFunction(_ x: Tensor) -> Tensor { lin2(relu(lin1(x))) }
