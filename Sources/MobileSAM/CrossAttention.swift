@@ -34,7 +34,8 @@ extension DecoderAttention {
   ///
   /// Head h's scores are (x Wq_h^T + bq_h) k_h^T = x (Wq_h^T k_h^T) + bq_h k_h^T; the second term
   /// differs between tokens, so it stays (a bias per score column). The output projection of the
-  /// heads' outputs A_h v_h is sum_h A_h (v_h Wout_h^T): [4096, 8 Nt] x [8 Nt, 256].
+  /// heads' outputs A_h v_h is sum_h A_h (v_h Wout_h^T): [4096, Nt * 8] x [Nt * 8, 256], one NN GEMM
+  /// accumulated onto residual + bias (no transposed operand, no copy of the residual).
   func attendImageToTokens(
     image: Tensor, keys: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm, positional: Tensor
   ) -> (Tensor, Tensor) {
