@@ -27,40 +27,54 @@ extension DecoderAttention {
     return outProj(valueHeads)
   }
 
-  /// The image attending to the tokens, for one prompt, added to `residual` [4096, C]:
-  /// image [4096, C] (image + PE), keys [Nt, C] (tokens + PE), values [Nt, C].
+  /// The image attending to the tokens, for one prompt, added to `residual` [4096, C] and
+  /// normalized by `norm`: image [4096, C] (image + PE), keys [Nt, C] (tokens + PE), values
+  /// [Nt, C], positional [4096, C] -> (normalized, normalized + positional), the next layer's keys
+  /// and keys + PE.
   ///
   /// Head h's scores are (x Wq_h^T + bq_h) k_h^T = x (Wq_h^T k_h^T) + bq_h k_h^T; the second term
-  /// differs between tokens, so it stays (added to each score row). The output projection of the
-  /// heads' outputs A_h v_h is sum_h A_h (v_h Wout_h^T): [4096, 8 Nt] x [8 Nt, 256].
-  func attendImageToTokens(image: Tensor, keys: Tensor, values: Tensor, residual: Tensor) -> Tensor {
-    let keyBlocks = headBlockDiagonal(kProj(keys), heads: numHeads)  // (heads * Nt, 128)
+  /// differs between tokens, so it stays (a bias per score column). The output projection of the
+  /// heads' outputs A_h v_h is sum_h A_h (v_h Wout_h^T): [4096, Nt * 8] x [Nt * 8, 256], one NN GEMM
+  /// accumulated onto residual + bias (no transposed operand, no copy of the residual).
+  func attendImageToTokens(
+    image: Tensor, keys: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm, positional: Tensor
+  ) -> (Tensor, Tensor) {
+    let keyBlocks = tokenMajorHeadBlocks(kProj(keys), heads: numHeads)  // (Nt * heads, 128)
     let scale = 1 / Float(internalDim / numHeads).squareRoot()
-    let queryWeights = matmul(keyBlocks, qProj.weight, alpha: scale)  // (heads * Nt, 256)
-    var scores = matmul(queryWeights, image, transposeB: true)  // (heads * Nt, 4096)
-    addToRows(&scores, matmul(keyBlocks, qProj.bias.reshaped([internalDim, 1]), alpha: scale).data)
-    return imageAttendsToTokens(scores: scores, values: values, residual: residual)
+    let queryWeights = matmul(keyBlocks, qProj.weight, alpha: scale)  // (Nt * heads, 256)
+    let scoreBias = matmul(keyBlocks, qProj.bias.reshaped([internalDim, 1]), alpha: scale)  // (Nt * heads, 1)
+    // (4096, Nt * heads): column (t, h) = x q-projected, head h, against k_h[t] / sqrt(d)
+    let scores = linear(image, weight: queryWeights, bias: scoreBias.reshaped([keyBlocks.shape[0]]))
+    return imageAttendsToTokens(
+      scores: scores, values: values, residual: residual, norm: norm, positional: positional)
   }
 
   /// The same with the image side's queries already projected: projectedImage [4096, 128] =
   /// q_proj(image + PE) (`TwoWayAttentionBlock.ImageSide`, computed once per image).
-  func attendImageToTokens(projectedImage: Tensor, keys: Tensor, values: Tensor, residual: Tensor) -> Tensor {
-    let keyBlocks = headBlockDiagonal(kProj(keys), heads: numHeads)  // (heads * Nt, 128)
+  func attendImageToTokens(
+    projectedImage: Tensor, keys: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm,
+    positional: Tensor
+  ) -> (Tensor, Tensor) {
+    let keyBlocks = tokenMajorHeadBlocks(kProj(keys), heads: numHeads)  // (Nt * heads, 128)
     let scale = 1 / Float(internalDim / numHeads).squareRoot()
-    let scores = matmul(keyBlocks, projectedImage, transposeB: true, alpha: scale)  // (heads * Nt, 4096)
-    return imageAttendsToTokens(scores: scores, values: values, residual: residual)
+    let scores = matmul(projectedImage, keyBlocks, transposeB: true, alpha: scale)  // (4096, Nt * heads)
+    return imageAttendsToTokens(
+      scores: scores, values: values, residual: residual, norm: norm, positional: positional)
   }
 
-  /// scores [heads * Nt, 4096] (transposed: a column holds one image token's Nt scores per head)
-  /// -> residual + out_proj(attention output) [4096, C].
-  private func imageAttendsToTokens(scores: Tensor, values: Tensor, residual: Tensor) -> Tensor {
+  /// scores [4096, Nt * heads] (a row holds one image token's scores, the heads of a token
+  /// adjacent) -> norm(residual + out_proj(attention output)) and that + positional, [4096, C] each.
+  private func imageAttendsToTokens(
+    scores: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm, positional: Tensor
+  ) -> (Tensor, Tensor) {
     var weights = scores
-    softmaxWithinRowGroups(&weights, groupRows: values.shape[0])
-    // (heads * Nt, 256): row (h, t) = v_h[t] Wout_h^T
+    softmaxOverStridedGroups(&weights, lanes: numHeads)
+    // (Nt * heads, 256): row (t, h) = v_h[t] Wout_h^T
     let projectedValues = linear(
-      headBlockDiagonal(vProj(values), heads: numHeads), weight: outProj.weight, bias: nil)
-    var start = residual
-    addRowVector(&start, outProj.bias)
-    return matmul(weights, projectedValues, transposeA: true, adding: start)
+      tokenMajorHeadBlocks(vProj(values), heads: numHeads), weight: outProj.weight, bias: nil)
+    let (normalized, withPositional) = layerNormOfProductAndResidual(
+      weights, projectedValues, residual: residual, bias: outProj.bias, normWeight: norm.weight,
+      normBias: norm.bias, eps: norm.eps, offset: positional)
+    return (normalized, withPositional)
   }
 }

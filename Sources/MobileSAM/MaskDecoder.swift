@@ -82,9 +82,10 @@ struct MaskDecoder {
       let prompt = Tensor(
         shape: [promptTokens, dim],
         data: Array(sparse.data[(b * promptTokens * dim)..<((b + 1) * promptTokens * dim)]))
-      let outputs = transformerOutputs(firstLayer: firstLayer, imagePE: imagePE, sparse: prompt)
-      logits += masks(outputs, maskIndices: maskIndices)
-      iou += scores(outputs, maskIndices: maskIndices)
+      let outputs = transformerOutputs(
+        firstLayer: firstLayer, imagePE: imagePE, sparse: prompt, maskIndices: maskIndices)
+      logits += masks(outputs)
+      iou += scores(outputs)
     }
     return (
       Tensor(shape: [batch, maskIndices.count, upscaledSide, upscaledSide], data: logits),
@@ -92,56 +93,58 @@ struct MaskDecoder {
     )
   }
 
-  /// The two-way transformer's layers for one prompt: sparse [Nt, 256] -> what `scores` and `masks`
-  /// need.
-  func transformerOutputs(firstLayer: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, sparse: Tensor)
-    -> TransformerOutputs
-  {
+  /// The two-way transformer for one prompt: sparse [Nt, 256] -> what `scores` and `masks` need
+  /// for the masks `maskIndices`.
+  func transformerOutputs(
+    firstLayer: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, sparse: Tensor, maskIndices: [Int]
+  ) -> TransformerOutputs {
     let dim = MaskDecoder.transformerDim
     // tokens = cat(iou_token, mask_tokens, sparse): (5 + Nt, 256)
     let tokens = Tensor(
       shape: [1 + MaskDecoder.numMaskTokens + sparse.shape[0], dim],
       data: iouToken.data + maskTokens.data + sparse.data)
-    let (queries, keys) = transformer(firstLayerImage: firstLayer, imagePE: imagePE, points: tokens)
-    return TransformerOutputs(queries: queries, points: tokens, keys: keys, keysWithPE: add(keys, imagePE))
+    let (queries, keys, keysWithPE) = transformer(
+      firstLayerImage: firstLayer, imagePE: imagePE, points: tokens)
+    // The final attention for the IoU token and the chosen mask tokens, in one pass.
+    let attended = transformer.finalAttention(
+      rows: [0] + maskIndices.map { 1 + $0 }, queries: queries, points: tokens, keys: keys,
+      keysWithPE: keysWithPE)  // (1 + masks, 256)
+    return TransformerOutputs(
+      iouToken: Tensor(shape: [1, dim], data: Array(attended.data[0..<dim])),
+      maskTokens: Tensor(shape: [maskIndices.count, dim], data: Array(attended.data[dim...])),
+      maskIndices: maskIndices, keys: keys)
   }
 
-  /// One prompt's transformer outputs before the final attention, which is computed per use for
-  /// the token rows used (`TwoWayTransformer.finalAttention`): the IoU token for the scores, the
-  /// chosen mask tokens for the masks.
+  /// One prompt's transformer outputs: the IoU token and the chosen mask tokens after the final
+  /// attention and its norm, and the image side for the upscaling.
   struct TransformerOutputs {
-    let queries: Tensor  // [Nt, 256]
-    let points: Tensor  // [Nt, 256]: the tokens before the transformer, its query PE
+    let iouToken: Tensor  // [1, 256]
+    let maskTokens: Tensor  // [masks, 256]: mask tokens 1 + maskIndices
+    let maskIndices: [Int]
     let keys: Tensor  // [4096, 256]
-    let keysWithPE: Tensor  // [4096, 256]
   }
 
   /// The IoU head's scores for the chosen masks.
-  func scores(_ outputs: TransformerOutputs, maskIndices: [Int]) -> [Float] {
-    let iouToken = transformer.finalAttention(
-      rows: [0], queries: outputs.queries, points: outputs.points, keys: outputs.keys,
-      keysWithPE: outputs.keysWithPE)  // (1, 256)
-    let scores = iouPredictionHead(iouToken)
-    return maskIndices.map { scores.data[$0] }
+  func scores(_ outputs: TransformerOutputs) -> [Float] {
+    let scores = iouPredictionHead(outputs.iouToken)
+    return outputs.maskIndices.map { scores.data[$0] }
   }
 
   /// The low-res logits for the chosen masks, [masks * 256 * 256]: the image side upscaled 4x,
   /// times each mask token's hypernetwork output (`UpscalingProducts`, row by row of the grid).
-  func masks(_ outputs: TransformerOutputs, maskIndices: [Int]) -> [Float] {
+  func masks(_ outputs: TransformerOutputs) -> [Float] {
     let dim = MaskDecoder.transformerDim
     let side = TinyViTConfig.gridSize
     // hyper_in: one 32-vector per selected mask token; masks = hyper_in @ upscaled.
-    let maskTokens = transformer.finalAttention(
-      rows: maskIndices.map { 1 + $0 }, queries: outputs.queries, points: outputs.points, keys: outputs.keys,
-      keysWithPE: outputs.keysWithPE)  // (masks, 256)
-    let hyper = maskIndices.enumerated().flatMap { row, index in
+    let maskTokens = outputs.maskTokens
+    let hyper = outputs.maskIndices.enumerated().flatMap { row, index in
       hypernetworkMLPs[index](
         Tensor(shape: [1, dim], data: Array(maskTokens.data[(row * dim)..<((row + 1) * dim)]))
       ).data
     }  // (masks, 32)
     return outputUpscaling(
       outputs.keys.reshaped([side, side, dim]),
-      vectors: Tensor(shape: [maskIndices.count, dim / 8], data: hyper)
+      vectors: Tensor(shape: [outputs.maskIndices.count, dim / 8], data: hyper)
     ).data  // (masks, 256, 256)
   }
 }

@@ -20,9 +20,9 @@ extension MobileSAMModel {
   /// would change the last bits of the GEMMs' results).
   ///
   /// With `scoreAbove`, a point none of whose three predicted IoUs is above it gets no mask
-  /// logits (zeros): the scores come from the transformer's IoU token alone, and the mask tokens'
-  /// final attention, the hypernetworks and the upscaling (half of the decoder's work per point)
-  /// are skipped.
+  /// logits (zeros): the scores come from the transformer's IoU token alone, and the hypernetworks
+  /// and the upscaling (about half of the decoder's work per point) are skipped. (The mask tokens'
+  /// final attention is not: it shares one pass over the image side with the IoU token's.)
   public func decodePoints(
     _ embedding: ImageEmbedding, points: [(x: Double, y: Double)], scoreAbove: Float? = nil
   ) -> PointDecodings {
@@ -38,11 +38,11 @@ extension MobileSAMModel {
         normalized: normalizedInputCoordinates(point, embedding))
       let outputs = maskDecoder.transformerOutputs(
         firstLayer: embedding.promptFreeFirstLayer, imagePE: imagePE,
-        sparse: Tensor(shape: [2, dim], data: sparse))
-      let iou = maskDecoder.scores(outputs, maskIndices: [1, 2, 3])
+        sparse: Tensor(shape: [2, dim], data: sparse), maskIndices: [1, 2, 3])
+      let iou = maskDecoder.scores(outputs)
       scores += iou
       if let scoreAbove, !iou.contains(where: { $0 > scoreAbove }) { continue }
-      let planes = maskDecoder.masks(outputs, maskIndices: [1, 2, 3])
+      let planes = maskDecoder.masks(outputs)
       let offset = index * 3 * planeSize
       logits.replaceSubrange(offset..<(offset + 3 * planeSize), with: planes)
     }

@@ -61,13 +61,15 @@ struct DecoderAttention {
 }
 
 /// `MLPBlock` with ReLU, as the transformer is built (`activation=nn.ReLU`).
+/// Its weights are packed at load: for a prompt's few token rows, OpenBLAS repacked the
+/// 256 x 2048 weights on every call, most of the MLP's time.
 struct MLPBlock {
   let lin1: Linear
   let lin2: Linear
 
   init(_ weights: CheckpointWeights, _ prefix: String, embeddingDim: Int, mlpDim: Int) throws {
-    lin1 = try Linear(weights, "\(prefix).lin1", inFeatures: embeddingDim, outFeatures: mlpDim)
-    lin2 = try Linear(weights, "\(prefix).lin2", inFeatures: mlpDim, outFeatures: embeddingDim)
+    lin1 = try Linear(weights, "\(prefix).lin1", inFeatures: embeddingDim, outFeatures: mlpDim, pack: true)
+    lin2 = try Linear(weights, "\(prefix).lin2", inFeatures: mlpDim, outFeatures: embeddingDim, pack: true)
   }
 
   func callAsFunction(_ x: Tensor) -> Tensor { lin2(relu(lin1(x))) }
@@ -107,23 +109,28 @@ struct TwoWayAttentionBlock {
     self.skipFirstLayerPE = skipFirstLayerPE
   }
 
-  /// One prompt: queries [Nt, C], keys [4096, C], queryPE like queries, keyPE like keys.
+  /// One prompt: queries [Nt, C], keys [4096, C] and keysWithPE (keys + keyPE), queryPE like
+  /// queries, keyPE like keys -> (queries, keys, keys + keyPE).
   /// The cross-attentions never project the image side (CrossAttention.swift).
-  func callAsFunction(queries: Tensor, keys: Tensor, queryPE: Tensor, keyPE: Tensor) -> (Tensor, Tensor) {
-    let keysWithPE = add(keys, keyPE)
+  func callAsFunction(queries: Tensor, keys: Tensor, keysWithPE: Tensor, queryPE: Tensor, keyPE: Tensor)
+    -> (Tensor, Tensor, Tensor)
+  {
     var queries = attendToTokens(queries, queryPE: queryPE)
     addInPlace(
       &queries,
       crossAttnTokenToImage.attendTokensToImage(
         queries: add(queries, queryPE), imageKeys: keysWithPE, imageValues: keys))
     queries = feedForward(queries)
-    let attended = crossAttnImageToToken.attendImageToTokens(
-      image: keysWithPE, keys: add(queries, queryPE), values: queries, residual: keys)
-    return (queries, norm4(attended))
+    let (newKeys, newKeysWithPE) = crossAttnImageToToken.attendImageToTokens(
+      image: keysWithPE, keys: add(queries, queryPE), values: queries, residual: keys, norm: norm4,
+      positional: keyPE)
+    return (queries, newKeys, newKeysWithPE)
   }
 
   /// The same with the image side's prompt-independent work already done (`ImageSide`).
-  func callAsFunction(queries: Tensor, image: ImageSide, queryPE: Tensor) -> (Tensor, Tensor) {
+  func callAsFunction(queries: Tensor, image: ImageSide, queryPE: Tensor, keyPE: Tensor) -> (
+    Tensor, Tensor, Tensor
+  ) {
     var queries = attendToTokens(queries, queryPE: queryPE)
     addInPlace(
       &queries,
@@ -132,10 +139,10 @@ struct TwoWayAttentionBlock {
         keys: image.tokenToImageKeys, values: image.tokenToImageValues, batch: 1
       ).reshaped(queries.shape))
     queries = feedForward(queries)
-    let attended = crossAttnImageToToken.attendImageToTokens(
+    let (newKeys, newKeysWithPE) = crossAttnImageToToken.attendImageToTokens(
       projectedImage: image.imageToTokenQueries, keys: add(queries, queryPE), values: queries,
-      residual: image.keys)
-    return (queries, norm4(attended))
+      residual: image.keys, norm: norm4, positional: keyPE)
+    return (queries, newKeys, newKeysWithPE)
   }
 
   /// Self-attention of the tokens [Nt, C] (without PE in the first layer), then norm1.
@@ -203,21 +210,23 @@ struct TwoWayTransformer {
   }
 
   /// One prompt through the layers: imagePE [4096, C], points [Nt, C] -> (queries [Nt, C],
-  /// keys [4096, C]), before the final attention (`finalAttention`).
+  /// keys [4096, C], keys + imagePE), before the final attention (`finalAttention`).
   func callAsFunction(firstLayerImage: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, points: Tensor)
-    -> (Tensor, Tensor)
+    -> (queries: Tensor, keys: Tensor, keysWithPE: Tensor)
   {
-    var (queries, keys) = layers[0](queries: points, image: firstLayerImage, queryPE: points)
+    var (queries, keys, keysWithPE) = layers[0](
+      queries: points, image: firstLayerImage, queryPE: points, keyPE: imagePE)
     for layer in layers.dropFirst() {
-      (queries, keys) = layer(queries: queries, keys: keys, queryPE: points, keyPE: imagePE)
+      (queries, keys, keysWithPE) = layer(
+        queries: queries, keys: keys, keysWithPE: keysWithPE, queryPE: points, keyPE: imagePE)
     }
-    return (queries, keys)
+    return (queries, keys, keysWithPE)
   }
 
   /// The final token-to-image attention and its norm for the query rows `rows` alone: each query
   /// attends on its own, and only the IoU and mask tokens are used downstream, so the decoder asks
-  /// for the rows it needs when it needs them. queries, points [Nt, C]; keys, keysWithPE (keys +
-  /// image PE) [4096, C] -> [rows.count, C].
+  /// for the rows it uses, all in one pass over the image side. queries, points [Nt, C]; keys,
+  /// keysWithPE (keys + image PE) [4096, C] -> [rows.count, C].
   func finalAttention(rows: [Int], queries: Tensor, points: Tensor, keys: Tensor, keysWithPE: Tensor)
     -> Tensor
   {

@@ -1,7 +1,10 @@
 // TinyViT's windowed multi-head attention computed straight from the qkv projection of the whole
 // grid: no padded copy of the grid, no window partition or reverse, no head split or merge. Each
-// window gathers its tokens' q, k, v per head into small scratch buffers that stay in cache, runs
-// the fused attention kernel (AttentionKernel.swift) and writes its real tokens back in grid order.
+// window gathers its tokens' keys and values per head into small scratch buffers that stay in
+// cache and runs the attention of its real tokens' queries (CSAMKernels/attention.c, with the
+// products of the fused attention kernel), writing them back in grid order. Padded tokens are keys
+// only: their outputs would be cropped away.
+import CSAMKernels
 
 /// The attention of tiny_vit_sam.py `TinyViTBlock.forward` (pad, window partition, `Attention`
 /// without its output projection, window reverse, crop), from the qkv projection of the grid:
@@ -28,7 +31,6 @@ public func windowedAttention(
     "windowedAttention: bias \(bias.shape) is not [\(heads), \(tokens), \(tokens)]")
   let geometry = WindowGeometry(
     height: height, width: width, windowSize: windowSize, heads: heads, keyDim: keyDim)
-  let shape = AttentionShape(queries: tokens, keys: tokens, depth: keyDim, valueDepth: keyDim, scale: scale)
   let windows = geometry.rowsOfWindows * geometry.columnsOfWindows
   return Tensor(shape: [height, width, heads * keyDim]) { out in
     qkv.withUnsafeBufferPointer { qkvp in
@@ -36,12 +38,20 @@ public func windowedAttention(
         bias.withUnsafeBufferPointer { bp in
           let sources = WindowSources(
             grid: qkvp.baseAddress!, padding: pp.baseAddress!, bias: bp.baseAddress!)
-          parallelForChunks(windows) { range in
-            let scratch = WindowScratch(tokens: tokens, keyDim: keyDim)
-            defer { scratch.deallocate() }
+          let shares = geometry.balancedShares(threads: min(ComputeThreads.count, windows))
+          parallelForChunks(shares.count - 1) { chunk in
+            let range = shares[chunk.lowerBound]..<shares[chunk.upperBound]
+            let rows = UnsafeMutablePointer<Int>.allocate(capacity: tokens)
+            let scratch = UnsafeMutablePointer<Float>.allocate(
+              capacity: sam_window_attention_scratch(tokens, heads, keyDim))
+            defer {
+              rows.deallocate()
+              scratch.deallocate()
+            }
             for window in range {
               attendWindow(
-                window, out: out, sources: sources, scratch: scratch, geometry: geometry, shape: shape)
+                window, out: out, sources: sources, rows: rows, scratch: scratch, geometry: geometry,
+                scale: scale)
             }
           }
         }
@@ -58,6 +68,34 @@ struct WindowGeometry {
   var keyDim: Int
   var rowsOfWindows: Int { (height + windowSize - 1) / windowSize }
   var columnsOfWindows: Int { (width + windowSize - 1) / windowSize }
+
+  /// Boundaries of `threads` contiguous ranges of windows (`threads + 1` values from 0 to the
+  /// window count) of about equal work. The windows at the bottom and right hold few real tokens,
+  /// and only real tokens are computed as queries: equal window counts left one thread up to 16%
+  /// more work (TinyViT's 5 x 5 windows of 14 x 14 over a 64 x 64 grid). A window costs its real
+  /// tokens plus a quarter of its tokens (the gather of keys and values, measured).
+  func balancedShares(threads: Int) -> [Int] {
+    let tokens = windowSize * windowSize
+    var costs: [Int] = []
+    for wy in 0..<rowsOfWindows {
+      for wx in 0..<columnsOfWindows {
+        let realRows = min(windowSize, height - wy * windowSize)
+        let realColumns = min(windowSize, width - wx * windowSize)
+        costs.append(4 * realRows * realColumns + tokens)
+      }
+    }
+    let total = costs.reduce(0, +)
+    var shares = [0]
+    var done = 0
+    for (window, cost) in costs.enumerated() where shares.count < threads {
+      done += cost
+      // Close the current share once it holds its part of the total.
+      if done * threads >= total * shares.count { shares.append(window + 1) }
+    }
+    while shares.count < threads { shares.append(costs.count) }
+    shares.append(costs.count)
+    return shares
+  }
 }
 
 struct WindowSources {
@@ -66,70 +104,21 @@ struct WindowSources {
   var bias: UnsafePointer<Float>
 }
 
-/// Per-thread buffers: each token's qkv row (or -1 for padding), one head's q, transposed k, v and
-/// output, and the kernel's scores.
-struct WindowScratch {
-  var rowOffsets: UnsafeMutablePointer<Int>
-  var queries: UnsafeMutablePointer<Float>
-  var transposedKeys: UnsafeMutablePointer<Float>
-  var values: UnsafeMutablePointer<Float>
-  var output: UnsafeMutablePointer<Float>
-  var scores: UnsafeMutablePointer<Float>
-
-  init(tokens: Int, keyDim: Int) {
-    let padded = paddedKeyCount(tokens)
-    rowOffsets = .allocate(capacity: tokens)
-    queries = .allocate(capacity: tokens * keyDim)
-    transposedKeys = .allocate(capacity: keyDim * padded)
-    values = .allocate(capacity: tokens * keyDim)
-    output = .allocate(capacity: tokens * keyDim)
-    scores = .allocate(capacity: 4 * padded)
-    // The key padding columns stay zero; the gather only writes the real ones.
-    transposedKeys.initialize(repeating: 0, count: keyDim * padded)
-  }
-
-  func deallocate() {
-    rowOffsets.deallocate()
-    queries.deallocate()
-    transposedKeys.deallocate()
-    values.deallocate()
-    output.deallocate()
-    scores.deallocate()
-  }
-}
-
-/// All heads of one window: gather, attend, scatter the real tokens.
+/// All heads of one window, in C (CSAMKernels/attention.c): `rows` receives each token's grid row,
+/// or -1 for a padded token.
 private func attendWindow(
-  _ window: Int, out: UnsafeMutablePointer<Float>, sources: WindowSources, scratch: WindowScratch,
-  geometry g: WindowGeometry, shape: AttentionShape
+  _ window: Int, out: UnsafeMutablePointer<Float>, sources: WindowSources, rows: UnsafeMutablePointer<Int>,
+  scratch: UnsafeMutablePointer<Float>, geometry g: WindowGeometry, scale: Float
 ) {
   let ws = g.windowSize
   let tokens = ws * ws
-  let channels = g.heads * 3 * g.keyDim
-  let outChannels = g.heads * g.keyDim
   let (y0, x0) = (window / g.columnsOfWindows * ws, window % g.columnsOfWindows * ws)
   for t in 0..<tokens {
     let (y, x) = (y0 + t / ws, x0 + t % ws)
-    scratch.rowOffsets[t] = y < g.height && x < g.width ? y * g.width + x : -1
+    rows[t] = y < g.height && x < g.width ? y * g.width + x : -1
   }
-  let padded = paddedKeyCount(tokens)
-  let kd = g.keyDim
-  for head in 0..<g.heads {
-    for t in 0..<tokens {
-      let offset = scratch.rowOffsets[t]
-      let row = (offset >= 0 ? sources.grid + offset * channels : sources.padding) + head * 3 * kd
-      (scratch.queries + t * kd).update(from: row, count: kd)
-      for p in 0..<kd { scratch.transposedKeys[p * padded + t] = row[kd + p] }
-      (scratch.values + t * kd).update(from: row + 2 * kd, count: kd)
-    }
-    attentionRows(
-      scratch.output, q: scratch.queries, v: scratch.values, bias: sources.bias + head * tokens * tokens,
-      scratch: AttentionScratch(transposedKeys: scratch.transposedKeys, scores: scratch.scores), shape: shape,
-      rows: 0..<tokens)
-    for t in 0..<tokens {
-      let offset = scratch.rowOffsets[t]
-      guard offset >= 0 else { continue }
-      (out + offset * outChannels + head * kd).update(from: scratch.output + t * kd, count: kd)
-    }
-  }
+  sam_window_attention(
+    out, g.heads * g.keyDim, sources.grid, g.heads * 3 * g.keyDim, sources.padding, rows, sources.bias,
+    tokens,
+    g.heads, g.keyDim, scale, scratch)
 }

@@ -53,25 +53,47 @@ final class CrossAttentionTests: XCTestCase {
     }
   }
 
+  /// A LayerNorm over 256 channels with random weight and bias.
+  private func randomNorm(_ random: inout TestRandom) throws -> LayerNorm {
+    let weights = CheckpointWeights(
+      Checkpoint(tensors: [
+        "n.weight": random.tensor([dim], scale: 1.5), "n.bias": random.tensor([dim], scale: 0.5),
+      ]), source: "random")
+    let norm = try LayerNorm(weights, "n", dim: dim, eps: 1e-5)
+    try weights.finish()
+    return norm
+  }
+
   func testImageToTokensEqualsProjectingTheImage() throws {
     var random = TestRandom(seed: 8)
     let attention = try randomAttention(&random)
+    let norm = try randomNorm(&random)
     for imageTokens in [4096, 301] {
       let image = random.tensor([imageTokens, dim], scale: 2)
       let keys = random.tensor([tokens, dim], scale: 2)
       let values = random.tensor([tokens, dim], scale: 2)
       let residual = random.tensor([imageTokens, dim], scale: 2)
-      var want = attention(
+      let positional = random.tensor([imageTokens, dim], scale: 1)
+      var attended = attention(
         q: image.reshaped([1, imageTokens, dim]), k: keys.reshaped([1, tokens, dim]),
         v: values.reshaped([1, tokens, dim])
       ).reshaped([imageTokens, dim])
-      addInPlace(&want, residual)
-      let got = attention.attendImageToTokens(image: image, keys: keys, values: values, residual: residual)
+      addInPlace(&attended, residual)
+      let want = norm(attended)
+      let wantWithPositional = add(want, positional)
+      let (got, gotWithPositional) = attention.attendImageToTokens(
+        image: image, keys: keys, values: values, residual: residual, norm: norm, positional: positional)
       assertClose(got, want, "\(imageTokens) image tokens to tokens")
+      assertClose(
+        gotWithPositional, wantWithPositional, "\(imageTokens) image tokens to tokens, + positional")
       let projected = attention.qProj(image)
-      let gotProjected = attention.attendImageToTokens(
-        projectedImage: projected, keys: keys, values: values, residual: residual)
+      let (gotProjected, gotProjectedWithPositional) = attention.attendImageToTokens(
+        projectedImage: projected, keys: keys, values: values, residual: residual, norm: norm,
+        positional: positional)
       assertClose(gotProjected, want, "\(imageTokens) projected image tokens to tokens")
+      assertClose(
+        gotProjectedWithPositional, wantWithPositional,
+        "\(imageTokens) projected image tokens to tokens, + positional")
     }
   }
 }

@@ -10,23 +10,26 @@ private let windowAbsolute = 1e-7
 final class WindowAttentionTests: XCTestCase {
   override func tearDown() {
     ComputeThreads.set(ProcessInfo.processInfo.activeProcessorCount)
+    VectorKernels.use(.automatic)
     super.tearDown()
   }
 
   func testMatchesPadPartitionAttendReverseCrop() {
     var random = SeededRandom(seed: 60)
     // (H, W, window, heads, keyDim): padding at the bottom only, the right only, both, none, a
-    // grid smaller than one window, and TinyViT's 128 -> 133 stage-1 shape on a smaller grid.
+    // grid smaller than one window, TinyViT's 128 -> 133 stage-1 shape on a smaller grid, and its
+    // 14 x 14 windows (196 keys, more than one 64-column step of the score kernel).
     for (h, w, ws, heads, kd) in [
       (9, 7, 7, 2, 8), (7, 10, 7, 1, 16), (11, 12, 5, 3, 8), (8, 8, 4, 2, 8), (3, 2, 4, 1, 8),
-      (15, 15, 7, 2, 32),
+      (15, 15, 7, 2, 32), (16, 20, 14, 2, 24),
     ] {
       let qkv = random.tensor([h, w, heads * 3 * kd])
       let padding = random.tensor([heads * 3 * kd])
       let bias = random.tensor([heads, ws * ws, ws * ws], -2, 2)
       let scale = 1 / Float(kd).squareRoot()
-      for threads in [1, 2, 3] {
+      for (threads, width) in [(1, VectorKernels.Width.avx2), (2, .avx512), (3, .automatic)] {
         ComputeThreads.set(threads)
+        VectorKernels.use(width)
         assertClose(
           windowedAttention(
             qkv: qkv, paddingRow: padding, windowSize: ws, heads: heads, keyDim: kd, bias: bias, scale: scale),
@@ -34,7 +37,7 @@ final class WindowAttentionTests: XCTestCase {
             qkv: qkv, paddingRow: padding, windowSize: ws, heads: heads, keyDim: kd, bias: bias,
             scale: Double(scale)),
           relative: windowRelative, absolute: windowAbsolute,
-          "window attention \(h)x\(w) window \(ws) heads \(heads) kd \(kd) threads \(threads)")
+          "window attention \(h)x\(w) window \(ws) heads \(heads) kd \(kd) threads \(threads) \(width)")
       }
     }
   }

@@ -46,6 +46,20 @@ void sam_attention_values(
     float *out, const float *probabilities, const float *v, size_t rows, size_t keys, size_t padded,
     size_t value_depth);
 
+/// Floats of scratch `sam_window_attention` needs for a window of `tokens` tokens.
+size_t sam_window_attention_scratch(size_t tokens, size_t heads, size_t depth);
+
+/// Windowed multi-head attention over one window of `tokens` tokens (TinyViT): for each token t
+/// whose grid row rows[t] >= 0 (a real token; -1 marks a padded one) and each head h, writes depth
+/// values to out + rows[t] * ldo + h * depth:
+///   sum over j < tokens of softmax_j(q_t . k_j * scale + bias[(h * tokens + t) * tokens + j]) v_j,
+/// where token j's q, k and v for head h are depth values each at column (3 h) depth,
+/// (3 h + 1) depth and (3 h + 2) depth of grid + rows[j] * ldg (of `padding` for a padded token).
+/// depth must be a multiple of 8; scratch holds `sam_window_attention_scratch(...)` floats.
+void sam_window_attention(
+    float *out, size_t ldo, const float *grid, size_t ldg, const float *padding, const ptrdiff_t *rows,
+    const float *bias, size_t tokens, size_t heads, size_t depth, float scale, float *scratch);
+
 /// Floats of a weight [n, k] packed by `sam_gemm_pack_weight`: n rounded up to 32, times k.
 size_t sam_gemm_packed_count(size_t n, size_t k);
 

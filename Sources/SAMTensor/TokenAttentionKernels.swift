@@ -1,0 +1,163 @@
+// Kernels for many rows attending to a few tokens in the rows' own layout (the mask decoder's
+// image-to-token attention: 4096 image tokens, a few prompt tokens per head). The scores are kept
+// as [rows, heads * tokens], so every product has the long side as its M and needs no transpose,
+// and the output is finished block by block while the block is in cache.
+
+/// x [N, heads * d] -> [N * heads, heads * d], token-major: row t * heads + h holds
+/// x[t, h*d ..< (h+1)*d] in the same columns and zeros in the other heads' columns. (The rows of
+/// `headBlockDiagonal` in another order: scores against it come out with a token's heads adjacent.)
+public func tokenMajorHeadBlocks(_ x: Tensor, heads: Int) -> Tensor {
+  precondition(x.shape.count == 2 && heads > 0 && x.shape[1] % heads == 0, "tokenMajorHeadBlocks: \(x.shape)")
+  let (tokens, width) = (x.shape[0], x.shape[1])
+  let depth = width / heads
+  let values = x.data
+  var out = [Float](repeating: 0, count: tokens * heads * width)
+  for t in 0..<tokens {
+    for h in 0..<heads {
+      let from = t * width + h * depth
+      let to = (t * heads + h) * width + h * depth
+      out.replaceSubrange(to..<(to + depth), with: values[from..<(from + depth)])
+    }
+  }
+  return Tensor(shape: [tokens * heads, width], data: out)
+}
+
+/// Softmaxes over every `lanes`-th value of each row, in place: a row of x [R, T * lanes] holds,
+/// for each lane s, the T logits x[r, t * lanes + s] of one softmax (an image token's scores, a
+/// head per lane, against the T tokens), so 8 heads' softmaxes run side by side in vector lanes.
+public func softmaxOverStridedGroups(_ x: inout Tensor, lanes: Int) {
+  precondition(
+    x.shape.count == 2 && lanes > 0 && x.shape[1] % lanes == 0,
+    "softmaxOverStridedGroups: \(x.shape) with \(lanes) lanes")
+  let (rows, columns) = (x.shape[0], x.shape[1])
+  let length = columns / lanes
+  guard rows > 0, length > 0 else { return }
+  x.data.withUnsafeMutableBufferPointer { xp in
+    let base = xp.baseAddress!
+    parallelForChunksIfLarge(rows, work: rows * columns) { range in
+      for row in range {
+        var lane = 0
+        while lane < lanes {
+          let width = min(8, lanes - lane)
+          softmaxStridedBlock(base + row * columns + lane, length: length, stride: lanes, width: width)
+          lane += width
+        }
+      }
+    }
+  }
+}
+
+/// Softmax over p[t * stride + j], t in 0..<length, for each of `width` <= 8 adjacent lanes j.
+private func softmaxStridedBlock(_ p: UnsafeMutablePointer<Float>, length: Int, stride: Int, width: Int) {
+  if width < 8 {
+    // The last lanes: through an 8-lane copy, the same arithmetic.
+    var block = [Float](repeating: 0, count: length * 8)
+    block.withUnsafeMutableBufferPointer { bp in
+      let b = bp.baseAddress!
+      for t in 0..<length { for j in 0..<width { b[t * 8 + j] = p[t * stride + j] } }
+      softmaxStridedBlock(b, length: length, stride: 8, width: 8)
+      for t in 0..<length { for j in 0..<width { p[t * stride + j] = b[t * 8 + j] } }
+    }
+    return
+  }
+  var maximum = loadVector(p)
+  for t in 1..<max(length, 1) {
+    let v = loadVector(p + t * stride)
+    maximum.replace(with: v, where: v .> maximum)
+  }
+  var sum = SIMD8<Float>.zero
+  for t in 0..<length {
+    let e = vectorExpNonPositive(loadVector(p + t * stride) - maximum)
+    sum += e
+    storeVector(e, p + t * stride)
+  }
+  let inverse = 1 / sum
+  for t in 0..<length { storeVector(loadVector(p + t * stride) * inverse, p + t * stride) }
+}
+
+/// LayerNorm(residual + bias + a b) by rows, and that plus `offset`:
+/// a [M, K], b [K, N], residual, offset [M, N]; bias, normWeight, normBias [N]
+/// -> (normalized [M, N], normalized + offset [M, N]).
+/// Blocks of rows run one after another on each thread: the residual and bias are written into
+/// the block, the product is accumulated onto them (a single-threaded GEMM with beta = 1), and the
+/// rows are normalized and offset while they are in cache, so each output is written once.
+public func layerNormOfProductAndResidual(
+  _ a: Tensor, _ b: Tensor, residual: Tensor, bias: Tensor, normWeight: Tensor, normBias: Tensor, eps: Float,
+  offset: Tensor
+) -> (normalized: Tensor, offset: Tensor) {
+  precondition(
+    a.shape.count == 2 && b.shape.count == 2 && a.shape[1] == b.shape[0], "\(a.shape) x \(b.shape)")
+  let (m, k, n) = (a.shape[0], a.shape[1], b.shape[1])
+  precondition(
+    residual.shape == [m, n] && offset.shape == [m, n], "residual \(residual.shape), offset \(offset.shape)")
+  precondition(bias.count == n && normWeight.count == n && normBias.count == n, "row terms for \(n) columns")
+  guard m > 0, n > 0 else { return (Tensor(zeros: [m, n]), Tensor(zeros: [m, n])) }
+  _ = BLASCore.selection  // before the first GEMM (BLASCore.swift)
+  let blockRows = max(16, (1 << 17) / (n + k))  // a block's rows of a and of the output: ~512 KB
+  let blocks = (m + blockRows - 1) / blockRows
+  var offsetRows = [Float]()
+  let normalized = [Float](unsafeUninitializedCapacity: m * n) { normalizedBuffer, normalizedCount in
+    offsetRows = [Float](unsafeUninitializedCapacity: m * n) { offsetBuffer, offsetCount in
+      let (out, shifted) = (normalizedBuffer.baseAddress!, offsetBuffer.baseAddress!)
+      a.withUnsafeBufferPointer { ap in
+        b.withUnsafeBufferPointer { bp in
+          let gemm = GEMMCall(
+            m: m, n: n, k: k, a: ap.baseAddress ?? UnsafePointer(out), lda: max(1, k), transposeA: false,
+            b: bp.baseAddress ?? UnsafePointer(out), ldb: n, transposeB: false, c: out, ldc: n, alpha: 1,
+            beta: 1)
+          withRowTerms(residual, offset, bias, normWeight, normBias) {
+            residual, offset, bias, weight, normBias in
+            parallelForChunks(blocks) { range in
+              for block in range {
+                let rows = (block * blockRows)..<min(m, (block + 1) * blockRows)
+                for row in rows { addVectors(out + row * n, residual + row * n, bias, count: n) }
+                if k > 0 { gemm.rows(rows) }
+                for row in rows {
+                  let p = out + row * n
+                  layerNormRow(p, p, weight: weight, bias: normBias, count: n, eps: eps)
+                  addVectors(shifted + row * n, p, offset + row * n, count: n)
+                }
+              }
+            }
+          }
+        }
+      }
+      offsetCount = m * n
+    }
+    normalizedCount = m * n
+  }
+  return (Tensor(shape: [m, n], data: normalized), Tensor(shape: [m, n], data: offsetRows))
+}
+
+/// The values of five tensors in place (none may be empty).
+private func withRowTerms(
+  _ t0: Tensor, _ t1: Tensor, _ t2: Tensor, _ t3: Tensor, _ t4: Tensor,
+  _ body: (
+    UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+    UnsafePointer<Float>
+  )
+    -> Void
+) {
+  t0.withUnsafeBufferPointer { p0 in
+    t1.withUnsafeBufferPointer { p1 in
+      t2.withUnsafeBufferPointer { p2 in
+        t3.withUnsafeBufferPointer { p3 in
+          t4.withUnsafeBufferPointer { p4 in
+            body(p0.baseAddress!, p1.baseAddress!, p2.baseAddress!, p3.baseAddress!, p4.baseAddress!)
+          }
+        }
+      }
+    }
+  }
+}
+
+// Per-file copies (see Vector.swift).
+@inline(__always)
+private func loadVector(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+  UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func storeVector(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+  UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}

@@ -1,0 +1,101 @@
+import Foundation
+import SAMTensor
+import XCTest
+
+/// TokenAttentionKernels.swift against naive loops in Double.
+final class TokenAttentionKernelsTests: XCTestCase {
+  func testTokenMajorHeadBlocksPlaceEachHeadInItsOwnColumns() {
+    var random = SeededRandom(seed: 95)
+    let (tokens, heads, depth) = (3, 4, 2)
+    let x = random.tensor([tokens, heads * depth])
+    let (values, spread) = (x.data, tokenMajorHeadBlocks(x, heads: heads))
+    XCTAssertEqual(spread.shape, [tokens * heads, heads * depth])
+    let spreadValues = spread.data
+    for t in 0..<tokens {
+      for h in 0..<heads {
+        for column in 0..<(heads * depth) {
+          let want = column / depth == h ? values[t * heads * depth + column] : 0
+          XCTAssertEqual(spreadValues[(t * heads + h) * heads * depth + column], want, "token \(t) head \(h)")
+        }
+      }
+    }
+  }
+
+  func testSoftmaxOverStridedGroupsAgainstDouble() {
+    var random = SeededRandom(seed: 93)
+    // 7 tokens x 8 heads as the decoder has; lanes beyond a vector (13 = 8 + 5), one lane, and
+    // softmaxes of one value.
+    for (rows, length, lanes) in [(300, 7, 8), (5, 3, 13), (4, 6, 1), (3, 1, 8)] {
+      var x = random.tensor([rows, length * lanes], -20, 20)
+      let values = x.data
+      var expected = Expected(shape: x.shape)
+      for r in 0..<rows {
+        for s in 0..<lanes {
+          let indices = (0..<length).map { r * length * lanes + $0 * lanes + s }
+          let logits = indices.map { Double(values[$0]) }
+          let top = logits.max()!
+          let total = logits.map { exp($0 - top) }.reduce(0, +)
+          for (index, logit) in zip(indices, logits) {
+            expected.values[index] = exp(logit - top) / total
+            expected.magnitudes[index] = expected.values[index]
+          }
+        }
+      }
+      softmaxOverStridedGroups(&x, lanes: lanes)
+      // 1e-6 relative: the vector exp (< 6e-9) and a handful of float32 roundings; 1e-12 absolute
+      // for the tiny probabilities.
+      assertClose(x, expected, relative: 1e-6, absolute: 1e-12, "softmax \(rows) rows, \(length) x \(lanes)")
+    }
+  }
+
+  func testLayerNormOfProductAndResidualAgainstDouble() {
+    var random = SeededRandom(seed: 94)
+    // The decoder's shape (4096 x 56 x 256, several row blocks per thread), an odd one, and k = 0.
+    for (m, k, n) in [(4096, 56, 256), (37, 5, 12), (3, 0, 8)] {
+      let a = random.tensor([m, k])
+      let b = random.tensor([k, n])
+      let residual = random.tensor([m, n], -2, 2)
+      let offset = random.tensor([m, n], -2, 2)
+      let bias = random.tensor([n])
+      let weight = random.tensor([n], 0.5, 1.5)
+      let normBias = random.tensor([n])
+      let (aValues, bValues, residualValues, biasValues) = (a.data, b.data, residual.data, bias.data)
+      let (weightValues, normBiasValues, offsetValues) = (weight.data, normBias.data, offset.data)
+      var normalized = Expected(shape: [m, n])
+      for i in 0..<m {
+        var sums = [Double](repeating: 0, count: n)
+        var magnitudes = sums
+        for j in 0..<n {
+          sums[j] = Double(residualValues[i * n + j]) + Double(biasValues[j])
+          magnitudes[j] = abs(Double(residualValues[i * n + j])) + abs(Double(biasValues[j]))
+          for p in 0..<k {
+            let term = Double(aValues[i * k + p]) * Double(bValues[p * n + j])
+            sums[j] += term
+            magnitudes[j] += abs(term)
+          }
+        }
+        let mean = sums.reduce(0, +) / Double(n)
+        let variance = sums.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n)
+        let inverse = 1 / (variance + 1e-5).squareRoot()
+        for j in 0..<n {
+          let w = Double(weightValues[j])
+          normalized.values[i * n + j] = (sums[j] - mean) * inverse * w + Double(normBiasValues[j])
+          // The sum's rounding (scale: its terms) and the normalization's, carried by inverse * w.
+          normalized.magnitudes[i * n + j] =
+            (magnitudes[j] + abs(mean)) * inverse * abs(w) + abs(Double(normBiasValues[j]))
+        }
+      }
+      var shifted = normalized
+      for i in 0..<(m * n) {
+        shifted.values[i] += Double(offsetValues[i])
+        shifted.magnitudes[i] += abs(Double(offsetValues[i]))
+      }
+      let (gotNormalized, gotShifted) = layerNormOfProductAndResidual(
+        a, b, residual: residual, bias: bias, normWeight: weight, normBias: normBias, eps: 1e-5,
+        offset: offset)
+      // 1e-6 relative to the terms: float32 sums of up to 58 terms in BLAS's order, then the norm.
+      assertClose(gotNormalized, normalized, relative: 1e-6, "normalized \(m)x\(k)x\(n)")
+      assertClose(gotShifted, shifted, relative: 1e-6, "normalized + offset \(m)x\(k)x\(n)")
+    }
+  }
+}
