@@ -39,10 +39,14 @@ public enum MaskRLE {
 
   /// Counts string, area and bbox of one mask, from a single pass over its pixels.
   public static func summarize(_ mask: BinaryMask) -> EncodedMask {
-    let r = runs(of: mask)
+    let (r, box) = mask.pixels.withUnsafeBufferPointer { buffer in
+      guard let base = buffer.baseAddress, mask.width > 0, mask.height > 0 else {
+        return ([0], ForegroundBox(height: mask.height))
+      }
+      return columnMajorRuns(base, width: mask.width, height: mask.height)
+    }
     return EncodedMask(
-      width: mask.width, height: mask.height, counts: compress(r), area: area(runs: r),
-      bbox: bbox(runs: r, width: mask.width, height: mask.height))
+      width: mask.width, height: mask.height, counts: compress(r), area: area(runs: r), bbox: box.bbox)
   }
 
   // MARK: - Uncompressed runs
@@ -52,7 +56,7 @@ public enum MaskRLE {
   public static func runs(of mask: BinaryMask) -> [Int] {
     mask.pixels.withUnsafeBufferPointer { buffer in
       guard let base = buffer.baseAddress, mask.width > 0, mask.height > 0 else { return [0] }
-      return columnMajorRuns(base, width: mask.width, height: mask.height)
+      return columnMajorRuns(base, width: mask.width, height: mask.height).runs
     }
   }
 
@@ -132,14 +136,19 @@ public enum MaskRLE {
 
   /// The compressed counts string of a run list (pycocotools' `rleToString`).
   public static func compress(_ runs: [Int]) -> String {
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(runs.count * 2 + 4)
-    for i in runs.indices {
-      var value = runs[i]
-      if i > 2 { value -= runs[i - 2] }
-      appendChunks(of: value, to: &bytes)
+    // Each value stored is a run or a difference of two, so at most twice the largest magnitude:
+    // its bits, one more for the sign, in 5-bit chunks (13 hold any 64-bit value).
+    let largest = runs.reduce(UInt(0)) { max($0, $1.magnitude) }
+    let chunksPerValue = min(13, (UInt.bitWidth - largest.leadingZeroBitCount + 2 + 4) / 5)
+    return String(unsafeUninitializedCapacity: runs.count * chunksPerValue) { bytes in
+      var count = 0
+      for i in runs.indices {
+        var value = runs[i]
+        if i > 2 { value -= runs[i - 2] }
+        count = writeChunks(of: value, to: bytes.baseAddress!, at: count)
+      }
+      return count
     }
-    return String(decoding: bytes, as: UTF8.self)
   }
 
   /// The run list a compressed counts string holds (pycocotools' `rleFrString`), checked: only
@@ -202,14 +211,18 @@ public struct EncodedMask: Sendable, Equatable {
 
 // MARK: - Hot loops
 
-/// Run lengths in column-major order over a row-major mask, starting with a run of 0s.
+/// Run lengths in column-major order over a row-major mask, starting with a run of 0s, and the
+/// `toBbox` box of its runs of 1s.
 ///
 /// Walking the mask column by column would read it with a stride of `width` bytes. Instead the
 /// mask is packed to one bit per pixel row by row (8 bytes at a time), the bit matrix is
 /// transposed in 8 x 8 blocks, and each column is then read 64 rows at a time: the runs end where
 /// a bit differs from the one before it in column-major order, found with XOR and counted off
-/// with trailing-zero counts, so the work grows with the number of runs, not of pixels.
-private func columnMajorRuns(_ pixels: UnsafePointer<UInt8>, width: Int, height: Int) -> [Int] {
+/// with trailing-zero counts, so the work grows with the number of runs, not of pixels. The box is kept from the
+/// (column, row) of each run's ends as they are found, without dividing positions by the height.
+private func columnMajorRuns(_ pixels: UnsafePointer<UInt8>, width: Int, height: Int) -> (
+  runs: [Int], box: ForegroundBox
+) {
   let rowBytes = (width + 7) / 8
   let blockRows = (height + 7) / 8
   // Row-major bits, padded to whole 8-row blocks: byte (y, b) holds pixels 8b ..< 8b + 8 of row y.
@@ -227,6 +240,7 @@ private func columnMajorRuns(_ pixels: UnsafePointer<UInt8>, width: Int, height:
     }
   }
   var runs: [Int] = []
+  var box = ForegroundBox(height: height)
   var current: UInt64 = 0  // the last pixel's bit in column-major order
   var runStart = 0
   columnBits.withUnsafeBufferPointer { cp in
@@ -239,19 +253,64 @@ private func columnMajorRuns(_ pixels: UnsafePointer<UInt8>, width: Int, height:
           littleEndian: raw.loadUnaligned(fromByteOffset: x * columnStride + w * 8, as: UInt64.self))
         // Bit i set where row w * 64 + i differs from the pixel before it.
         var changes = (word ^ ((word << 1) | current)) & validMask
-        let base = x * height + w * 64
         while changes != 0 {
-          let index = base + changes.trailingZeroBitCount
+          let row = w * 64 + changes.trailingZeroBitCount
+          let index = x * height + row
           runs.append(index - runStart)
           runStart = index
+          // An odd count of runs so far: a run of 1s starts here; else one ended just before.
+          if runs.count % 2 == 1 { box.startRun(x: x, y: row) } else { box.endRun(beforeX: x, y: row) }
           changes &= changes - 1
         }
         current = (word >> UInt64(valid - 1)) & 1
       }
     }
   }
+  if runs.count % 2 == 1 { box.endRun(beforeX: width, y: 0) }
   runs.append(width * height - runStart)
-  return runs
+  return (runs, box)
+}
+
+/// The `toBbox` box of a mask's runs of 1s (see `MaskRLE.bbox(runs:width:height:)`), kept as the
+/// runs are found in column-major order.
+struct ForegroundBox {
+  let height: Int
+  var xStart = Int.max
+  var yStart = Int.max
+  var xEnd = -1
+  var yEnd = -1
+  /// Column and row of the first pixel of the run of 1s being read.
+  var runX = 0
+  var runY = 0
+
+  init(height: Int) { self.height = height }
+
+  mutating func startRun(x: Int, y: Int) {
+    runX = x
+    runY = y
+  }
+
+  /// Ends the run of 1s being read just before pixel (x, y) in column-major order; (width, 0)
+  /// ends it at the last pixel.
+  mutating func endRun(beforeX x: Int, y: Int) {
+    let (lastX, lastY) = y > 0 ? (x, y - 1) : (x - 1, height - 1)
+    xStart = min(xStart, runX)
+    xEnd = max(xEnd, lastX)
+    if runX < lastX {
+      // The run wraps from one column into the next: every row is covered somewhere.
+      yStart = 0
+      yEnd = height - 1
+    } else {
+      yStart = min(yStart, runY)
+      yEnd = max(yEnd, lastY)
+    }
+  }
+
+  /// `[x, y, width, height]`, `[0, 0, 0, 0]` without any run of 1s.
+  var bbox: [Double] {
+    guard xEnd >= 0 else { return [0, 0, 0, 0] }
+    return [Double(xStart), Double(yStart), Double(xEnd - xStart + 1), Double(yEnd - yStart + 1)]
+  }
 }
 
 /// One row of bytes to bits (any non-zero byte is foreground): bit i of out[b] is pixel 8b + i.
@@ -328,15 +387,19 @@ private func fillForeground(_ pixels: UnsafeMutablePointer<UInt8>, runs: [Int], 
   }
 }
 
-/// Appends one value as 5-bit chunks (pycocotools' `rleToString` inner loop).
-private func appendChunks(of value: Int, to bytes: inout [UInt8]) {
+/// Writes one value as 5-bit chunks at `bytes + offset` (pycocotools' `rleToString` inner loop);
+/// returns the offset after them. At most 13 chunks.
+private func writeChunks(of value: Int, to bytes: UnsafeMutablePointer<UInt8>, at offset: Int) -> Int {
   var x = value
+  var position = offset
   var more = true
   while more {
     var chunk = x & 0x1f
     x >>= 5  // arithmetic shift: negative values stay negative
     more = chunk & 0x10 != 0 ? x != -1 : x != 0
     if more { chunk |= 0x20 }
-    bytes.append(UInt8(chunk + 48))
+    bytes[position] = UInt8(truncatingIfNeeded: chunk + 48)
+    position += 1
   }
+  return position
 }
