@@ -29,8 +29,8 @@ extension DecoderAttention {
 
   /// The image attending to the tokens, for one prompt, added to `residual` [4096, C] and
   /// normalized by `norm`: image [4096, C] (image + PE), keys [Nt, C] (tokens + PE), values
-  /// [Nt, C], positional [4096, C] -> (normalized, normalized + positional), the next layer's keys
-  /// and keys + PE.
+  /// [Nt, C], positional [4096, C] -> (normalized, normalized + positional, the update), the next
+  /// layer's keys and keys + PE and what this attention added to the image side.
   ///
   /// Head h's scores are (x Wq_h^T + bq_h) k_h^T = x (Wq_h^T k_h^T) + bq_h k_h^T; the second term
   /// differs between tokens, so it stays (a bias per score column). The output projection of the
@@ -38,7 +38,7 @@ extension DecoderAttention {
   /// accumulated onto residual + bias (no transposed operand, no copy of the residual).
   func attendImageToTokens(
     image: Tensor, keys: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm, positional: Tensor
-  ) -> (Tensor, Tensor) {
+  ) -> (Tensor, Tensor, ImageToTokenUpdate) {
     let keyBlocks = tokenMajorHeadBlocks(kProj(keys), heads: numHeads)  // (Nt * heads, 128)
     let scale = 1 / Float(internalDim / numHeads).squareRoot()
     let queryWeights = matmul(keyBlocks, qProj.weight, alpha: scale)  // (Nt * heads, 256)
@@ -54,7 +54,7 @@ extension DecoderAttention {
   func attendImageToTokens(
     projectedImage: Tensor, keys: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm,
     positional: Tensor
-  ) -> (Tensor, Tensor) {
+  ) -> (Tensor, Tensor, ImageToTokenUpdate) {
     let keyBlocks = tokenMajorHeadBlocks(kProj(keys), heads: numHeads)  // (Nt * heads, 128)
     let scale = 1 / Float(internalDim / numHeads).squareRoot()
     let scores = matmul(projectedImage, keyBlocks, transposeB: true, alpha: scale)  // (4096, Nt * heads)
@@ -63,18 +63,22 @@ extension DecoderAttention {
   }
 
   /// scores [4096, Nt * heads] (a row holds one image token's scores, the heads of a token
-  /// adjacent) -> norm(residual + out_proj(attention output)) and that + positional, [4096, C] each.
+  /// adjacent) -> norm(residual + out_proj(attention output)) and that + positional, [4096, C] each,
+  /// and what was added before the norm (`ImageToTokenUpdate`, for `LowRankUpscalingInput`).
   private func imageAttendsToTokens(
     scores: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm, positional: Tensor
-  ) -> (Tensor, Tensor) {
+  ) -> (Tensor, Tensor, ImageToTokenUpdate) {
     var weights = scores
     softmaxOverStridedGroups(&weights, lanes: numHeads)
     // (Nt * heads, 256): row (t, h) = v_h[t] Wout_h^T
     let projectedValues = linear(
       tokenMajorHeadBlocks(vProj(values), heads: numHeads), weight: outProj.weight, bias: nil)
-    let (normalized, withPositional) = layerNormOfProductAndResidual(
+    let (normalized, withPositional, mean, inverse) = layerNormOfProductAndResidual(
       weights, projectedValues, residual: residual, bias: outProj.bias, normWeight: norm.weight,
       normBias: norm.bias, eps: norm.eps, offset: positional)
-    return (normalized, withPositional)
+    return (
+      normalized, withPositional,
+      ImageToTokenUpdate(weights: weights, values: projectedValues, mean: mean, inverse: inverse)
+    )
   }
 }

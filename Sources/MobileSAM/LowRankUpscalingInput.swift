@@ -59,18 +59,9 @@ struct LowRankUpscalingInput: Sendable {
   /// E Wgg for the keys E [4096, C] the transformer starts from: computed once per image.
   func imageSide(_ keys: Tensor) -> Tensor { matmul(keys, weightGG) }
 
-  /// What one image-to-token attention added to the image side: x = residual + bias + weights
-  /// values, weights [N, r], values [r, C]; mean and inverse are LN(x)'s row statistics.
-  struct Update {
-    let weights: Tensor
-    let values: Tensor
-    let mean: [Float]
-    let inverse: [Float]
-  }
-
   /// The convolution's output [N, 4 C1] (bias included) of the final keys, from the image side
   /// (`imageSide`) and the two layers' updates.
-  func callAsFunction(imageSide: Tensor, first: Update, second: Update) -> Tensor {
+  func callAsFunction(imageSide: Tensor, first: ImageToTokenUpdate, second: ImageToTokenUpdate) -> Tensor {
     let (tokens, outputs) = (imageSide.shape[0], imageSide.shape[1])
     let (r1, r2) = (first.weights.shape[1], second.weights.shape[1])
     precondition(
@@ -101,4 +92,15 @@ struct LowRankUpscalingInput: Sendable {
       Tensor(shape: [tokens, width], data: coefficients), basis,
       adding: Tensor(shape: [tokens, outputs], data: start))
   }
+}
+
+/// What one image-to-token attention added to the image side before its norm:
+/// x = residual + bias + weights values, with weights [4096, r] (the attention weights, a token's
+/// heads adjacent) and values [r, C] (the token values through out_proj); mean and inverse are
+/// the norm's row statistics of x.
+struct ImageToTokenUpdate: Sendable {
+  let weights: Tensor
+  let values: Tensor
+  let mean: [Float]
+  let inverse: [Float]
 }

@@ -15,6 +15,10 @@ struct MaskDecoder {
   /// output_upscaling: ConvTranspose2d 256 -> 64 (.0), LayerNorm2d(64) (.1), GELU (.2),
   /// ConvTranspose2d 64 -> 32 (.3), GELU (.4), fused with the hypernetwork products.
   let outputUpscaling: UpscalingProducts
+  /// The first upscaling convolution of a prompt's final keys from a per-image product and the
+  /// transformer's two image-side updates (LowRankUpscalingInput.swift), for prompts without a
+  /// mask input.
+  let lowRankUpscaling: LowRankUpscalingInput
   let hypernetworkMLPs: [DecoderMLP]  // output_hypernetworks_mlps.0 ... 3
   let iouPredictionHead: DecoderMLP
 
@@ -25,9 +29,18 @@ struct MaskDecoder {
     transformer = try TwoWayTransformer(
       weights, "\(prefix).transformer", depth: 2, embeddingDim: dim, numHeads: 8, mlpDim: 2048)
     let upscaleNorm = try LayerNorm(weights, "\(prefix).output_upscaling.1", dim: dim / 4, eps: 1e-6)
+    let conv1Weight = try weights.take("\(prefix).output_upscaling.0.weight", shape: [dim, dim / 4, 2, 2])
+    let conv1Bias = try weights.take("\(prefix).output_upscaling.0.bias", shape: [dim / 4])
+    let (first, second) = (transformer.layers[0], transformer.layers[1])
+    // [in, out, dy, dx] -> [in, (dy, dx, out)]: each grid cell's 2x2 block, as UpscalingProducts
+    // lays out its first stage.
+    lowRankUpscaling = LowRankUpscalingInput(
+      conv1: permute(conv1Weight, [0, 2, 3, 1]).reshaped([dim, dim]),
+      conv1Bias: Tensor(shape: [dim], data: Array(repeating: conv1Bias.data, count: 4).flatMap { $0 }),
+      norm1: first.norm4, norm2: second.norm4, outBias1: first.crossAttnImageToToken.outProj.bias,
+      outBias2: second.crossAttnImageToToken.outProj.bias)
     outputUpscaling = UpscalingProducts(
-      conv1Weight: try weights.take("\(prefix).output_upscaling.0.weight", shape: [dim, dim / 4, 2, 2]),
-      conv1Bias: try weights.take("\(prefix).output_upscaling.0.bias", shape: [dim / 4]),
+      conv1Weight: conv1Weight, conv1Bias: conv1Bias,
       normWeight: upscaleNorm.weight, normBias: upscaleNorm.bias, eps: upscaleNorm.eps,
       conv2Weight: try weights.take("\(prefix).output_upscaling.3.weight", shape: [dim / 4, dim / 8, 2, 2]),
       conv2Bias: try weights.take("\(prefix).output_upscaling.3.bias", shape: [dim / 8]))
@@ -103,7 +116,7 @@ struct MaskDecoder {
     let tokens = Tensor(
       shape: [1 + MaskDecoder.numMaskTokens + sparse.shape[0], dim],
       data: iouToken.data + maskTokens.data + sparse.data)
-    let (queries, keys, keysWithPE) = transformer(
+    let (queries, keys, keysWithPE, updates) = transformer(
       firstLayerImage: firstLayer, imagePE: imagePE, points: tokens)
     // The final attention for the IoU token and the chosen mask tokens, in one pass.
     let attended = transformer.finalAttention(
@@ -112,7 +125,14 @@ struct MaskDecoder {
     return TransformerOutputs(
       iouToken: Tensor(shape: [1, dim], data: Array(attended.data[0..<dim])),
       maskTokens: Tensor(shape: [maskIndices.count, dim], data: Array(attended.data[dim...])),
-      maskIndices: maskIndices, keys: keys)
+      maskIndices: maskIndices, keys: keys, upscalingSide: firstLayer.upscalingSide, updates: updates)
+  }
+
+  /// The first layer's image side for keys = image embedding + the no-mask embedding, kept per image
+  /// (`ImageEmbedding`), with the upscaling's per-image product.
+  func promptFreeImageSide(keys: Tensor, imagePE: Tensor) -> TwoWayAttentionBlock.ImageSide {
+    TwoWayAttentionBlock.ImageSide(
+      transformer.layers[0], keys: keys, keyPE: imagePE, upscalingSide: lowRankUpscaling.imageSide(keys))
   }
 
   /// One prompt's transformer outputs: the IoU token and the chosen mask tokens after the final
@@ -122,6 +142,9 @@ struct MaskDecoder {
     let maskTokens: Tensor  // [masks, 256]: mask tokens 1 + maskIndices
     let maskIndices: [Int]
     let keys: Tensor  // [4096, 256]
+    /// `LowRankUpscalingInput.imageSide` of the first layer's keys, when kept for the image.
+    let upscalingSide: Tensor?
+    let updates: [ImageToTokenUpdate]  // each layer's image-side update
   }
 
   /// The IoU head's scores for the chosen masks.
@@ -142,9 +165,12 @@ struct MaskDecoder {
         Tensor(shape: [1, dim], data: Array(maskTokens.data[(row * dim)..<((row + 1) * dim)]))
       ).data
     }  // (masks, 32)
-    return outputUpscaling(
-      outputs.keys.reshaped([side, side, dim]),
-      vectors: Tensor(shape: [outputs.maskIndices.count, dim / 8], data: hyper)
-    ).data  // (masks, 256, 256)
+    let vectors = Tensor(shape: [outputs.maskIndices.count, dim / 8], data: hyper)
+    if let imageSide = outputs.upscalingSide {
+      let blocks = lowRankUpscaling(
+        imageSide: imageSide, first: outputs.updates[0], second: outputs.updates[1])
+      return outputUpscaling(firstStage: blocks.reshaped([side, side, dim]), vectors: vectors).data
+    }
+    return outputUpscaling(outputs.keys.reshaped([side, side, dim]), vectors: vectors).data  // (masks, 256, 256)
   }
 }

@@ -152,8 +152,8 @@ public final class MobileSAMModel: Sendable {
     var features = imageEncoder(input)
     features.shape = [TinyViTConfig.gridSize * TinyViTConfig.gridSize, TinyViTConfig.neckChannels]
     let keys = add(features, promptEncoder.denseEmbedding(maskInput: nil).reshaped(features.shape))
-    let firstLayer = maskDecoder.transformer.firstLayerImageSide(
-      image: keys, imagePE: promptEncoder.densePositionalEncoding.reshaped(features.shape))
+    let firstLayer = maskDecoder.promptFreeImageSide(
+      keys: keys, imagePE: promptEncoder.densePositionalEncoding.reshaped(features.shape))
     return ImageEmbedding(
       originalWidth: image.width, originalHeight: image.height, inputWidth: resized.width,
       inputHeight: resized.height, features: features, promptFreeFirstLayer: firstLayer)

@@ -110,10 +110,10 @@ struct TwoWayAttentionBlock {
   }
 
   /// One prompt: queries [Nt, C], keys [4096, C] and keysWithPE (keys + keyPE), queryPE like
-  /// queries, keyPE like keys -> (queries, keys, keys + keyPE).
+  /// queries, keyPE like keys -> (queries, keys, keys + keyPE, what the image side received).
   /// The cross-attentions never project the image side (CrossAttention.swift).
   func callAsFunction(queries: Tensor, keys: Tensor, keysWithPE: Tensor, queryPE: Tensor, keyPE: Tensor)
-    -> (Tensor, Tensor, Tensor)
+    -> (Tensor, Tensor, Tensor, ImageToTokenUpdate)
   {
     var queries = attendToTokens(queries, queryPE: queryPE)
     addInPlace(
@@ -121,15 +121,15 @@ struct TwoWayAttentionBlock {
       crossAttnTokenToImage.attendTokensToImage(
         queries: add(queries, queryPE), imageKeys: keysWithPE, imageValues: keys))
     queries = feedForward(queries)
-    let (newKeys, newKeysWithPE) = crossAttnImageToToken.attendImageToTokens(
+    let (newKeys, newKeysWithPE, update) = crossAttnImageToToken.attendImageToTokens(
       image: keysWithPE, keys: add(queries, queryPE), values: queries, residual: keys, norm: norm4,
       positional: keyPE)
-    return (queries, newKeys, newKeysWithPE)
+    return (queries, newKeys, newKeysWithPE, update)
   }
 
   /// The same with the image side's prompt-independent work already done (`ImageSide`).
   func callAsFunction(queries: Tensor, image: ImageSide, queryPE: Tensor, keyPE: Tensor) -> (
-    Tensor, Tensor, Tensor
+    Tensor, Tensor, Tensor, ImageToTokenUpdate
   ) {
     var queries = attendToTokens(queries, queryPE: queryPE)
     addInPlace(
@@ -139,10 +139,10 @@ struct TwoWayAttentionBlock {
         keys: image.tokenToImageKeys, values: image.tokenToImageValues, batch: 1
       ).reshaped(queries.shape))
     queries = feedForward(queries)
-    let (newKeys, newKeysWithPE) = crossAttnImageToToken.attendImageToTokens(
+    let (newKeys, newKeysWithPE, update) = crossAttnImageToToken.attendImageToTokens(
       projectedImage: image.imageToTokenQueries, keys: add(queries, queryPE), values: queries,
       residual: image.keys, norm: norm4, positional: keyPE)
-    return (queries, newKeys, newKeysWithPE)
+    return (queries, newKeys, newKeysWithPE, update)
   }
 
   /// Self-attention of the tokens [Nt, C] (without PE in the first layer), then norm1.
@@ -167,11 +167,15 @@ struct TwoWayAttentionBlock {
     let tokenToImageKeys: Tensor  // [heads, 4096, d]: k_proj(keys + PE), heads separated
     let tokenToImageValues: Tensor  // [heads, 4096, d]: v_proj(keys)
     let imageToTokenQueries: Tensor  // [4096, 128]: q_proj(keys + PE)
+    /// The upscaling's per-image product of these keys (`LowRankUpscalingInput.imageSide`), when
+    /// the side is kept for many prompts.
+    let upscalingSide: Tensor?
 
     /// keys, keyPE [4096, C]
-    init(_ block: TwoWayAttentionBlock, keys: Tensor, keyPE: Tensor) {
+    init(_ block: TwoWayAttentionBlock, keys: Tensor, keyPE: Tensor, upscalingSide: Tensor? = nil) {
       let k = add(keys, keyPE).reshaped([1] + keys.shape)
       self.keys = keys
+      self.upscalingSide = upscalingSide
       tokenToImageKeys = block.crossAttnTokenToImage.projectKeys(k)
       tokenToImageValues = block.crossAttnTokenToImage.projectValues(keys.reshaped([1] + keys.shape))
       imageToTokenQueries = block.crossAttnImageToToken.qProj(k).reshaped([
@@ -210,17 +214,20 @@ struct TwoWayTransformer {
   }
 
   /// One prompt through the layers: imagePE [4096, C], points [Nt, C] -> (queries [Nt, C],
-  /// keys [4096, C], keys + imagePE), before the final attention (`finalAttention`).
+  /// keys [4096, C], keys + imagePE, each layer's image-side update), before the final attention
+  /// (`finalAttention`).
   func callAsFunction(firstLayerImage: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, points: Tensor)
-    -> (queries: Tensor, keys: Tensor, keysWithPE: Tensor)
+    -> (queries: Tensor, keys: Tensor, keysWithPE: Tensor, updates: [ImageToTokenUpdate])
   {
-    var (queries, keys, keysWithPE) = layers[0](
+    var (queries, keys, keysWithPE, update) = layers[0](
       queries: points, image: firstLayerImage, queryPE: points, keyPE: imagePE)
+    var updates = [update]
     for layer in layers.dropFirst() {
-      (queries, keys, keysWithPE) = layer(
+      (queries, keys, keysWithPE, update) = layer(
         queries: queries, keys: keys, keysWithPE: keysWithPE, queryPE: points, keyPE: imagePE)
+      updates.append(update)
     }
-    return (queries, keys, keysWithPE)
+    return (queries, keys, keysWithPE, updates)
   }
 
   /// The final token-to-image attention and its norm for the query rows `rows` alone: each query

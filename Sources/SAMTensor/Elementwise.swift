@@ -131,6 +131,14 @@ func layerNormRow(
   bias: UnsafePointer<Float>, count: Int, eps: Float
 ) {
   let (mean, inverse) = layerNormRowStatistics(x, count: count, eps: eps)
+  layerNormRowApply(out, x, mean: mean, inverse: inverse, weight: weight, bias: bias, count: count)
+}
+
+/// (x - mean) * inverse * weight + bias over one row.
+func layerNormRowApply(
+  _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, mean: Float, inverse: Float,
+  weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, count: Int
+) {
   var i = 0
   let meanVector = SIMD8<Float>(repeating: mean)
   let inverseVector = SIMD8<Float>(repeating: inverse)

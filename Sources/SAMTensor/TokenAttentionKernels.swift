@@ -77,25 +77,29 @@ private func softmaxStridedBlock(_ p: UnsafeMutablePointer<Float>, length: Int, 
 
 /// LayerNorm(residual + bias + a b) by rows, and that plus `offset`:
 /// a [M, K], b [K, N], residual, offset [M, N]; bias, normWeight, normBias [N]
-/// -> (normalized [M, N], normalized + offset [M, N]).
+/// -> (normalized [M, N], normalized + offset [M, N], each row's mean and 1 / sqrt(variance + eps)
+/// before the norm's weight and bias).
 /// Blocks of rows run one after another on each thread: the residual and bias are written into
 /// the block, the product is accumulated onto them (a single-threaded GEMM with beta = 1), and the
 /// rows are normalized and offset while they are in cache, so each output is written once.
 public func layerNormOfProductAndResidual(
   _ a: Tensor, _ b: Tensor, residual: Tensor, bias: Tensor, normWeight: Tensor, normBias: Tensor, eps: Float,
   offset: Tensor
-) -> (normalized: Tensor, offset: Tensor) {
+) -> (normalized: Tensor, offset: Tensor, mean: [Float], inverse: [Float]) {
   precondition(
     a.shape.count == 2 && b.shape.count == 2 && a.shape[1] == b.shape[0], "\(a.shape) x \(b.shape)")
   let (m, k, n) = (a.shape[0], a.shape[1], b.shape[1])
   precondition(
     residual.shape == [m, n] && offset.shape == [m, n], "residual \(residual.shape), offset \(offset.shape)")
   precondition(bias.count == n && normWeight.count == n && normBias.count == n, "row terms for \(n) columns")
-  guard m > 0, n > 0 else { return (Tensor(zeros: [m, n]), Tensor(zeros: [m, n])) }
+  guard m > 0, n > 0 else { return (Tensor(zeros: [m, n]), Tensor(zeros: [m, n]), [], []) }
   _ = BLASCore.selection  // before the first GEMM (BLASCore.swift)
   let blockRows = max(16, (1 << 17) / (n + k))  // a block's rows of a and of the output: ~512 KB
   let blocks = (m + blockRows - 1) / blockRows
   var offsetRows = [Float]()
+  // Each row's mean, then each row's inverse standard deviation.
+  let statistics = UnsafeMutablePointer<Float>.allocate(capacity: 2 * m)
+  defer { statistics.deallocate() }
   let normalized = [Float](unsafeUninitializedCapacity: m * n) { normalizedBuffer, normalizedCount in
     offsetRows = [Float](unsafeUninitializedCapacity: m * n) { offsetBuffer, offsetCount in
       let (out, shifted) = (normalizedBuffer.baseAddress!, offsetBuffer.baseAddress!)
@@ -114,7 +118,10 @@ public func layerNormOfProductAndResidual(
                 if k > 0 { gemm.rows(rows) }
                 for row in rows {
                   let p = out + row * n
-                  layerNormRow(p, p, weight: weight, bias: normBias, count: n, eps: eps)
+                  let (mean, inverse) = layerNormRowStatistics(p, count: n, eps: eps)
+                  (statistics[row], statistics[m + row]) = (mean, inverse)
+                  layerNormRowApply(
+                    p, p, mean: mean, inverse: inverse, weight: weight, bias: normBias, count: n)
                   addVectors(shifted + row * n, p, offset + row * n, count: n)
                 }
               }
@@ -126,7 +133,11 @@ public func layerNormOfProductAndResidual(
     }
     normalizedCount = m * n
   }
-  return (Tensor(shape: [m, n], data: normalized), Tensor(shape: [m, n], data: offsetRows))
+  return (
+    Tensor(shape: [m, n], data: normalized), Tensor(shape: [m, n], data: offsetRows),
+    Array(UnsafeBufferPointer(start: statistics, count: m)),
+    Array(UnsafeBufferPointer(start: statistics + m, count: m))
+  )
 }
 
 /// The values of five tensors in place (none may be empty).

@@ -58,8 +58,22 @@ public struct UpscalingProducts: Sendable {
 
   /// x [H, W, Cin], vectors [M, C2] -> [M, 4H, 4W]: out[m, y, x] = vectors[m] . upscaled[y, x].
   public func callAsFunction(_ x: Tensor, vectors: Tensor) -> Tensor {
-    let (inChannels, c1, c2) = (conv1.inFeatures, normWeight.count, conv2.outFeatures / 4)
-    precondition(x.shape.count == 3 && x.shape[2] == inChannels, "UpscalingProducts: input \(x.shape)")
+    precondition(x.shape.count == 3 && x.shape[2] == conv1.inFeatures, "UpscalingProducts: input \(x.shape)")
+    return products(x, firstStageGiven: false, vectors: vectors)
+  }
+
+  /// The same from convT1's output already computed (bias included): blocks [H, W, 2 * 2 * C1],
+  /// each input pixel's 2x2 output block as (dy, dx, c).
+  public func callAsFunction(firstStage blocks: Tensor, vectors: Tensor) -> Tensor {
+    precondition(
+      blocks.shape.count == 3 && blocks.shape[2] == 4 * normWeight.count,
+      "UpscalingProducts: first stage \(blocks.shape)")
+    return products(blocks, firstStageGiven: true, vectors: vectors)
+  }
+
+  private func products(_ x: Tensor, firstStageGiven: Bool, vectors: Tensor) -> Tensor {
+    let (c1, c2) = (normWeight.count, conv2.outFeatures / 4)
+    let inChannels = x.shape[2]
     precondition(
       vectors.shape.count == 2 && vectors.shape[1] == c2, "UpscalingProducts: vectors \(vectors.shape)")
     let (height, width, masks) = (x.shape[0], x.shape[1], vectors.shape[0])
@@ -76,7 +90,8 @@ public struct UpscalingProducts: Sendable {
                     normBias.withUnsafeBufferPointer { nb in
                       let steps = UpscalingSteps(
                         width: width, inChannels: inChannels, c1: c1, c2: c2, masks: masks, plane: plane,
-                        conv1: w1.baseAddress!, conv1Bias: b1.baseAddress!, normWeight: nw.baseAddress!,
+                        firstStageGiven: firstStageGiven, conv1: w1.baseAddress!, conv1Bias: b1.baseAddress!,
+                        normWeight: nw.baseAddress!,
                         normBias: nb.baseAddress!, eps: eps, conv2: w2.baseAddress!,
                         conv2Bias: b2.baseAddress!, vectors: vp.baseAddress!)
                       let stepCount = (height + Self.rowsPerStep - 1) / Self.rowsPerStep
@@ -112,6 +127,7 @@ private struct UpscalingSteps {
   var c2: Int
   var masks: Int
   var plane: Int  // values per output plane: 4H * 4W
+  var firstStageGiven: Bool  // the input is convT1's output [H, W, 4 C1], not x [H, W, Cin]
   var conv1: UnsafePointer<Float>
   var conv1Bias: UnsafePointer<Float>
   var normWeight: UnsafePointer<Float>
@@ -131,17 +147,22 @@ private struct UpscalingSteps {
     let pixels = rows.count * width
     let stage1 = scratch  // (pixels, dy, dx, C1)
     let stage2 = stage1 + pixels * 4 * c1  // (pixels, dy, dx, dy2, dx2, C2)
-    var first = sam_gemm_args()
-    first.out = stage1
-    first.ldo = 4 * c1
-    first.x = input + rows.lowerBound * width * inChannels
-    first.ldx = inChannels
-    first.packed = conv1
-    first.bias = conv1Bias
-    first.n = 4 * c1
-    first.k = inChannels
-    withUnsafePointer(to: first) { sam_gemm_packed_rows($0, 0, pixels) }
-    sam_layer_norm_gelu(stage1, stage1, normWeight, normBias, 4 * pixels, c1, eps)
+    if firstStageGiven {
+      sam_layer_norm_gelu(
+        stage1, input + rows.lowerBound * width * inChannels, normWeight, normBias, 4 * pixels, c1, eps)
+    } else {
+      var first = sam_gemm_args()
+      first.out = stage1
+      first.ldo = 4 * c1
+      first.x = input + rows.lowerBound * width * inChannels
+      first.ldx = inChannels
+      first.packed = conv1
+      first.bias = conv1Bias
+      first.n = 4 * c1
+      first.k = inChannels
+      withUnsafePointer(to: first) { sam_gemm_packed_rows($0, 0, pixels) }
+      sam_layer_norm_gelu(stage1, stage1, normWeight, normBias, 4 * pixels, c1, eps)
+    }
     var second = sam_gemm_args()
     second.out = stage2
     second.ldo = 4 * c2

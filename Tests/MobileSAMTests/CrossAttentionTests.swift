@@ -81,13 +81,13 @@ final class CrossAttentionTests: XCTestCase {
       addInPlace(&attended, residual)
       let want = norm(attended)
       let wantWithPositional = add(want, positional)
-      let (got, gotWithPositional) = attention.attendImageToTokens(
+      let (got, gotWithPositional, _) = attention.attendImageToTokens(
         image: image, keys: keys, values: values, residual: residual, norm: norm, positional: positional)
       assertClose(got, want, "\(imageTokens) image tokens to tokens")
       assertClose(
         gotWithPositional, wantWithPositional, "\(imageTokens) image tokens to tokens, + positional")
       let projected = attention.qProj(image)
-      let (gotProjected, gotProjectedWithPositional) = attention.attendImageToTokens(
+      let (gotProjected, gotProjectedWithPositional, _) = attention.attendImageToTokens(
         projectedImage: projected, keys: keys, values: values, residual: residual, norm: norm,
         positional: positional)
       assertClose(gotProjected, want, "\(imageTokens) projected image tokens to tokens")

@@ -54,8 +54,8 @@ final class LowRankUpscalingInputTests: XCTestCase {
     let stats2 = layerNormStatistics(x2, eps: norm2.eps)
     let got = lowRank(
       imageSide: lowRank.imageSide(keys),
-      first: .init(weights: a1, values: p1, mean: stats1.mean, inverse: stats1.inverse),
-      second: .init(weights: a2, values: p2, mean: stats2.mean, inverse: stats2.inverse))
+      first: ImageToTokenUpdate(weights: a1, values: p1, mean: stats1.mean, inverse: stats1.inverse),
+      second: ImageToTokenUpdate(weights: a2, values: p2, mean: stats2.mean, inverse: stats2.inverse))
 
     XCTAssertEqual(got.shape, want.shape)
     let scale = want.data.map(abs).max() ?? 0
@@ -75,5 +75,33 @@ final class LowRankUpscalingInputTests: XCTestCase {
       let row = i / 37
       XCTAssertEqual((value - stats.mean[row]) * stats.inverse[row], normalized[i], accuracy: 1e-5)
     }
+  }
+
+  /// The model's own use: a box decoded from the image's kept side (the low-rank first stage) and
+  /// from keys formed for the prompt (every product computed) give the same logits, and the same
+  /// scores bit for bit (the transformer runs the same way in both).
+  func testModelsLowRankPathEqualsTheDensePath() throws {
+    let reference = try ReferenceModel.shared.get()
+    let embedding = try reference.embedding("images/picture3.jpg")
+    let (model, dim) = (reference.model, MaskDecoder.transformerDim)
+    XCTAssertNotNil(embedding.promptFreeFirstLayer.upscalingSide)
+    let imagePE = model.promptEncoder.densePositionalEncoding.reshaped([4096, dim])
+    let sparse = model.promptEncoder.sparseEmbeddings(
+      points: [], box: PromptBox(x0: 120, y0: 150, x1: 610, y1: 480))
+    let batched = sparse.reshaped([1] + sparse.shape)
+    let lowRank = model.maskDecoder(
+      imageEmbedding: embedding.features, imagePE: imagePE, sparse: batched, dense: nil,
+      maskIndices: [1, 2, 3],
+      firstLayerImage: embedding.promptFreeFirstLayer)
+    let dense = model.maskDecoder(
+      imageEmbedding: embedding.features, imagePE: imagePE, sparse: batched,
+      dense: model.promptEncoder.denseEmbedding(maskInput: nil).reshaped([1, 4096, dim]),
+      maskIndices: [1, 2, 3])
+    XCTAssertEqual(lowRank.iou.data, dense.iou.data)
+    let scale = dense.logits.data.map(abs).max() ?? 0
+    let worst = zip(lowRank.logits.data, dense.logits.data).map { abs($0 - $1) }.max() ?? .infinity
+    print("low-rank vs dense logits: max |diff| \(worst), max |value| \(scale)")
+    XCTAssertGreaterThan(scale, 0.1)
+    XCTAssertLessThanOrEqual(worst, 1e-4 * max(scale, 1))
   }
 }

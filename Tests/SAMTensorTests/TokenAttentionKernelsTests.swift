@@ -62,6 +62,7 @@ final class TokenAttentionKernelsTests: XCTestCase {
       let (aValues, bValues, residualValues, biasValues) = (a.data, b.data, residual.data, bias.data)
       let (weightValues, normBiasValues, offsetValues) = (weight.data, normBias.data, offset.data)
       var normalized = Expected(shape: [m, n])
+      var (wantMeans, wantInverses) = ([Double](repeating: 0, count: m), [Double](repeating: 0, count: m))
       for i in 0..<m {
         var sums = [Double](repeating: 0, count: n)
         var magnitudes = sums
@@ -77,6 +78,7 @@ final class TokenAttentionKernelsTests: XCTestCase {
         let mean = sums.reduce(0, +) / Double(n)
         let variance = sums.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n)
         let inverse = 1 / (variance + 1e-5).squareRoot()
+        (wantMeans[i], wantInverses[i]) = (mean, inverse)
         for j in 0..<n {
           let w = Double(weightValues[j])
           normalized.values[i * n + j] = (sums[j] - mean) * inverse * w + Double(normBiasValues[j])
@@ -90,12 +92,20 @@ final class TokenAttentionKernelsTests: XCTestCase {
         shifted.values[i] += Double(offsetValues[i])
         shifted.magnitudes[i] += abs(Double(offsetValues[i]))
       }
-      let (gotNormalized, gotShifted) = layerNormOfProductAndResidual(
+      let (gotNormalized, gotShifted, gotMeans, gotInverses) = layerNormOfProductAndResidual(
         a, b, residual: residual, bias: bias, normWeight: weight, normBias: normBias, eps: 1e-5,
         offset: offset)
       // 1e-6 relative to the terms: float32 sums of up to 58 terms in BLAS's order, then the norm.
       assertClose(gotNormalized, normalized, relative: 1e-6, "normalized \(m)x\(k)x\(n)")
       assertClose(gotShifted, shifted, relative: 1e-6, "normalized + offset \(m)x\(k)x\(n)")
+      // The statistics the norm used (LowRankUpscalingInput needs them).
+      XCTAssertEqual(gotMeans.count, m)
+      XCTAssertEqual(gotInverses.count, m)
+      for i in 0..<min(m, gotMeans.count, gotInverses.count) {
+        XCTAssertEqual(
+          Double(gotInverses[i]), wantInverses[i], accuracy: 1e-5 * wantInverses[i], "inverse, row \(i)")
+        XCTAssertEqual(Double(gotMeans[i]), wantMeans[i], accuracy: 1e-5 / wantInverses[i], "mean, row \(i)")
+      }
     }
   }
 }
