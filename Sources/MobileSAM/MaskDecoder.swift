@@ -166,11 +166,12 @@ struct MaskDecoder {
       ).data
     }  // (masks, 32)
     let vectors = Tensor(shape: [outputs.maskIndices.count, dim / 8], data: hyper)
+    // (masks, 256, 256)
     if let imageSide = outputs.upscalingSide {
       let blocks = lowRankUpscaling(
         imageSide: imageSide, first: outputs.updates[0], second: outputs.updates[1])
       return outputUpscaling(firstStage: blocks.reshaped([side, side, dim]), vectors: vectors).data
     }
-    return outputUpscaling(outputs.keys.reshaped([side, side, dim]), vectors: vectors).data  // (masks, 256, 256)
+    return outputUpscaling(outputs.keys.reshaped([side, side, dim]), vectors: vectors).data
   }
 }
