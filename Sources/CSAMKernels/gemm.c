@@ -34,23 +34,6 @@ void sam_gemm_pack_weight(float *packed, const float *weight, size_t n, size_t k
   }
 }
 
-static inline __attribute__((always_inline)) vfloat load_part(const float *p, size_t count) {
-  if (count >= 16) return load16(p);
-  float lanes[16] = {0};
-  memcpy(lanes, p, count * sizeof(float));
-  return load16(lanes);
-}
-
-static inline __attribute__((always_inline)) void store_part(float *p, vfloat v, size_t count) {
-  if (count >= 16) {
-    store16(p, v);
-    return;
-  }
-  float lanes[16];
-  store16(lanes, v);
-  memcpy(p, lanes, count * sizeof(float));
-}
-
 // One register tile: `rows` input rows from `row`, `vectors` x 16 columns from column `column`
 // (inside the panel that starts at column `column - column % 32`).
 static inline __attribute__((always_inline)) void tile(
@@ -82,14 +65,14 @@ static inline __attribute__((always_inline)) void tile(
     const size_t first = column + 16 * (size_t)v;
     if (first >= a->n) break;
     const size_t count = a->n - first;
-    const vfloat bias = a->bias ? load_part(a->bias + first, count) : SPLAT(0.0f);
+    const vfloat bias = a->bias ? load16_part(a->bias + first, count) : SPLAT(0.0f);
 #pragma clang loop unroll(full)
     for (int r = 0; r < rows; r++) {
       vfloat y = acc[r][v];
       if (a->bias) y = y + bias;
-      if (a->residual) y = y + load_part(a->residual + (row + (size_t)r) * a->ldr + first, count);
+      if (a->residual) y = y + load16_part(a->residual + (row + (size_t)r) * a->ldr + first, count);
       if (a->gelu) y = gelu16(y);
-      store_part(a->out + (row + (size_t)r) * a->ldo + first, y, count);
+      store16_part(a->out + (row + (size_t)r) * a->ldo + first, y, count);
     }
   }
 }

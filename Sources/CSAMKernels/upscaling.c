@@ -7,24 +7,6 @@
 #include "sam_kernels.h"
 #include "vector16.h"
 
-// The first `count` lanes (all 16 when count >= 16) from p, zero in the others.
-static inline __attribute__((always_inline)) vfloat load_lanes(const float *p, size_t count) {
-  if (count >= 16) return load16(p);
-  float lanes[16] = {0};
-  memcpy(lanes, p, count * sizeof(float));
-  return load16(lanes);
-}
-
-static inline __attribute__((always_inline)) void store_lanes(float *p, vfloat v, size_t count) {
-  if (count >= 16) {
-    store16(p, v);
-    return;
-  }
-  float lanes[16];
-  store16(lanes, v);
-  memcpy(p, lanes, count * sizeof(float));
-}
-
 // Lanes below `count` all ones, the others zero.
 static inline __attribute__((always_inline)) vint lanes_below(size_t count) {
   const vint index = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -76,7 +58,7 @@ static inline __attribute__((always_inline)) void layer_norm_gelu_body(
       vfloat sums = SPLAT(0.0f);
       if (j < group) {
         for (size_t c = 0; c < channels; c += 16) {
-          sums += load_lanes(rows + j * channels + c, channels - c);
+          sums += load16_part(rows + j * channels + c, channels - c);
         }
       }
       partial[j] = sums;
@@ -88,7 +70,7 @@ static inline __attribute__((always_inline)) void layer_norm_gelu_body(
       if (j < group) {
         for (size_t c = 0; c < channels; c += 16) {
           const vint valid = lanes_below(channels - c);
-          vfloat d = load_lanes(rows + j * channels + c, channels - c) - means[j];
+          vfloat d = load16_part(rows + j * channels + c, channels - c) - means[j];
           d = select16(valid, d, SPLAT(0.0f));
           squares = fma16(d, d, squares);
         }
@@ -100,9 +82,9 @@ static inline __attribute__((always_inline)) void layer_norm_gelu_body(
     for (size_t j = 0; j < group; j++) {
       for (size_t c = 0; c < channels; c += 16) {
         const size_t count = channels - c;
-        vfloat normalized = (load_lanes(rows + j * channels + c, count) - means[j]) * inverses[j];
-        vfloat y = fma16(normalized, load_lanes(weight + c, count), load_lanes(bias + c, count));
-        store_lanes(out + (i0 + j) * channels + c, gelu16(y), count);
+        vfloat normalized = (load16_part(rows + j * channels + c, count) - means[j]) * inverses[j];
+        vfloat y = fma16(normalized, load16_part(weight + c, count), load16_part(bias + c, count));
+        store16_part(out + (i0 + j) * channels + c, gelu16(y), count);
       }
     }
   }
@@ -159,7 +141,7 @@ static inline __attribute__((always_inline)) void products_body(
         const float *pixel = block + (size_t)(((dy * 2 + dx) * 2 + dy2) * 2 + dx2) * channels;
         vfloat acc = SPLAT(0.0f);
         for (size_t c = 0; c < channels; c += 16) {
-          acc = fma16(load_lanes(pixel + c, channels - c), load_lanes(vector + c, channels - c), acc);
+          acc = fma16(load16_part(pixel + c, channels - c), load16_part(vector + c, channels - c), acc);
         }
         partial[j] = acc;
       }

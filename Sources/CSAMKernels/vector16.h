@@ -26,6 +26,25 @@ static inline __attribute__((always_inline)) vfloat load16(const float *p) {
 
 static inline __attribute__((always_inline)) void store16(float *p, vfloat v) { memcpy(p, &v, sizeof v); }
 
+// The first `count` lanes (all 16 when count >= 16) from p, zero in the others.
+static inline __attribute__((always_inline)) vfloat load16_part(const float *p, size_t count) {
+  if (count >= 16) return load16(p);
+  float lanes[16] = {0};
+  memcpy(lanes, p, count * sizeof(float));
+  return load16(lanes);
+}
+
+// The first `count` lanes of v (all 16 when count >= 16) to p.
+static inline __attribute__((always_inline)) void store16_part(float *p, vfloat v, size_t count) {
+  if (count >= 16) {
+    store16(p, v);
+    return;
+  }
+  float lanes[16];
+  store16(lanes, v);
+  memcpy(p, lanes, count * sizeof(float));
+}
+
 static inline __attribute__((always_inline)) vfloat fma16(vfloat a, vfloat b, vfloat c) {
   return __builtin_elementwise_fma(a, b, c);
 }

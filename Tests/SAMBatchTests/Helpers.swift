@@ -19,3 +19,24 @@ enum MobileSAMPrompt {
     Prompt(box: PromptBox(x0: x0, y0: y0, x1: x1, y1: y1))
   }
 }
+
+/// A mask's COCO runs the plain way: down each column, left to right, starting with a run of
+/// zeros (the reference for the RLE tests).
+func columnWalkRuns(_ pixels: [UInt8], width: Int, height: Int) -> [Int] {
+  var runs: [Int] = []
+  var current = false
+  var length = 0
+  for x in 0..<width {
+    for y in 0..<height {
+      let set = pixels[y * width + x] != 0
+      if set != current {
+        runs.append(length)
+        length = 0
+        current = set
+      }
+      length += 1
+    }
+  }
+  runs.append(length)
+  return runs
+}

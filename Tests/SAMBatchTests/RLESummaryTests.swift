@@ -74,25 +74,6 @@ private func randomMask(width: Int, height: Int, style: Int, rng: inout SummaryR
   return pixels
 }
 
-private func columnWalkRuns(_ pixels: [UInt8], width: Int, height: Int) -> [Int] {
-  var runs: [Int] = []
-  var current = false
-  var length = 0
-  for x in 0..<width {
-    for y in 0..<height {
-      let set = pixels[y * width + x] != 0
-      if set != current {
-        runs.append(length)
-        length = 0
-        current = set
-      }
-      length += 1
-    }
-  }
-  runs.append(length)
-  return runs
-}
-
 /// pycocotools' `rleToString`, one character at a time.
 private func plainCounts(_ runs: [Int]) -> String {
   var out = ""

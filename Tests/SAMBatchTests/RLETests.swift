@@ -66,22 +66,9 @@ final class RLETests: XCTestCase {
         }
       }
       let mask = BinaryMask(width: width, height: height, pixels: pixels)
-      var naive: [Int] = []
-      var current = false
-      var length = 0
-      for x in 0..<width {
-        for y in 0..<height {
-          let set = pixels[y * width + x] != 0
-          if set != current {
-            naive.append(length)
-            length = 0
-            current = set
-          }
-          length += 1
-        }
-      }
-      naive.append(length)
-      XCTAssertEqual(MaskRLE.runs(of: mask), naive, "trial \(trial): \(width)x\(height)")
+      XCTAssertEqual(
+        MaskRLE.runs(of: mask), columnWalkRuns(pixels, width: width, height: height),
+        "trial \(trial): \(width)x\(height)")
     }
   }
 

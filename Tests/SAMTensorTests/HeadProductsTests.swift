@@ -56,35 +56,4 @@ final class HeadProductsTests: XCTestCase {
     for i in 0..<spread.count where spread.data[i] != 0 { noisy.data[i] = spread.data[i] }
     XCTAssertEqual(headDiagonalBlocks(noisy, heads: heads), x)
   }
-
-  func testSoftmaxWithinRowGroupsAgainstDouble() {
-    var random = SeededRandom(seed: 92)
-    // 7 rows per group as the decoder's tokens; 4096 columns and an odd count for the tail.
-    for (groups, rows, columns) in [(8, 7, 4096), (3, 5, 13), (2, 1, 9)] {
-      var x = random.tensor([groups * rows, columns], -20, 20)
-      var expected = Expected(shape: x.shape)
-      for g in 0..<groups {
-        for c in 0..<columns {
-          let logits = (0..<rows).map { Double(x.data[(g * rows + $0) * columns + c]) }
-          let top = logits.max()!
-          let total = logits.map { exp($0 - top) }.reduce(0, +)
-          for r in 0..<rows {
-            let value = exp(logits[r] - top) / total
-            expected.values[(g * rows + r) * columns + c] = value
-            expected.magnitudes[(g * rows + r) * columns + c] = value
-          }
-        }
-      }
-      softmaxWithinRowGroups(&x, groupRows: rows)
-      // 1e-6 relative: the vector exp (< 6e-9) and a handful of float32 roundings; 1e-12 absolute
-      // for the tiny probabilities.
-      assertClose(x, expected, relative: 1e-6, absolute: 1e-12, "softmax groups \(groups)x\(rows)x\(columns)")
-    }
-  }
-
-  func testAddToRows() {
-    var x = Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6])
-    addToRows(&x, [10, -1])
-    XCTAssertEqual(x.data, [11, 12, 13, 3, 4, 5])
-  }
 }
