@@ -1,6 +1,7 @@
 // A GEMM for nn.Linear shapes whose weight is packed once, at load time, with the bias, a
 // residual and GELU applied while each output tile is still in registers:
-//   out[i, j] = act(sum over p of x[i, p] * w[j, p] + bias[j] + residual[i, j]).
+//   out[i, j] = act(sum over p of x[i, p] * w[j, p] + bias[j] + residual[i, j])
+// (the residual optionally scaled per row).
 // OpenBLAS repacks the weight on every call (8% of an encode) and its output then needs an
 // epilogue pass over memory of its own; here both are gone.
 //
@@ -30,6 +31,17 @@ void sam_gemm_pack_weight(float *packed, const float *weight, size_t n, size_t k
       for (size_t j = 0; j < PANEL; j++) {
         panel[p * PANEL + j] = j0 + j < n ? weight[(j0 + j) * k + p] : 0.0f;
       }
+    }
+  }
+}
+
+void sam_gemm_pack_weight_transposed(float *packed, const float *weight_t, size_t n, size_t k) {
+  for (size_t j0 = 0; j0 < n; j0 += PANEL) {
+    float *panel = packed + j0 * k;
+    const size_t count = n - j0 < PANEL ? n - j0 : PANEL;
+    for (size_t p = 0; p < k; p++) {
+      memcpy(panel + p * PANEL, weight_t + p * n + j0, count * sizeof(float));
+      for (size_t j = count; j < PANEL; j++) panel[p * PANEL + j] = 0.0f;
     }
   }
 }
@@ -70,7 +82,10 @@ static inline __attribute__((always_inline)) void tile(
     for (int r = 0; r < rows; r++) {
       vfloat y = acc[r][v];
       if (a->bias) y = y + bias;
-      if (a->residual) y = y + load16_part(a->residual + (row + (size_t)r) * a->ldr + first, count);
+      if (a->residual) {
+        const vfloat residual = load16_part(a->residual + (row + (size_t)r) * a->ldr + first, count);
+        y = a->row_scale ? fma16(SPLAT(a->row_scale[row + (size_t)r]), residual, y) : y + residual;
+      }
       if (a->gelu) y = gelu16(y);
       store16_part(a->out + (row + (size_t)r) * a->ldo + first, y, count);
     }

@@ -1,7 +1,7 @@
-// The two steps of the mask decoder's output upscaling that are not GEMMs (those run on the
-// packed GEMM, gemm.c): LayerNorm over each pixel's channels followed by GELU, and the dot
-// products of every upscaled pixel with the hypernetwork vectors, written straight into the
-// output planes. Written once with 16-lane vectors and compiled for AVX-512 and for AVX2; both
+// The steps of the mask decoder's output upscaling that are not GEMMs (those run on the
+// packed GEMM, gemm.c): the coefficient rows of a first stage given in low-rank form, LayerNorm
+// over each pixel's channels followed by GELU, and the dot products of every upscaled pixel with
+// the hypernetwork vectors, written straight into the output planes. Written once with 16-lane vectors and compiled for AVX-512 and for AVX2; both
 // versions run the same operations in the same order, so they give the same bits.
 #include "gelu16.h"
 #include "sam_kernels.h"
@@ -37,6 +37,53 @@ static inline __attribute__((always_inline)) vfloat sum_lanes_of_each(const vflo
   }
   return __builtin_shufflevector(w[0], w[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
          __builtin_shufflevector(w[0], w[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+
+// -- Low-rank coefficients ---------------------------------------------------------------------
+
+// A row's two scaled rank blocks, 16 lanes at a time; the four constant columns as scalars.
+static inline __attribute__((always_inline)) void low_rank_coefficients_body(
+    float *out, float *scales, const float *a1, size_t r1, const float *a2, size_t r2, const float *mean1,
+    const float *inverse1, const float *mean2, const float *inverse2, size_t rows) {
+  const size_t width = r1 + r2 + 4;
+  for (size_t i = 0; i < rows; i++) {
+    const float beta = inverse2[i], alpha = inverse1[i] * beta;
+    float *row = out + i * width;
+    const float *first = a1 + i * r1, *second = a2 + i * r2;
+    for (size_t j = 0; j < r1; j += 16) {
+      store16_part(row + j, load16_part(first + j, r1 - j) * alpha, r1 - j);
+    }
+    for (size_t j = 0; j < r2; j += 16) {
+      store16_part(row + r1 + j, load16_part(second + j, r2 - j) * beta, r2 - j);
+    }
+    row[r1 + r2] = alpha;
+    row[r1 + r2 + 1] = -(alpha * mean1[i]);
+    row[r1 + r2 + 2] = beta;
+    row[r1 + r2 + 3] = -(beta * mean2[i]);
+    scales[i] = alpha;
+  }
+}
+
+AVX512_TARGET static void low_rank_coefficients_avx512(
+    float *out, float *scales, const float *a1, size_t r1, const float *a2, size_t r2, const float *mean1,
+    const float *inverse1, const float *mean2, const float *inverse2, size_t rows) {
+  low_rank_coefficients_body(out, scales, a1, r1, a2, r2, mean1, inverse1, mean2, inverse2, rows);
+}
+
+AVX2_TARGET static void low_rank_coefficients_avx2(
+    float *out, float *scales, const float *a1, size_t r1, const float *a2, size_t r2, const float *mean1,
+    const float *inverse1, const float *mean2, const float *inverse2, size_t rows) {
+  low_rank_coefficients_body(out, scales, a1, r1, a2, r2, mean1, inverse1, mean2, inverse2, rows);
+}
+
+void sam_low_rank_coefficients(
+    float *out, float *scales, const float *a1, size_t r1, const float *a2, size_t r2, const float *mean1,
+    const float *inverse1, const float *mean2, const float *inverse2, size_t rows) {
+  if (sam_kernels_lanes() == 16) {
+    low_rank_coefficients_avx512(out, scales, a1, r1, a2, r2, mean1, inverse1, mean2, inverse2, rows);
+  } else {
+    low_rank_coefficients_avx2(out, scales, a1, r1, a2, r2, mean1, inverse1, mean2, inverse2, rows);
+  }
 }
 
 // -- LayerNorm + GELU -------------------------------------------------------------------------

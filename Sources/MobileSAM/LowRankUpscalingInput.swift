@@ -12,15 +12,18 @@
 //   k2 W = inv2 * (inv1 * (E Wgg + A1 (P1 Wgg) + c1 Wgg - mean1 (1 Wgg))
 //                  + A2 (P2 Wg) + (b1 + c2) Wg - mean2 (1 Wg)) + b2 W
 // with Wg = diag(g2) W and Wgg = diag(g1 g2) W. E Wgg is computed once per image (`imageSide`);
-// per prompt it is scaled per row and the rest is one product [4096, 2r + 4] x [2r + 4, 4 C1].
+// per prompt the rest is the basis [P1 Wgg; P2 Wg; constant rows] of 2r + 4 rows, and the
+// upscaling's row step forms its pixels' rows as one product [pixels, 2r + 4] x [2r + 4, 4 C1]
+// plus the scaled E Wgg rows (`LowRankFirstStage`, UpscalingProducts.swift).
 import SAMTensor
 
 /// The per-model parts of the rewrite above (weights and constant rows), and the per-image and
 /// per-prompt steps.
 struct LowRankUpscalingInput: Sendable {
-  /// Wgg = diag(g1 g2) W and Wg = diag(g2) W, W the convolution as a [C, 4 C1] GEMM.
-  let weightGG: Tensor
-  let weightG: Tensor
+  /// Wgg = diag(g1 g2) W and Wg = diag(g2) W, W the convolution as a [C, 4 C1] GEMM, packed as
+  /// linear layers [4 C1, C].
+  let weightGG: PackedWeight
+  let weightG: PackedWeight
   /// [4, 4 C1]: c1 Wgg, 1 Wgg, (b1 + c2) Wg, 1 Wg (the constant terms' rows).
   let constantRows: Tensor
   /// [4 C1]: b2 W + the convolution's bias.
@@ -46,51 +49,37 @@ struct LowRankUpscalingInput: Sendable {
         gg[c * outputs + o] = g1[c] * g2[c] * w[c * outputs + o]
       }
     }
-    weightGG = Tensor(shape: [channels, outputs], data: gg)
-    weightG = Tensor(shape: [channels, outputs], data: g)
+    let (gTensor, ggTensor) = (
+      Tensor(shape: [channels, outputs], data: g), Tensor(shape: [channels, outputs], data: gg)
+    )
+    weightGG = PackedWeight(transposed: ggTensor)
+    weightG = PackedWeight(transposed: gTensor)
     let ones = [Float](repeating: 1, count: channels)
     let c2 = outBias2.data
-    let first = matmul(Tensor(shape: [2, channels], data: outBias1.data + ones), weightGG)
-    let second = matmul(Tensor(shape: [2, channels], data: zip(b1, c2).map { $0 + $1 } + ones), weightG)
+    let first = matmul(Tensor(shape: [2, channels], data: outBias1.data + ones), ggTensor)
+    let second = matmul(Tensor(shape: [2, channels], data: zip(b1, c2).map { $0 + $1 } + ones), gTensor)
     constantRows = Tensor(shape: [4, outputs], data: first.data + second.data)
     offset = add(matmul(Tensor(shape: [1, channels], data: b2), conv1).reshaped([outputs]), conv1Bias)
   }
 
   /// E Wgg for the keys E [4096, C] the transformer starts from: computed once per image.
-  func imageSide(_ keys: Tensor) -> Tensor { matmul(keys, weightGG) }
+  func imageSide(_ keys: Tensor) -> Tensor { linear(keys, packed: weightGG, bias: nil) }
 
-  /// The convolution's output [N, 4 C1] (bias included) of the final keys, from the image side
-  /// (`imageSide`) and the two layers' updates.
-  func callAsFunction(imageSide: Tensor, first: ImageToTokenUpdate, second: ImageToTokenUpdate) -> Tensor {
-    let (tokens, outputs) = (imageSide.shape[0], imageSide.shape[1])
+  /// The convolution's output [N, 4 C1] (bias included) of the final keys, in the low-rank form
+  /// the upscaling's row step evaluates, from the image side (`imageSide`) and the two layers'
+  /// updates.
+  func callAsFunction(imageSide: Tensor, first: ImageToTokenUpdate, second: ImageToTokenUpdate)
+    -> LowRankFirstStage
+  {
+    let outputs = imageSide.shape[1]
     let (r1, r2) = (first.weights.shape[1], second.weights.shape[1])
-    precondition(
-      first.weights.shape[0] == tokens && second.weights.shape[0] == tokens && first.mean.count == tokens
-        && second.mean.count == tokens,
-      "LowRankUpscalingInput: updates for \(first.weights.shape) and \(second.weights.shape), image \(tokens)"
-    )
     let basis = Tensor(
       shape: [r1 + r2 + 4, outputs],
-      data: matmul(first.values, weightGG).data + matmul(second.values, weightG).data + constantRows.data)
-    let width = r1 + r2 + 4
-    var coefficients = [Float](repeating: 0, count: tokens * width)
-    var start = [Float](repeating: 0, count: tokens * outputs)
-    let (a1, a2, side, bias) = (first.weights.data, second.weights.data, imageSide.data, offset.data)
-    for i in 0..<tokens {
-      let beta = second.inverse[i]
-      let alpha = first.inverse[i] * beta
-      let row = i * width
-      for j in 0..<r1 { coefficients[row + j] = alpha * a1[i * r1 + j] }
-      for j in 0..<r2 { coefficients[row + r1 + j] = beta * a2[i * r2 + j] }
-      coefficients[row + r1 + r2] = alpha
-      coefficients[row + r1 + r2 + 1] = -alpha * first.mean[i]
-      coefficients[row + r1 + r2 + 2] = beta
-      coefficients[row + r1 + r2 + 3] = -beta * second.mean[i]
-      for o in 0..<outputs { start[i * outputs + o] = alpha * side[i * outputs + o] + bias[o] }
-    }
-    return matmul(
-      Tensor(shape: [tokens, width], data: coefficients), basis,
-      adding: Tensor(shape: [tokens, outputs], data: start))
+      data: linear(first.values, packed: weightGG, bias: nil).data
+        + linear(second.values, packed: weightG, bias: nil).data + constantRows.data)
+    return LowRankFirstStage(
+      side: imageSide, basis: basis, bias: offset.data, weights1: first.weights, mean1: first.mean,
+      inverse1: first.inverse, weights2: second.weights, mean2: second.mean, inverse2: second.inverse)
   }
 }
 

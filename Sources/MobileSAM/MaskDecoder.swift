@@ -168,9 +168,9 @@ struct MaskDecoder {
     let vectors = Tensor(shape: [outputs.maskIndices.count, dim / 8], data: hyper)
     // (masks, 256, 256)
     if let imageSide = outputs.upscalingSide {
-      let blocks = lowRankUpscaling(
+      let firstStage = lowRankUpscaling(
         imageSide: imageSide, first: outputs.updates[0], second: outputs.updates[1])
-      return outputUpscaling(firstStage: blocks.reshaped([side, side, dim]), vectors: vectors).data
+      return outputUpscaling(lowRank: firstStage, height: side, width: side, vectors: vectors).data
     }
     return outputUpscaling(outputs.keys.reshaped([side, side, dim]), vectors: vectors).data
   }

@@ -34,6 +34,27 @@ public struct PackedWeight: Sendable {
       kernelW: kernelW)
   }
 
+  /// Packs a weight given transposed, `transposed` [inFeatures, outFeatures] (the right-hand
+  /// factor of x W, as a [K, N] matrix), without forming [outFeatures, inFeatures].
+  public init(transposed weight: Tensor) {
+    precondition(
+      weight.shape.count == 2, "PackedWeight: transposed weight must be [in, out], got \(weight.shape)")
+    let (inFeatures, outFeatures) = (weight.shape[0], weight.shape[1])
+    self.outFeatures = outFeatures
+    self.inFeatures = inFeatures
+    kernelH = 1
+    kernelW = 1
+    let count = sam_gemm_packed_count(outFeatures, inFeatures)
+    panels = weight.withUnsafeBufferPointer { wp in
+      [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        if count > 0 {
+          sam_gemm_pack_weight_transposed(buffer.baseAddress!, wp.baseAddress!, outFeatures, inFeatures)
+        }
+        initialized = count
+      }
+    }
+  }
+
   /// weight [outFeatures, inFeatures]
   private init(panelsOf weight: Tensor, kernelH: Int, kernelW: Int) {
     let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])

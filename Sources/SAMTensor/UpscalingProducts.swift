@@ -59,19 +59,24 @@ public struct UpscalingProducts: Sendable {
   /// x [H, W, Cin], vectors [M, C2] -> [M, 4H, 4W]: out[m, y, x] = vectors[m] . upscaled[y, x].
   public func callAsFunction(_ x: Tensor, vectors: Tensor) -> Tensor {
     precondition(x.shape.count == 3 && x.shape[2] == conv1.inFeatures, "UpscalingProducts: input \(x.shape)")
-    return products(x, firstStageGiven: false, vectors: vectors)
+    return products(x, lowRank: nil, vectors: vectors)
   }
 
-  /// The same from convT1's output already computed (bias included): blocks [H, W, 2 * 2 * C1],
-  /// each input pixel's 2x2 output block as (dy, dx, c).
-  public func callAsFunction(firstStage blocks: Tensor, vectors: Tensor) -> Tensor {
+  /// The same with convT1's output (bias included) given in low-rank form, one row per input pixel
+  /// [H * W, 2 * 2 * C1] (each pixel's 2x2 output block as (dy, dx, c)): each row step forms its
+  /// pixels' rows with one short GEMM (`LowRankFirstStage`) while they are in cache.
+  public func callAsFunction(lowRank: LowRankFirstStage, height: Int, width: Int, vectors: Tensor) -> Tensor {
     precondition(
-      blocks.shape.count == 3 && blocks.shape[2] == 4 * normWeight.count,
-      "UpscalingProducts: first stage \(blocks.shape)")
-    return products(blocks, firstStageGiven: true, vectors: vectors)
+      lowRank.pixels == height * width && lowRank.features == 4 * normWeight.count,
+      "UpscalingProducts: low-rank first stage [\(lowRank.pixels), \(lowRank.features)] for a "
+        + "\(height)x\(width) grid of \(normWeight.count) channels")
+    return lowRank.withPointers { pointers in
+      // No input channels: the steps form the first stage from `pointers`.
+      products(Tensor(shape: [height, width, 0], data: []), lowRank: pointers, vectors: vectors)
+    }
   }
 
-  private func products(_ x: Tensor, firstStageGiven: Bool, vectors: Tensor) -> Tensor {
+  private func products(_ x: Tensor, lowRank: LowRankPointers?, vectors: Tensor) -> Tensor {
     let (c1, c2) = (normWeight.count, conv2.outFeatures / 4)
     let inChannels = x.shape[2]
     precondition(
@@ -90,7 +95,7 @@ public struct UpscalingProducts: Sendable {
                     normBias.withUnsafeBufferPointer { nb in
                       let steps = UpscalingSteps(
                         width: width, inChannels: inChannels, c1: c1, c2: c2, masks: masks, plane: plane,
-                        firstStageGiven: firstStageGiven, conv1: w1.baseAddress!, conv1Bias: b1.baseAddress!,
+                        lowRank: lowRank, conv1: w1.baseAddress!, conv1Bias: b1.baseAddress!,
                         normWeight: nw.baseAddress!,
                         normBias: nb.baseAddress!, eps: eps, conv2: w2.baseAddress!,
                         conv2Bias: b2.baseAddress!, vectors: vp.baseAddress!)
@@ -102,7 +107,7 @@ public struct UpscalingProducts: Sendable {
                           for step in range {
                             let first = step * Self.rowsPerStep
                             steps.run(
-                              rows: first..<min(height, first + Self.rowsPerStep), input: xp.baseAddress!,
+                              rows: first..<min(height, first + Self.rowsPerStep), input: xp.baseAddress,
                               scratch: sp.baseAddress!, out: out)
                           }
                         }
@@ -127,7 +132,7 @@ private struct UpscalingSteps {
   var c2: Int
   var masks: Int
   var plane: Int  // values per output plane: 4H * 4W
-  var firstStageGiven: Bool  // the input is convT1's output [H, W, 4 C1], not x [H, W, Cin]
+  var lowRank: LowRankPointers?  // convT1's output in low-rank form; the input is then not read
   var conv1: UnsafePointer<Float>
   var conv1Bias: UnsafePointer<Float>
   var normWeight: UnsafePointer<Float>
@@ -137,20 +142,24 @@ private struct UpscalingSteps {
   var conv2Bias: UnsafePointer<Float>
   var vectors: UnsafePointer<Float>
 
-  /// The first stage [rows, W, 2, 2, C1] and the second [rows, W, 2, 2, 2, 2, C2].
-  func scratchCount(rows: Int) -> Int { rows * width * 4 * (c1 + 4 * c2) }
+  /// The first stage [rows, W, 2, 2, C1], the second [rows, W, 2, 2, 2, 2, C2] and the low-rank
+  /// form's coefficients.
+  func scratchCount(rows: Int) -> Int {
+    rows * width * 4 * (c1 + 4 * c2) + (lowRank?.scratchCount(pixels: rows * width) ?? 0)
+  }
 
   func run(
-    rows: Range<Int>, input: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+    rows: Range<Int>, input: UnsafePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
     out: UnsafeMutablePointer<Float>
   ) {
     let pixels = rows.count * width
     let stage1 = scratch  // (pixels, dy, dx, C1)
     let stage2 = stage1 + pixels * 4 * c1  // (pixels, dy, dx, dy2, dx2, C2)
-    if firstStageGiven {
-      sam_layer_norm_gelu(
-        stage1, input + rows.lowerBound * width * inChannels, normWeight, normBias, 4 * pixels, c1, eps)
-    } else {
+    if let lowRank {
+      let first = rows.lowerBound * width
+      lowRank.stage(pixels: first..<(first + pixels), into: stage1, scratch: stage2 + pixels * 16 * c2)
+      sam_layer_norm_gelu(stage1, stage1, normWeight, normBias, 4 * pixels, c1, eps)
+    } else if let input {
       var first = sam_gemm_args()
       first.out = stage1
       first.ldo = 4 * c1

@@ -55,7 +55,8 @@ final class LowRankUpscalingInputTests: XCTestCase {
     let got = lowRank(
       imageSide: lowRank.imageSide(keys),
       first: ImageToTokenUpdate(weights: a1, values: p1, mean: stats1.mean, inverse: stats1.inverse),
-      second: ImageToTokenUpdate(weights: a2, values: p2, mean: stats2.mean, inverse: stats2.inverse))
+      second: ImageToTokenUpdate(weights: a2, values: p2, mean: stats2.mean, inverse: stats2.inverse)
+    ).evaluated()
 
     XCTAssertEqual(got.shape, want.shape)
     let scale = want.data.map(abs).max() ?? 0
@@ -77,31 +78,78 @@ final class LowRankUpscalingInputTests: XCTestCase {
     }
   }
 
-  /// The model's own use: a box decoded from the image's kept side (the low-rank first stage) and
-  /// from keys formed for the prompt (every product computed) give the same logits, and the same
-  /// scores bit for bit (the transformer runs the same way in both).
+  /// The model's own use: prompts decoded as `predict` decodes them (the image's kept side, the
+  /// low-rank first stage fused into the upscaling's row steps) and with keys formed for the prompt
+  /// (every product computed) give the same logits within 1e-4 of their scale, and the same scores
+  /// bit for bit (the transformer runs the same way in both). Measured: max |diff| 3.8e-6 at scale ~2.
   func testModelsLowRankPathEqualsTheDensePath() throws {
     let reference = try ReferenceModel.shared.get()
     let embedding = try reference.embedding("images/picture3.jpg")
-    let (model, dim) = (reference.model, MaskDecoder.transformerDim)
+    let model = reference.model
     XCTAssertNotNil(embedding.promptFreeFirstLayer.upscalingSide)
-    let imagePE = model.promptEncoder.densePositionalEncoding.reshaped([4096, dim])
-    let sparse = model.promptEncoder.sparseEmbeddings(
-      points: [], box: PromptBox(x0: 120, y0: 150, x1: 610, y1: 480))
-    let batched = sparse.reshaped([1] + sparse.shape)
-    let lowRank = model.maskDecoder(
-      imageEmbedding: embedding.features, imagePE: imagePE, sparse: batched, dense: nil,
-      maskIndices: [1, 2, 3],
-      firstLayerImage: embedding.promptFreeFirstLayer)
-    let dense = model.maskDecoder(
-      imageEmbedding: embedding.features, imagePE: imagePE, sparse: batched,
-      dense: model.promptEncoder.denseEmbedding(maskInput: nil).reshaped([1, 4096, dim]),
-      maskIndices: [1, 2, 3])
-    XCTAssertEqual(lowRank.iou.data, dense.iou.data)
-    let scale = dense.logits.data.map(abs).max() ?? 0
-    let worst = zip(lowRank.logits.data, dense.logits.data).map { abs($0 - $1) }.max() ?? .infinity
-    print("low-rank vs dense logits: max |diff| \(worst), max |value| \(scale)")
-    XCTAssertGreaterThan(scale, 0.1)
-    XCTAssertLessThanOrEqual(worst, 1e-4 * max(scale, 1))
+    let box = PromptBox(x0: 120, y0: 150, x1: 610, y1: 480)
+    let cases: [(String, Prompt)] = [
+      ("box", Prompt(box: box)),
+      ("point", Prompt(points: [PromptPoint(x: 300, y: 260, label: 1)])),
+      (
+        "points and box",
+        Prompt(
+          points: [PromptPoint(x: 300, y: 260, label: 1), PromptPoint(x: 500, y: 400, label: 0)], box: box)
+      ),
+    ]
+    for (name, prompt) in cases {
+      for multimask in [false, true] {
+        let lowRank = try model.predictLowRes(embedding, prompts: [prompt], multimask: multimask)[0]
+        let dense = densePath(model, embedding, prompt, multimask: multimask)
+        XCTAssertEqual(lowRank.scores, dense.iou.data, "\(name) multimask \(multimask): scores")
+        let got = lowRank.lowResLogits.flatMap { $0 }
+        let scale = dense.logits.data.map(abs).max() ?? 0
+        let worst = zip(got, dense.logits.data).map { abs($0 - $1) }.max() ?? .infinity
+        print(
+          "\(name) multimask \(multimask): low-rank vs dense logits max |diff| \(worst), max |value| \(scale)"
+        )
+        XCTAssertEqual(got.count, dense.logits.count)
+        XCTAssertGreaterThan(scale, 0.1)
+        XCTAssertLessThanOrEqual(worst, 1e-4 * max(scale, 1), "\(name) multimask \(multimask)")
+      }
+    }
+    // The single-point decoder (`decodePoints`) takes the same path.
+    let decoded = model.decodePoints(embedding, points: [(x: 300, y: 260)])
+    let dense = densePath(
+      model, embedding, Prompt(points: [PromptPoint(x: 300, y: 260, label: 1)]), multimask: true)
+    let worst = zip(decoded.lowResLogits.data, dense.logits.data).map { abs($0 - $1) }.max() ?? .infinity
+    print("decodePoints: low-rank vs dense logits max |diff| \(worst)")
+    XCTAssertLessThanOrEqual(worst, 1e-4 * max(dense.logits.data.map(abs).max() ?? 0, 1))
+  }
+
+  /// A prompt with a mask input has its own dense embedding, so it takes the dense path: the same
+  /// bits as forming its keys and convolving them.
+  func testMaskInputPromptTakesTheDensePath() throws {
+    let reference = try ReferenceModel.shared.get()
+    let maskCase = try XCTUnwrap(reference.cases.cases.first { $0.mask_input != nil }, "no mask-input case")
+    let embedding = try reference.embedding(maskCase.image)
+    let prompt = try maskCase.prompt
+    let predicted = try reference.model.predictLowRes(embedding, prompts: [prompt], multimask: false)[0]
+    let dense = densePath(reference.model, embedding, prompt, multimask: false)
+    XCTAssertEqual(predicted.scores, dense.iou.data)
+    XCTAssertTrue(predicted.lowResLogits.flatMap { $0 } == dense.logits.data, "mask-input logits differ")
+  }
+
+  /// One prompt through the decoder with its dense embedding and first layer computed for it (no
+  /// kept image side, so no low-rank first stage).
+  private func densePath(
+    _ model: MobileSAMModel, _ embedding: ImageEmbedding, _ prompt: Prompt, multimask: Bool
+  )
+    -> (logits: Tensor, iou: Tensor)
+  {
+    let dim = MaskDecoder.transformerDim
+    let inputFrame = Transforms.toInputFrame(prompt, embedding: embedding)
+    let sparse = model.promptEncoder.sparseEmbeddings(points: inputFrame.points, box: inputFrame.box)
+    return model.maskDecoder(
+      imageEmbedding: embedding.features,
+      imagePE: model.promptEncoder.densePositionalEncoding.reshaped([4096, dim]),
+      sparse: sparse.reshaped([1] + sparse.shape),
+      dense: model.promptEncoder.denseEmbedding(maskInput: prompt.maskInput).reshaped([1, 4096, dim]),
+      maskIndices: multimask ? [1, 2, 3] : [0])
   }
 }

@@ -92,7 +92,7 @@ final class UpscalingProductsTests: XCTestCase {
 
 /// The definition step by step in Double: convT (kernel = stride = 2), bias, LayerNorm over
 /// channels, GELU, convT, bias, GELU, then the dot product of every pixel with every vector.
-private struct NaiveUpscaling {
+struct NaiveUpscaling {
   var conv1Weight: Tensor  // [Cin, C1, 2, 2]
   var conv1Bias: Tensor
   var normWeight: Tensor
@@ -124,9 +124,15 @@ private struct NaiveUpscaling {
 
   func products(_ x: Tensor, vectors: Tensor) -> Expected {
     let (h, w) = (x.shape[0], x.shape[1])
-    let (c1, c2, masks) = (conv1Bias.count, conv2Bias.count, vectors.shape[0])
-    var stage1 = Self.convTranspose(
+    let stage1 = Self.convTranspose(
       x.data.map(Double.init), height: h, width: w, weight: conv1Weight, bias: conv1Bias)
+    return products(firstStage: stage1, height: h, width: w, vectors: vectors)
+  }
+
+  /// The same from convT1's output [2H, 2W, C1] (bias included).
+  func products(firstStage stage1: [Double], height h: Int, width w: Int, vectors: Tensor) -> Expected {
+    var stage1 = stage1
+    let (c1, c2, masks) = (conv1Bias.count, conv2Bias.count, vectors.shape[0])
     for pixel in 0..<(4 * h * w) {
       let row = Array(stage1[(pixel * c1)..<((pixel + 1) * c1)])
       let mean = row.reduce(0, +) / Double(c1)

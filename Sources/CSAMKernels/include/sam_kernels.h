@@ -67,10 +67,16 @@ size_t sam_gemm_packed_count(size_t n, size_t k);
 /// packed[(j / 32) * 32 * k + p * 32 + j % 32] = weight[j * k + p], zero for j >= n.
 void sam_gemm_pack_weight(float *packed, const float *weight, size_t n, size_t k);
 
+/// Packs weight_t [k, n] (the transposed weight, row-major: weight_t[p * n + j] = w[j, p]) in the
+/// layout of `sam_gemm_pack_weight`.
+void sam_gemm_pack_weight_transposed(float *packed, const float *weight_t, size_t n, size_t k);
+
 /// One product of `sam_gemm_packed_rows`: out[i * ldo + j] =
 /// act(sum over p < k of x[i * ldx + p] * w[j, p] + bias[j] + residual[i * ldr + j]) for j < n,
 /// with w packed by `sam_gemm_pack_weight`, bias and residual optional (NULL), act = GELU when
-/// `gelu` is nonzero (the arithmetic of `sam_gelu`). out must not overlap x or packed.
+/// `gelu` is nonzero (the arithmetic of `sam_gelu`). With `row_scale` (optional, needs a
+/// residual) the residual term is row_scale[i] * residual[i * ldr + j], one fused multiply-add
+/// onto the sum and bias. out must not overlap x or packed.
 typedef struct {
   float *out;
   size_t ldo;
@@ -83,6 +89,7 @@ typedef struct {
   int gelu;
   size_t n;
   size_t k;
+  const float *row_scale;
 } sam_gemm_args;
 
 /// Output rows [first, last) of the product `args` (one thread's share).
@@ -109,6 +116,15 @@ void sam_layer_norm_gelu(
 void sam_upscaling_products(
     float *out, size_t row_stride, size_t plane, const float *upscaled, const float *vectors, size_t width,
     size_t channels, size_t masks);
+
+/// The coefficient rows of a first stage given as a per-pixel scaled row plus a low-rank product
+/// (two LayerNorm'd rank updates, `LowRankFirstStage` in SAMTensor): for each of `rows` rows i,
+/// with beta = inverse2[i] and alpha = inverse1[i] * beta, row i of out (r1 + r2 + 4 values) is
+///   alpha a1[i, 0..<r1], beta a2[i, 0..<r2], alpha, -alpha mean1[i], beta, -beta mean2[i]
+/// and scales[i] = alpha.
+void sam_low_rank_coefficients(
+    float *out, float *scales, const float *a1, size_t r1, const float *a2, size_t r2, const float *mean1,
+    const float *inverse1, const float *mean2, const float *inverse2, size_t rows);
 
 #ifdef __cplusplus
 }
