@@ -54,6 +54,17 @@ static inline __attribute__((always_inline)) void tile(
   const float *weights = a->packed + (column - column % PANEL) * k + column % PANEL;
   const float *x = a->x + row * a->ldx;
   vfloat acc[12][2];
+  // The residual's rows are read once, after the products: ask for them now, so that their
+  // cache misses overlap the multiply-adds instead of following them.
+  if (a->residual) {
+#pragma clang loop unroll(full)
+    for (int r = 0; r < rows; r++) {
+#pragma clang loop unroll(full)
+      for (int v = 0; v < vectors; v++) {
+        __builtin_prefetch(a->residual + (row + (size_t)r) * a->ldr + column + 16 * (size_t)v);
+      }
+    }
+  }
   // Fully unrolled, so that the accumulators live in registers.
 #pragma clang loop unroll(full)
   for (int r = 0; r < rows; r++) {
