@@ -168,7 +168,9 @@ public final class MobileSAMModel: Sendable {
   /// box, 0.79615438 alone), because OpenBLAS picks its kernels and blocking, and `sgemm` its
   /// split over threads, by the matrix sizes. Batches saved little: most of a prompt's cost is its
   /// own 4096-token image side and its masks, the same work either way; only the token rows (5 to
-  /// 10 per prompt) shared GEMM calls.
+  /// 10 per prompt) shared GEMM calls. Several prompts are decoded side by side, one per thread,
+  /// each splitting its work as it would over all the threads (SAMTensor's `sideBySide`), so
+  /// the bits are those of the prompt alone.
   public func predict(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) throws -> [Prediction]
   {
     return try predictLowRes(embedding, prompts: prompts, multimask: multimask).map { decoded in
@@ -190,7 +192,8 @@ public final class MobileSAMModel: Sendable {
         throw MobileSAMError.invalidPrompt(index: index, reason: reason)
       }
     }
-    return prompts.map { decode(embedding, prompts: [$0], multimask: multimask)[0] }
+    // Side by side, one thread each (SAMTensor's `sideBySide`): the same bits as one prompt alone.
+    return sideBySideMap(prompts.count) { decode(embedding, prompts: [prompts[$0]], multimask: multimask)[0] }
   }
 
   /// Mask `index` of a prompt at the original image size (`Sam.postprocess_masks`, > 0) with its

@@ -28,23 +28,26 @@ extension MobileSAMModel {
   ) -> PointDecodings {
     let planeSize = 256 * 256
     var logits = [Float](repeating: 0, count: points.count * 3 * planeSize)
-    var scores = [Float]()
-    scores.reserveCapacity(points.count * 3)
+    var scores = [Float](repeating: 0, count: points.count * 3)
     var imagePE = promptEncoder.densePositionalEncoding
     imagePE.shape = embedding.features.shape
     let dim = MaskDecoder.transformerDim
-    for (index, point) in points.enumerated() {
-      let sparse = promptEncoder.singlePointEmbedding(
-        normalized: normalizedInputCoordinates(point, embedding))
-      let outputs = maskDecoder.transformerOutputs(
-        firstLayer: embedding.promptFreeFirstLayer, imagePE: imagePE,
-        sparse: Tensor(shape: [2, dim], data: sparse), maskIndices: [1, 2, 3])
-      let iou = maskDecoder.scores(outputs)
-      scores += iou
-      if let scoreAbove, !iou.contains(where: { $0 > scoreAbove }) { continue }
-      let planes = maskDecoder.masks(outputs)
-      let offset = index * 3 * planeSize
-      logits.replaceSubrange(offset..<(offset + 3 * planeSize), with: planes)
+    logits.withUnsafeMutableBufferPointer { lp in
+      scores.withUnsafeMutableBufferPointer { sp in
+        // Side by side, one thread each: the same bits as each point alone (`predictLowRes`).
+        sideBySide(points.count) { index in
+          let sparse = promptEncoder.singlePointEmbedding(
+            normalized: normalizedInputCoordinates(points[index], embedding))
+          let outputs = maskDecoder.transformerOutputs(
+            firstLayer: embedding.promptFreeFirstLayer, imagePE: imagePE,
+            sparse: Tensor(shape: [2, dim], data: sparse), maskIndices: [1, 2, 3])
+          let iou = maskDecoder.scores(outputs)
+          (sp.baseAddress! + index * 3).update(from: iou, count: 3)
+          if let scoreAbove, !iou.contains(where: { $0 > scoreAbove }) { return }
+          let planes = maskDecoder.masks(outputs)
+          (lp.baseAddress! + index * 3 * planeSize).update(from: planes, count: 3 * planeSize)
+        }
+      }
     }
     return PointDecodings(
       lowResLogits: Tensor(shape: [points.count * 3, 256, 256], data: logits), scores: scores)

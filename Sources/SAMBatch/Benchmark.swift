@@ -77,8 +77,9 @@ public struct ModelBenchmark: Sendable {
   private func predictAndEncode(_ model: MobileSAMModel, _ embedding: ImageEmbedding, _ prompts: [Prompt])
     throws
   {
-    for prediction in try model.predict(embedding, prompts: prompts, multimask: false) {
-      _ = MaskRLE.summarize(prediction.masks[0])
+    // As a job makes them (Pipeline): low-res logits, then each mask made and encoded.
+    _ = try model.predictMasks(embedding, prompts: prompts, multimask: false, wanted: { _ in [0] }) {
+      MaskRLE.summarize($0.mask)
     }
   }
 

@@ -347,12 +347,12 @@ struct Pipeline<S: Segmenter>: Sendable {
         do {
           let prompts = pending.map { input.prepared[$0].prompt! }
           // Each mask becomes its RLE row as soon as it is made (see Segmenter.predictMasks).
-          var made: [MaskRecord] = []
-          try withModel(&waited) {
+          let positions = pending
+          let made = try withModel(&waited) {
             try segmenter.predictMasks(
               embedding, prompts: prompts, multimask: multimask, wanted: masksToKeep
             ) { mask in
-              made.append(maskRow(mask, promptIndex: pending[mask.promptIndex]))
+              maskRow(mask, promptIndex: positions[mask.promptIndex])
             }
           }
           rows.masks += made

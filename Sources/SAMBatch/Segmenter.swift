@@ -1,6 +1,7 @@
 import Foundation
 import MobileSAM
 import SAMImage
+import SAMTensor
 
 /// What the runner needs from a model: embed an image once, then decode any number of prompts
 /// against the embedding. `MobileSAMModel` is the real one; the test suite brings its own.
@@ -11,13 +12,16 @@ public protocol Segmenter: Sendable {
   func embed(_ image: RGBImage) throws -> Embedding
   /// One prediction per prompt, in order.
   func predict(_ embedding: Embedding, prompts: [Prompt], multimask: Bool) throws -> [Prediction]
-  /// The masks of `prompts` at original size, made one at a time: `wanted` picks from a prompt's
-  /// scores which of its masks to make, and `body` takes each mask before the next is made, so a
-  /// caller that encodes it at once holds one full-size mask, not prompts x 3 (48 masks of a
-  /// 13000 x 13000 image are 8 GB). Throws `invalidPrompt` before calling `body` at all.
-  func predictMasks(
+  /// The masks of `prompts` at original size, each turned by `encode` into what the caller keeps
+  /// (its RLE row) as soon as it is made, in order (prompt, then mask): `wanted` picks from a
+  /// prompt's scores which of its masks to make. A full-size mask lives only until it is encoded,
+  /// so a call holds one per compute thread, not prompts x 3 (48 masks of a 13000 x 13000 image
+  /// are 8 GB). `encode` may run on several threads at once, for different masks. Throws
+  /// `invalidPrompt` before encoding anything.
+  func predictMasks<Encoded: Sendable>(
     _ embedding: Embedding, prompts: [Prompt], multimask: Bool, wanted: ([Float]) -> [Int],
-    _ body: (MadeMask) throws -> Void) throws
+    encode: @Sendable (MadeMask) -> Encoded
+  ) throws -> [Encoded]
   /// Every object of the image without prompts (the automatic mask generator, "everything"
   /// mode), with the time spent embedding (all crops) and decoding and post-processing. The
   /// parameters were checked (`EverythingParameters.problems`).
@@ -46,13 +50,13 @@ public struct MadeMask: Sendable {
 
 extension Segmenter {
   /// Through `predict`: every mask of the call is alive at once. Fine for small images (fakes).
-  public func predictMasks(
+  public func predictMasks<Encoded: Sendable>(
     _ embedding: Embedding, prompts: [Prompt], multimask: Bool, wanted: ([Float]) -> [Int],
-    _ body: (MadeMask) throws -> Void
-  ) throws {
-    for (p, prediction) in try predict(embedding, prompts: prompts, multimask: multimask).enumerated() {
-      for i in wanted(prediction.scores) {
-        try body(
+    encode: @Sendable (MadeMask) -> Encoded
+  ) throws -> [Encoded] {
+    try predict(embedding, prompts: prompts, multimask: multimask).enumerated().flatMap { p, prediction in
+      wanted(prediction.scores).map { i in
+        encode(
           MadeMask(
             promptIndex: p, maskIndex: i, mask: prediction.masks[i], score: prediction.scores[i],
             stabilityScore: prediction.stabilityScores[i]))
@@ -72,19 +76,21 @@ extension MobileSAMModel: Segmenter {
   }
 
   /// Low-resolution logits for all the prompts (256 KB a mask), then the wanted masks at original
-  /// size one at a time.
-  public func predictMasks(
+  /// size side by side, one per thread (SAMTensor's `sideBySide`, the same bits as one at a time),
+  /// each encoded before its thread makes the next.
+  public func predictMasks<Encoded: Sendable>(
     _ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool, wanted: ([Float]) -> [Int],
-    _ body: (MadeMask) throws -> Void
-  ) throws {
-    for (p, decoded) in try predictLowRes(embedding, prompts: prompts, multimask: multimask).enumerated() {
-      for i in wanted(decoded.scores) {
-        let made = mask(decoded, index: i, embedding: embedding)
-        try body(
-          MadeMask(
-            promptIndex: p, maskIndex: i, mask: made.mask, score: decoded.scores[i],
-            stabilityScore: made.stabilityScore))
-      }
+    encode: @Sendable (MadeMask) -> Encoded
+  ) throws -> [Encoded] {
+    let decoded = try predictLowRes(embedding, prompts: prompts, multimask: multimask)
+    let masks = decoded.indices.flatMap { p in wanted(decoded[p].scores).map { (prompt: p, index: $0) } }
+    return sideBySideMap(masks.count) { k in
+      let (p, i) = masks[k]
+      let made = mask(decoded[p], index: i, embedding: embedding)
+      return encode(
+        MadeMask(
+          promptIndex: p, maskIndex: i, mask: made.mask, score: decoded[p].scores[i],
+          stabilityScore: made.stabilityScore))
     }
   }
 }

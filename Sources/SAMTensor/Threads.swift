@@ -45,11 +45,17 @@ public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
 
 /// Runs `body` on contiguous, disjoint ranges covering `0..<count`, one range per thread (so a
 /// body can allocate scratch space once per range). Runs inline when there is one thread or one item.
+/// Inside `sideBySide` the same ranges run one after the other on the calling thread: the work is
+/// split exactly as it would be across the threads, so the results are the same bits.
 public func parallelForChunks(_ count: Int, _ body: (Range<Int>) -> Void) {
   guard count > 0 else { return }
   let threads = min(ComputeThreads.count, count)
   if threads <= 1 {
     body(0..<count)
+    return
+  }
+  if SideBySide.isActive {
+    for chunk in 0..<threads { body(chunkRange(chunk, of: threads, count: count)) }
     return
   }
   // The body is not Sendable (it captures raw pointers); running disjoint chunks of it at once is
@@ -73,4 +79,71 @@ func chunkRange(_ chunk: Int, of chunks: Int, count: Int) -> Range<Int> {
   let extra = count % chunks
   let start = chunk * base + min(chunk, extra)
   return start..<(start + base + (chunk < extra ? 1 : 0))
+}
+
+/// Runs `body(i)` for every `i` in `0..<count`, the items side by side: each of
+/// `ComputeThreads.count` threads takes the next item as it finishes one, and every parallel loop
+/// inside an item runs its chunks one after the other on that thread (`parallelForChunks`).
+///
+/// For many small, independent items (a prompt's decode, a mask's post-processing) this keeps
+/// every core busy through the items' serial parts and saves a wake-up of the threads per loop,
+/// while an item gives the same bits as when run alone with its loops split over the threads.
+/// Runs in order on the calling thread when there is one thread or one item.
+public func sideBySide(_ count: Int, _ body: (Int) -> Void) {
+  guard count > 0 else { return }
+  let threads = min(ComputeThreads.count, count)
+  if threads <= 1 || SideBySide.isActive {
+    for index in 0..<count { body(index) }
+    return
+  }
+  let next = SideBySide.Counter()
+  withoutActuallyEscaping(body) { escapable in
+    let shared = UncheckedSendableItem(body: escapable)
+    DispatchQueue.concurrentPerform(iterations: threads) { _ in
+      SideBySide.isActive = true
+      defer { SideBySide.isActive = false }
+      while let index = next.take(below: count) { shared.body(index) }
+    }
+  }
+}
+
+/// `(0..<count).map(body)`, the items run `sideBySide`.
+public func sideBySideMap<T>(_ count: Int, _ body: (Int) -> T) -> [T] {
+  var results = [T?](repeating: nil, count: count)
+  results.withUnsafeMutableBufferPointer { slots in
+    sideBySide(count) { slots[$0] = body($0) }
+  }
+  return results.map { $0! }
+}
+
+private struct UncheckedSendableItem: @unchecked Sendable {
+  let body: (Int) -> Void
+}
+
+/// Whether the current thread runs items of `sideBySide` (a per-thread flag).
+enum SideBySide {
+  static var isActive: Bool {
+    get { pthread_getspecific(key) != nil }
+    set { pthread_setspecific(key, newValue ? UnsafeRawPointer(bitPattern: 1) : nil) }
+  }
+
+  private static let key: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+  }()
+
+  /// Hands out 0, 1, 2, ... to the threads.
+  final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    func take(below limit: Int) -> Int? {
+      lock.withLock {
+        guard value < limit else { return nil }
+        defer { value += 1 }
+        return value
+      }
+    }
+  }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import MobileSAM
 import SAMImage
+import SAMTensor
 import TestSupport
 import XCTest
 
@@ -98,6 +99,33 @@ final class ParityTests: XCTestCase {
           XCTAssertEqual(alone.stabilityScores, other.stabilityScores, "\(what): stability scores")
           XCTAssertTrue(alone.lowResLogits == other.lowResLogits, "\(what): low-res logits differ")
           XCTAssertTrue(alone.masks.map(\.pixels) == other.masks.map(\.pixels), "\(what): masks differ")
+        }
+      }
+    }
+  }
+
+  /// Several prompts are decoded side by side, one thread each, and a prompt alone across all the
+  /// threads: the same bits, whatever the thread count (the split of each GEMM and loop is the
+  /// same; only who runs it differs). Checked at 2 and 3 threads, whatever this machine has.
+  func testPromptsSideBySideEqualAloneForAnyThreadCount() throws {
+    let reference = try reference()
+    let image = "images/picture3.jpg"
+    let embedding = try reference.embedding(image)
+    var prompts = try reference.cases.cases.filter { $0.image == image }.map { try $0.prompt }
+    prompts.append(Prompt(points: [PromptPoint(x: 400, y: 300, label: 1)]))
+    prompts.append(Prompt(box: PromptBox(x0: 10, y0: 20, x1: 700, y1: 500)))
+    let saved = ComputeThreads.count
+    defer { ComputeThreads.set(saved) }
+    for threads in [2, 3] {
+      ComputeThreads.set(threads)
+      for multimask in [false, true] {
+        let together = try reference.model.predict(embedding, prompts: prompts, multimask: multimask)
+        for (p, prompt) in prompts.enumerated() {
+          let alone = try reference.model.predict(embedding, prompts: [prompt], multimask: multimask)[0]
+          let what = "prompt \(p + 1) (multimask \(multimask)), \(threads) threads"
+          XCTAssertEqual(alone.scores, together[p].scores, "\(what): scores")
+          XCTAssertTrue(alone.lowResLogits == together[p].lowResLogits, "\(what): low-res logits differ")
+          XCTAssertTrue(alone.masks.map(\.pixels) == together[p].masks.map(\.pixels), "\(what): masks differ")
         }
       }
     }

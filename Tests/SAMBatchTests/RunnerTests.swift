@@ -336,14 +336,15 @@ final class OneMaskAtATimeSegmenter: Segmenter, @unchecked Sendable {
     throw MobileSAMError.imageTooThin(width: 0, height: 0)
   }
 
-  func predictMasks(
+  func predictMasks<Encoded: Sendable>(
     _ embedding: FakeSegmenter.Embedding, prompts: [Prompt], multimask: Bool, wanted: ([Float]) -> [Int],
-    _ body: (MadeMask) throws -> Void
-  ) throws {
-    for (p, prediction) in try inner.predict(embedding, prompts: prompts, multimask: multimask).enumerated() {
-      for i in wanted(prediction.scores) {
+    encode: @Sendable (MadeMask) -> Encoded
+  ) throws -> [Encoded] {
+    try inner.predict(embedding, prompts: prompts, multimask: multimask).enumerated().flatMap {
+      p, prediction in
+      wanted(prediction.scores).map { i in
         lock.withLock { masksMade += 1 }
-        try body(
+        return encode(
           MadeMask(
             promptIndex: p, maskIndex: i, mask: prediction.masks[i], score: prediction.scores[i],
             stabilityScore: prediction.stabilityScores[i]))

@@ -39,6 +39,45 @@ final class ThreadsTests: XCTestCase {
     XCTAssertEqual(Set(owner), [0, 34, 67])
   }
 
+  func testSideBySideRunsEveryItemOnceAndMapKeepsOrder() {
+    for threads in [1, 2, 3] {
+      ComputeThreads.set(threads)
+      for count in [0, 1, 2, 7, 100] {
+        var visits = [Int](repeating: 0, count: count)
+        visits.withUnsafeMutableBufferPointer { vp in
+          sideBySide(count) { vp[$0] += 1 }
+        }
+        XCTAssertEqual(visits, [Int](repeating: 1, count: count), "threads \(threads), count \(count)")
+        XCTAssertEqual(sideBySideMap(count) { $0 * $0 }, (0..<count).map { $0 * $0 })
+      }
+    }
+  }
+
+  /// Inside an item, a parallel loop gets the ranges it gets across the threads, one after the
+  /// other on the item's thread (so its results are the same bits); a nested sideBySide runs inline.
+  func testLoopsInsideSideBySideSplitAsAcrossThreads() {
+    ComputeThreads.set(3)
+    let lock = NSLock()
+    var across: [Range<Int>] = []
+    parallelForChunks(100) { range in lock.withLock { across.append(range) } }
+    let inside = sideBySideMap(4) { _ -> ([Range<Int>], Set<Int>, [Int]) in
+      var ranges: [Range<Int>] = []
+      var threadIDs = Set<Int>()
+      parallelForChunks(100) { range in
+        ranges.append(range)  // one thread: no lock needed, and a race would show as a crash
+        threadIDs.insert(Int(bitPattern: pthread_self()))
+      }
+      var nested: [Int] = []
+      sideBySide(3) { nested.append($0) }
+      return (ranges, threadIDs, nested)
+    }
+    for (ranges, threadIDs, nested) in inside {
+      XCTAssertEqual(ranges, across.sorted { $0.lowerBound < $1.lowerBound })
+      XCTAssertEqual(threadIDs.count, 1, "an item's loop ran on more than its own thread")
+      XCTAssertEqual(nested, [0, 1, 2])
+    }
+  }
+
   func testSetClampsToOneThread() {
     ComputeThreads.set(0)
     XCTAssertEqual(ComputeThreads.count, 1)
