@@ -1,0 +1,57 @@
+// The interpolation taps of a bilinear resize along one axis (Resize.swift, ThresholdedResize.swift).
+
+/// Interpolation indices and weights along one axis.
+struct LinearTaps {
+  var first: [Int]
+  var second: [Int]
+  var firstWeight: [Float]
+  var secondWeight: [Float]
+
+  init(inputSize: Int, outputSize: Int) {
+    let scale = Float(inputSize) / Float(outputSize)
+    first = [Int](repeating: 0, count: outputSize)
+    second = first
+    firstWeight = [Float](repeating: 0, count: outputSize)
+    secondWeight = firstWeight
+    for i in 0..<outputSize {
+      // One rounding, as a fused multiply-add: torch's CPU kernel is compiled with FMA contraction,
+      // and rounding the product first moves some weights by ~1e-6 (measured against torch 2.15).
+      let source = max(0, Float(-0.5).addingProduct(scale, Float(i) + 0.5))
+      let index = min(Int(source), inputSize - 1)
+      let lambda = min(max(source - Float(index), 0), 1)
+      first[i] = index
+      second[i] = index + (index < inputSize - 1 ? 1 : 0)
+      firstWeight[i] = 1 - lambda
+      secondWeight[i] = lambda
+    }
+  }
+
+  func withPointers<R>(_ body: (LinearTapPointers) -> R) -> R {
+    first.withUnsafeBufferPointer { f in
+      second.withUnsafeBufferPointer { s in
+        firstWeight.withUnsafeBufferPointer { fw in
+          secondWeight.withUnsafeBufferPointer { sw in
+            body(
+              LinearTapPointers(
+                first: f.baseAddress!, second: s.baseAddress!, firstWeight: fw.baseAddress!,
+                secondWeight: sw.baseAddress!))
+          }
+        }
+      }
+    }
+  }
+}
+
+struct LinearTapPointers {
+  var first: UnsafePointer<Int>
+  var second: UnsafePointer<Int>
+  var firstWeight: UnsafePointer<Float>
+  var secondWeight: UnsafePointer<Float>
+
+  /// The taps from output index `start` on.
+  func offset(by start: Int) -> LinearTapPointers {
+    LinearTapPointers(
+      first: first + start, second: second + start, firstWeight: firstWeight + start,
+      secondWeight: secondWeight + start)
+  }
+}
