@@ -4,10 +4,14 @@
 struct LinearTaps {
   var first: [Int]
   var second: [Int]
+  /// `first` and `second` as the C kernels take them (sam_resize_row).
+  var first32: [Int32]
+  var second32: [Int32]
   var firstWeight: [Float]
   var secondWeight: [Float]
 
   init(inputSize: Int, outputSize: Int) {
+    precondition(inputSize <= Int(Int32.max), "LinearTaps: input size \(inputSize) beyond 32-bit indices")
     let scale = Float(inputSize) / Float(outputSize)
     first = [Int](repeating: 0, count: outputSize)
     second = first
@@ -24,17 +28,23 @@ struct LinearTaps {
       firstWeight[i] = 1 - lambda
       secondWeight[i] = lambda
     }
+    first32 = first.map { Int32($0) }
+    second32 = second.map { Int32($0) }
   }
 
   func withPointers<R>(_ body: (LinearTapPointers) -> R) -> R {
     first.withUnsafeBufferPointer { f in
       second.withUnsafeBufferPointer { s in
-        firstWeight.withUnsafeBufferPointer { fw in
-          secondWeight.withUnsafeBufferPointer { sw in
-            body(
-              LinearTapPointers(
-                first: f.baseAddress!, second: s.baseAddress!, firstWeight: fw.baseAddress!,
-                secondWeight: sw.baseAddress!))
+        first32.withUnsafeBufferPointer { f32 in
+          second32.withUnsafeBufferPointer { s32 in
+            firstWeight.withUnsafeBufferPointer { fw in
+              secondWeight.withUnsafeBufferPointer { sw in
+                body(
+                  LinearTapPointers(
+                    first: f.baseAddress!, second: s.baseAddress!, first32: f32.baseAddress!,
+                    second32: s32.baseAddress!, firstWeight: fw.baseAddress!, secondWeight: sw.baseAddress!))
+              }
+            }
           }
         }
       }
@@ -45,13 +55,15 @@ struct LinearTaps {
 struct LinearTapPointers {
   var first: UnsafePointer<Int>
   var second: UnsafePointer<Int>
+  var first32: UnsafePointer<Int32>
+  var second32: UnsafePointer<Int32>
   var firstWeight: UnsafePointer<Float>
   var secondWeight: UnsafePointer<Float>
 
   /// The taps from output index `start` on.
   func offset(by start: Int) -> LinearTapPointers {
     LinearTapPointers(
-      first: first + start, second: second + start, firstWeight: firstWeight + start,
-      secondWeight: secondWeight + start)
+      first: first + start, second: second + start, first32: first32 + start, second32: second32 + start,
+      firstWeight: firstWeight + start, secondWeight: secondWeight + start)
   }
 }

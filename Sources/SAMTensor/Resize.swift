@@ -1,6 +1,8 @@
 // Bilinear resize of planes, as torch.nn.functional.interpolate(mode="bilinear",
 // align_corners=False, antialias=False).
 
+import CSAMKernels
+
 /// x [P, H, W] -> [P, height, width]. Source coordinate of output index i along an axis:
 /// max(0, (i + 0.5) * scale - 0.5) with scale = Float(in) / Float(out), in float32 with a fused
 /// multiply-add as torch's compiled kernel does; the two neighbours are floor(src) and
@@ -77,10 +79,12 @@ struct RowResizer {
     let oy = outRow % height
     let (top, bottom) = (plane * inputHeight + rows.first[oy], plane * inputHeight + rows.second[oy])
     let topRow = cache.row(top, keeping: bottom) { slot in
-      resizeHorizontally(slot, source: input + top * inputWidth, columns: columns, count: width)
+      resizeHorizontally(
+        slot, source: input + top * inputWidth, sourceCount: inputWidth, columns: columns, count: width)
     }
     let bottomRow = cache.row(bottom, keeping: top) { slot in
-      resizeHorizontally(slot, source: input + bottom * inputWidth, columns: columns, count: width)
+      resizeHorizontally(
+        slot, source: input + bottom * inputWidth, sourceCount: inputWidth, columns: columns, count: width)
     }
     return (UnsafePointer(topRow), UnsafePointer(bottomRow))
   }
@@ -110,47 +114,19 @@ struct RowCache {
   }
 }
 
-/// out[j] = w0[j] * source[x0[j]] + w1[j] * source[x1[j]]: one source row resized horizontally.
-/// 8 outputs at a time: the neighbours are gathered into vectors, then weighted and added with
-/// the same two products and one sum per value as the scalar tail.
+/// out[j] = w0[j] * source[x0[j]] + w1[j] * source[x1[j]]: one source row of `sourceCount`
+/// values resized horizontally, the two products rounded before the sum (CSAMKernels/resize.c).
 func resizeHorizontally(
-  _ out: UnsafeMutablePointer<Float>, source: UnsafePointer<Float>, columns c: LinearTapPointers,
-  count: Int
+  _ out: UnsafeMutablePointer<Float>, source: UnsafePointer<Float>, sourceCount: Int,
+  columns c: LinearTapPointers, count: Int
 ) {
-  var j = 0
-  while j + 8 <= count {
-    var first = SIMD8<Float>()
-    var second = SIMD8<Float>()
-    for lane in 0..<8 {
-      first[lane] = source[c.first[j + lane]]
-      second[lane] = source[c.second[j + lane]]
-    }
-    let w0 = UnsafeRawPointer(c.firstWeight + j).loadUnaligned(as: SIMD8<Float>.self)
-    let w1 = UnsafeRawPointer(c.secondWeight + j).loadUnaligned(as: SIMD8<Float>.self)
-    UnsafeMutableRawPointer(out + j).storeBytes(of: w0 * first + w1 * second, as: SIMD8<Float>.self)
-    j += 8
-  }
-  while j < count {
-    out[j] = c.firstWeight[j] * source[c.first[j]] + c.secondWeight[j] * source[c.second[j]]
-    j += 1
-  }
+  sam_resize_row(out, source, sourceCount, c.first32, c.second32, c.firstWeight, c.secondWeight, count)
 }
 
-/// out = topWeight * top + bottomWeight * bottom, 8 values at a time.
+/// out = topWeight * top + bottomWeight * bottom (CSAMKernels/resize.c).
 func blendRows(
   _ out: UnsafeMutablePointer<Float>, _ top: UnsafePointer<Float>, _ bottom: UnsafePointer<Float>,
   topWeight: Float, bottomWeight: Float, count: Int
 ) {
-  let (tw, bw) = (SIMD8<Float>(repeating: topWeight), SIMD8<Float>(repeating: bottomWeight))
-  var j = 0
-  while j + 8 <= count {
-    let t = UnsafeRawPointer(top + j).loadUnaligned(as: SIMD8<Float>.self)
-    let b = UnsafeRawPointer(bottom + j).loadUnaligned(as: SIMD8<Float>.self)
-    UnsafeMutableRawPointer(out + j).storeBytes(of: tw * t + bw * b, as: SIMD8<Float>.self)
-    j += 8
-  }
-  while j < count {
-    out[j] = topWeight * top[j] + bottomWeight * bottom[j]
-    j += 1
-  }
+  sam_blend_rows(out, top, bottom, topWeight, bottomWeight, count)
 }

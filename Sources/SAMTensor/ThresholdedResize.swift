@@ -1,6 +1,8 @@
 // Bilinear resize of planes thresholded into masks, with the stability score's counts, for
 // `Sam.postprocess_masks` at the original image size (the plain resize is in Resize.swift).
 
+import CSAMKernels
+
 /// Masks from low-resolution logits: each plane of x [P, H, W] resized bilinearly to
 /// [height, width] (the values of `resizeBilinear`), then thresholded, without keeping the resized
 /// floats. Also counts the values above `threshold + offset` and above `threshold - offset`
@@ -99,41 +101,14 @@ struct ThresholdLevels {
 
 /// mask[j] = (topWeight * top[j] + bottomWeight * bottom[j]) > levels.mask, the blend of
 /// `blendRows` thresholded without being stored; returns the counts of blended values
-/// > levels.high and > levels.low. 8 values at a time: lane counters, and the mask bytes narrowed
-/// from the comparison's lanes.
+/// > levels.high and > levels.low (CSAMKernels/resize.c).
 func blendAndThreshold(
   _ top: UnsafePointer<Float>, _ bottom: UnsafePointer<Float>, topWeight: Float, bottomWeight: Float,
   mask: UnsafeMutablePointer<UInt8>, count: Int, levels: ThresholdLevels
 ) -> (high: Int, low: Int) {
-  let (tw, bw) = (SIMD8<Float>(repeating: topWeight), SIMD8<Float>(repeating: bottomWeight))
-  let (maskLevel, highLevel, lowLevel) = (
-    SIMD8<Float>(repeating: levels.mask), SIMD8<Float>(repeating: levels.high),
-    SIMD8<Float>(repeating: levels.low)
-  )
-  let one = SIMD8<Int32>(repeating: 1)
-  var highLanes = SIMD8<Int32>.zero
-  var lowLanes = SIMD8<Int32>.zero
-  var j = 0
-  while j + 8 <= count {
-    let t = UnsafeRawPointer(top + j).loadUnaligned(as: SIMD8<Float>.self)
-    let b = UnsafeRawPointer(bottom + j).loadUnaligned(as: SIMD8<Float>.self)
-    let v = tw * t + bw * b
-    let bits = SIMD8<Int32>.zero.replacing(with: one, where: v .> maskLevel)
-    UnsafeMutableRawPointer(mask + j).storeBytes(
-      of: SIMD8<UInt8>(truncatingIfNeeded: bits), as: SIMD8<UInt8>.self)
-    highLanes &+= SIMD8<Int32>.zero.replacing(with: one, where: v .> highLevel)
-    lowLanes &+= SIMD8<Int32>.zero.replacing(with: one, where: v .> lowLevel)
-    j += 8
-  }
-  var high = Int(highLanes.wrappedSum())
-  var low = Int(lowLanes.wrappedSum())
-  while j < count {
-    let v = topWeight * top[j] + bottomWeight * bottom[j]
-    mask[j] = v > levels.mask ? 1 : 0
-    high += v > levels.high ? 1 : 0
-    low += v > levels.low ? 1 : 0
-    j += 1
-  }
+  var (high, low) = (0, 0)
+  sam_blend_threshold(
+    mask, top, bottom, topWeight, bottomWeight, count, levels.mask, levels.high, levels.low, &high, &low)
   return (high, low)
 }
 
@@ -160,10 +135,12 @@ extension RowResizer {
         let end = min(start + BlockRowCache.blockWidth, width)
         let blockColumns = columns.offset(by: start)
         topRow = cache.resized(topSlot, block: block, source: topSource) {
-          resizeHorizontally($0 + start, source: $1, columns: blockColumns, count: end - start)
+          resizeHorizontally(
+            $0 + start, source: $1, sourceCount: inputWidth, columns: blockColumns, count: end - start)
         }
         bottomRow = cache.resized(bottomSlot, block: block, source: bottomSource) {
-          resizeHorizontally($0 + start, source: $1, columns: blockColumns, count: end - start)
+          resizeHorizontally(
+            $0 + start, source: $1, sourceCount: inputWidth, columns: blockColumns, count: end - start)
         }
       }
       return blendAndThreshold(
@@ -185,10 +162,12 @@ extension RowResizer {
       } else {
         let blockColumns = columns.offset(by: start)
         let topRow = cache.resized(topSlot, block: block, source: topSource) {
-          resizeHorizontally($0 + start, source: $1, columns: blockColumns, count: end - start)
+          resizeHorizontally(
+            $0 + start, source: $1, sourceCount: inputWidth, columns: blockColumns, count: end - start)
         }
         let bottomRow = cache.resized(bottomSlot, block: block, source: bottomSource) {
-          resizeHorizontally($0 + start, source: $1, columns: blockColumns, count: end - start)
+          resizeHorizontally(
+            $0 + start, source: $1, sourceCount: inputWidth, columns: blockColumns, count: end - start)
         }
         let counts = blendAndThreshold(
           topRow + start, bottomRow + start, topWeight: topWeight, bottomWeight: bottomWeight,
