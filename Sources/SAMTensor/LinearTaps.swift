@@ -13,23 +13,32 @@ struct LinearTaps {
   init(inputSize: Int, outputSize: Int) {
     precondition(inputSize <= Int(Int32.max), "LinearTaps: input size \(inputSize) beyond 32-bit indices")
     let scale = Float(inputSize) / Float(outputSize)
-    first = [Int](repeating: 0, count: outputSize)
-    second = first
-    firstWeight = [Float](repeating: 0, count: outputSize)
-    secondWeight = firstWeight
+    // Appended to local arrays: stores into the properties paid a uniqueness check each (this runs
+    // for every mask, ~5,000 taps).
+    var (first, second, first32, second32) = ([Int](), [Int](), [Int32](), [Int32]())
+    var (firstWeight, secondWeight) = ([Float](), [Float]())
+    first.reserveCapacity(outputSize)
+    second.reserveCapacity(outputSize)
+    first32.reserveCapacity(outputSize)
+    second32.reserveCapacity(outputSize)
+    firstWeight.reserveCapacity(outputSize)
+    secondWeight.reserveCapacity(outputSize)
     for i in 0..<outputSize {
       // One rounding, as a fused multiply-add: torch's CPU kernel is compiled with FMA contraction,
       // and rounding the product first moves some weights by ~1e-6 (measured against torch 2.15).
       let source = max(0, Float(-0.5).addingProduct(scale, Float(i) + 0.5))
       let index = min(Int(source), inputSize - 1)
       let lambda = min(max(source - Float(index), 0), 1)
-      first[i] = index
-      second[i] = index + (index < inputSize - 1 ? 1 : 0)
-      firstWeight[i] = 1 - lambda
-      secondWeight[i] = lambda
+      let next = index + (index < inputSize - 1 ? 1 : 0)
+      first.append(index)
+      second.append(next)
+      first32.append(Int32(index))
+      second32.append(Int32(next))
+      firstWeight.append(1 - lambda)
+      secondWeight.append(lambda)
     }
-    first32 = first.map { Int32($0) }
-    second32 = second.map { Int32($0) }
+    (self.first, self.second, self.first32, self.second32) = (first, second, first32, second32)
+    (self.firstWeight, self.secondWeight) = (firstWeight, secondWeight)
   }
 
   func withPointers<R>(_ body: (LinearTapPointers) -> R) -> R {
