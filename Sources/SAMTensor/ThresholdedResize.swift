@@ -129,20 +129,14 @@ extension RowResizer {
     let (topWeight, bottomWeight) = (rows.firstWeight[oy], rows.secondWeight[oy])
     if cache.rowsWithoutBounds > 0 {
       cache.rowsWithoutBounds -= 1
-      var (topRow, bottomRow) = (cache.values, cache.values)
-      for block in 0..<cache.blocks {
-        let start = block * BlockRowCache.blockWidth
-        let end = min(start + BlockRowCache.blockWidth, width)
-        let blockColumns = columns.offset(by: start)
-        topRow = cache.resized(topSlot, block: block, source: topSource) {
-          resizeHorizontally(
-            $0 + start, source: $1, sourceCount: inputWidth, columns: blockColumns, count: end - start)
-        }
-        bottomRow = cache.resized(bottomSlot, block: block, source: bottomSource) {
-          resizeHorizontally(
-            $0 + start, source: $1, sourceCount: inputWidth, columns: blockColumns, count: end - start)
-        }
+      // Whole rows: each run of blocks not resized yet in one call.
+      let fill = { (values: UnsafeMutablePointer<Float>, source: UnsafePointer<Float>, range: Range<Int>) in
+        resizeHorizontally(
+          values + range.lowerBound, source: source, sourceCount: inputWidth,
+          columns: columns.offset(by: range.lowerBound), count: range.count)
       }
+      let topRow = cache.resizedRow(topSlot, source: topSource, fill: fill)
+      let bottomRow = cache.resizedRow(bottomSlot, source: bottomSource, fill: fill)
       return blendAndThreshold(
         topRow, bottomRow, topWeight: topWeight, bottomWeight: bottomWeight, mask: mask, count: width,
         levels: levels)
@@ -277,6 +271,30 @@ struct BlockRowCache {
     groupBounds(
       sources[slot]!, count: inputWidth, least: least + slot * groups, greatest: greatest + slot * groups)
     bounded[slot] = true
+  }
+
+  /// All the resized values of `slot` (`width` floats), filling each run of blocks not there yet
+  /// with one `fill(values, source, columns)`.
+  func resizedRow(
+    _ slot: Int, source: UnsafePointer<Float>,
+    fill: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Range<Int>) -> Void
+  ) -> UnsafeMutablePointer<Float> {
+    let row = values + slot * width
+    let flags = filled + slot * blocks
+    var block = 0
+    while block < blocks {
+      guard !flags[block] else {
+        block += 1
+        continue
+      }
+      let first = block
+      while block < blocks && !flags[block] {
+        flags[block] = true
+        block += 1
+      }
+      fill(row, source, (first * Self.blockWidth)..<min(block * Self.blockWidth, width))
+    }
+    return row
   }
 
   /// The resized values of `slot` (`width` floats), filling block `block` with `fill(values,
