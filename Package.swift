@@ -77,7 +77,8 @@ let package = Package(
 
     .target(name: "TestSupport", dependencies: ["SAMTensor"], path: "Tests/TestSupport"),
     .testTarget(
-      name: "SAMTensorTests", dependencies: ["SAMTensor", "TestSupport"], swiftSettings: fastSwift),
+      name: "SAMTensorTests", dependencies: ["SAMTensor", "CSAMKernels", "TestSupport"],
+      swiftSettings: fastSwift),
     .testTarget(
       name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "CSAMKernels", "TestSupport"]),
     .testTarget(name: "SAMImageTests", dependencies: ["SAMImage", "TestSupport"]),

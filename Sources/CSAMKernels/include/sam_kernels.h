@@ -6,6 +6,7 @@
 #define SAM_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sam_crc32.h"  // included here so that incremental builds see the module grow
 
@@ -125,6 +126,24 @@ void sam_upscaling_products(
 void sam_low_rank_coefficients(
     float *out, float *scales, const float *a1, size_t r1, const float *a2, size_t r2, const float *mean1,
     const float *inverse1, const float *mean2, const float *inverse2, size_t rows);
+
+/// One source row resized horizontally (a bilinear resize's first pass):
+/// out[j] = first_weight[j] * source[first[j]] + second_weight[j] * source[second[j]] for j < count,
+/// both products rounded before the sum (no FMA), as torch computes it. source holds source_count
+/// values; first and second are nondecreasing indices below source_count.
+void sam_resize_row(
+    float *out, const float *source, size_t source_count, const int32_t *first, const int32_t *second,
+    const float *first_weight, const float *second_weight, size_t count);
+
+/// out[j] = top_weight * top[j] + bottom_weight * bottom[j] for j < count (no FMA).
+void sam_blend_rows(
+    float *out, const float *top, const float *bottom, float top_weight, float bottom_weight, size_t count);
+
+/// The blend of `sam_blend_rows` thresholded without being stored: mask[j] = 1 where it is
+/// > mask_level, else 0; *high and *low = how many are > high_level and > low_level (NaN: none).
+void sam_blend_threshold(
+    uint8_t *mask, const float *top, const float *bottom, float top_weight, float bottom_weight, size_t count,
+    float mask_level, float high_level, float low_level, size_t *high, size_t *low);
 
 #ifdef __cplusplus
 }
