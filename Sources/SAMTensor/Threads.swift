@@ -89,6 +89,10 @@ func chunkRange(_ chunk: Int, of chunks: Int, count: Int) -> Range<Int> {
 /// every core busy through the items' serial parts and saves a wake-up of the threads per loop,
 /// while an item gives the same bits as when run alone with its loops split over the threads.
 /// Runs in order on the calling thread when there is one thread or one item.
+///
+/// The last `count % threads` items, too few to keep every thread busy, run one after the other
+/// with their loops split over the threads (3 prompts on 2 threads: two side by side, then the
+/// third on both threads, not alone on one while the other waits). The bits are the same either way.
 public func sideBySide(_ count: Int, _ body: (Int) -> Void) {
   guard count > 0 else { return }
   let threads = min(ComputeThreads.count, count)
@@ -96,15 +100,17 @@ public func sideBySide(_ count: Int, _ body: (Int) -> Void) {
     for index in 0..<count { body(index) }
     return
   }
+  let together = count - count % threads
   let next = SideBySide.Counter()
   withoutActuallyEscaping(body) { escapable in
     let shared = UncheckedSendableItem(body: escapable)
     DispatchQueue.concurrentPerform(iterations: threads) { _ in
       SideBySide.isActive = true
       defer { SideBySide.isActive = false }
-      while let index = next.take(below: count) { shared.body(index) }
+      while let index = next.take(below: together) { shared.body(index) }
     }
   }
+  for index in together..<count { body(index) }
 }
 
 /// `(0..<count).map(body)`, the items run `sideBySide`.

@@ -1,6 +1,7 @@
 import Foundation
-import SAMTensor
 import XCTest
+
+@testable import SAMTensor
 
 final class ThreadsTests: XCTestCase {
   override func tearDown() {
@@ -60,7 +61,7 @@ final class ThreadsTests: XCTestCase {
     let lock = NSLock()
     var across: [Range<Int>] = []
     parallelForChunks(100) { range in lock.withLock { across.append(range) } }
-    let inside = sideBySideMap(4) { _ -> ([Range<Int>], Set<Int>, [Int]) in
+    let inside = sideBySideMap(6) { _ -> ([Range<Int>], Set<Int>, [Int]) in
       var ranges: [Range<Int>] = []
       var threadIDs = Set<Int>()
       parallelForChunks(100) { range in
@@ -76,6 +77,24 @@ final class ThreadsTests: XCTestCase {
       XCTAssertEqual(threadIDs.count, 1, "an item's loop ran on more than its own thread")
       XCTAssertEqual(nested, [0, 1, 2])
     }
+  }
+
+  /// Items beyond the last full round (count % threads of them) run after the others, each with
+  /// its loops split over the threads as when run alone.
+  func testLastFewItemsRunOnAllThreads() {
+    ComputeThreads.set(3)
+    let lock = NSLock()
+    var inside = [Bool](repeating: false, count: 8)
+    inside.withUnsafeMutableBufferPointer { slots in
+      sideBySide(8) { index in
+        var chunks = 0
+        parallelForChunks(90) { _ in lock.withLock { chunks += 1 } }
+        slots[index] = SideBySide.isActive
+        XCTAssertEqual(chunks, 3, "item \(index)")
+      }
+    }
+    XCTAssertEqual(inside, [true, true, true, true, true, true, false, false])
+    XCTAssertFalse(SideBySide.isActive)
   }
 
   func testSetClampsToOneThread() {
