@@ -43,8 +43,10 @@ extension DecoderAttention {
     let scale = 1 / Float(internalDim / numHeads).squareRoot()
     let queryWeights = matmul(keyBlocks, qProj.weight, alpha: scale)  // (Nt * heads, 256)
     let scoreBias = matmul(keyBlocks, qProj.bias.reshaped([internalDim, 1]), alpha: scale)  // (Nt * heads, 1)
-    // (4096, Nt * heads): column (t, h) = x q-projected, head h, against k_h[t] / sqrt(d)
-    let scores = linear(image, weight: queryWeights, bias: scoreBias.reshaped([keyBlocks.shape[0]]))
+    // (4096, Nt * heads): column (t, h) = x q-projected, head h, against k_h[t] / sqrt(d). On our
+    // packed GEMM, which reads the image's rows in place (OpenBLAS copied all 4096 of them).
+    let scores = linear(
+      image, packed: PackedWeight(queryWeights), bias: scoreBias.reshaped([keyBlocks.shape[0]]))
     return imageAttendsToTokens(
       scores: scores, values: values, residual: residual, norm: norm, positional: positional)
   }
@@ -57,7 +59,9 @@ extension DecoderAttention {
   ) -> (Tensor, Tensor, ImageToTokenUpdate) {
     let keyBlocks = tokenMajorHeadBlocks(kProj(keys), heads: numHeads)  // (Nt * heads, 128)
     let scale = 1 / Float(internalDim / numHeads).squareRoot()
-    let scores = matmul(projectedImage, keyBlocks, transposeB: true, alpha: scale)  // (4096, Nt * heads)
+    // (4096, Nt * heads), on the packed GEMM as above
+    let scores = linear(
+      projectedImage, packed: PackedWeight(SAMTensor.scale(keyBlocks, by: scale)), bias: nil)
     return imageAttendsToTokens(
       scores: scores, values: values, residual: residual, norm: norm, positional: positional)
   }

@@ -2,6 +2,7 @@
 // image-to-token attention: 4096 image tokens, a few prompt tokens per head). The scores are kept
 // as [rows, heads * tokens], so every product has the long side as its M and needs no transpose,
 // and the output is finished block by block while the block is in cache.
+import CSAMKernels
 
 /// x [N, heads * d] -> [N * heads, heads * d], token-major: row t * heads + h holds
 /// x[t, h*d ..< (h+1)*d] in the same columns and zeros in the other heads' columns. (The rows of
@@ -79,9 +80,9 @@ private func softmaxStridedBlock(_ p: UnsafeMutablePointer<Float>, length: Int, 
 /// a [M, K], b [K, N], residual, offset [M, N]; bias, normWeight, normBias [N]
 /// -> (normalized [M, N], normalized + offset [M, N], each row's mean and 1 / sqrt(variance + eps)
 /// before the norm's weight and bias).
-/// Blocks of rows run one after another on each thread: the residual and bias are written into
-/// the block, the product is accumulated onto them (a single-threaded GEMM with beta = 1), and the
-/// rows are normalized and offset while they are in cache, so each output is written once.
+/// Blocks of rows run one after another on each thread: the product with the bias and the
+/// residual added in its tiles (the packed GEMM, b packed once per call, a's rows read in place),
+/// then the rows are normalized and offset while they are in cache, so each output is written once.
 public func layerNormOfProductAndResidual(
   _ a: Tensor, _ b: Tensor, residual: Tensor, bias: Tensor, normWeight: Tensor, normBias: Tensor, eps: Float,
   offset: Tensor
@@ -93,7 +94,7 @@ public func layerNormOfProductAndResidual(
     residual.shape == [m, n] && offset.shape == [m, n], "residual \(residual.shape), offset \(offset.shape)")
   precondition(bias.count == n && normWeight.count == n && normBias.count == n, "row terms for \(n) columns")
   guard m > 0, n > 0 else { return (Tensor(zeros: [m, n]), Tensor(zeros: [m, n]), [], []) }
-  _ = BLASCore.selection  // before the first GEMM (BLASCore.swift)
+  let packed = PackedWeight(transposed: b)
   let blockRows = max(16, (1 << 17) / (n + k))  // a block's rows of a and of the output: ~512 KB
   let blocks = (m + blockRows - 1) / blockRows
   var offsetRows = [Float]()
@@ -104,18 +105,22 @@ public func layerNormOfProductAndResidual(
     offsetRows = [Float](unsafeUninitializedCapacity: m * n) { offsetBuffer, offsetCount in
       let (out, shifted) = (normalizedBuffer.baseAddress!, offsetBuffer.baseAddress!)
       a.withUnsafeBufferPointer { ap in
-        b.withUnsafeBufferPointer { bp in
-          let gemm = GEMMCall(
-            m: m, n: n, k: k, a: ap.baseAddress ?? UnsafePointer(out), lda: max(1, k), transposeA: false,
-            b: bp.baseAddress ?? UnsafePointer(out), ldb: n, transposeB: false, c: out, ldc: n, alpha: 1,
-            beta: 1)
+        packed.panels.withUnsafeBufferPointer { bp in
           withRowTerms(residual, offset, bias, normWeight, normBias) {
             residual, offset, bias, weight, normBias in
+            var args = sam_gemm_args()
+            (args.out, args.ldo, args.x, args.ldx) = (out, n, ap.baseAddress, k)
+            (args.packed, args.bias, args.residual, args.ldr) = (bp.baseAddress, bias, residual, n)
+            (args.n, args.k) = (n, k)
+            let gemm = PackedGEMMCall(args: args)
             parallelForChunks(blocks) { range in
               for block in range {
                 let rows = (block * blockRows)..<min(m, (block + 1) * blockRows)
-                for row in rows { addVectors(out + row * n, residual + row * n, bias, count: n) }
-                if k > 0 { gemm.rows(rows) }
+                if k > 0 {
+                  gemm.rows(rows)
+                } else {
+                  for row in rows { addVectors(out + row * n, residual + row * n, bias, count: n) }
+                }
                 for row in rows {
                   let p = out + row * n
                   let (mean, inverse) = layerNormRowStatistics(p, count: n, eps: eps)
