@@ -70,12 +70,6 @@ func runSambatch(
     stderr: (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "", killed: killed)
 }
 
-func temporaryDirectory() throws -> URL {
-  let url = FileManager.default.temporaryDirectory.appendingPathComponent("sambatch-cli-\(UUID().uuidString)")
-  try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-  return url
-}
-
 /// The rows that must be identical between runs (no timings, run ids or run rows).
 func resultDump(_ url: URL) throws -> [String] {
   let db = try DatabaseQueue(path: url.path)

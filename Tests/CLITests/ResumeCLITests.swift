@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Kills `sambatch run` with SIGKILL at several points and checks that rerunning ends with the

@@ -553,10 +553,3 @@ final class ManifestTests: XCTestCase {
       ])
   }
 }
-
-func temporaryDirectory() throws -> URL {
-  let url = FileManager.default.temporaryDirectory.appendingPathComponent(
-    "sambatch-tests-\(UUID().uuidString)")
-  try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-  return url
-}
