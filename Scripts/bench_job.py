@@ -44,7 +44,7 @@ def make_job(folder: str, args, count: int, boxes: int, size: str | None = None)
     """Builds the job; returns [(image path, [xyxy boxes])] in manifest order."""
     command = [sys.executable, str(HERE / "make_bench_job.py"), folder, "--count", str(count),
                "--boxes", str(boxes), "--model", os.path.abspath(args.checkpoint),
-               "--workers", str(args.threads)]
+               "--workers", str(args.threads), "--seed", str(getattr(args, "job_seed", 0))]
     if size:
         command += ["--size", size]
     subprocess.run(command, check=True, capture_output=True)

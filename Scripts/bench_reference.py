@@ -87,6 +87,8 @@ def parse_arguments() -> argparse.Namespace:
                         help="instead: N distinct images through ONNX Runtime's and PyTorch's "
                              "pipelines and `sambatch run` (needs --sambatch; Scripts/bench_job.py)")
     parser.add_argument("--job-boxes", type=int, default=8, help="boxes per image with --job")
+    parser.add_argument("--job-seed", type=int, default=0,
+                        help="make_bench_job.py's seed: another seed gives images and boxes not seen before")
     parser.add_argument("--job-efficiency", default=None, metavar="K,K,...",
                         help="instead: `sambatch run` against `sambatch bench`'s parts for jobs of "
                              "--job images (default 16) with K boxes each (needs --sambatch)")
