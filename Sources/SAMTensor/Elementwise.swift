@@ -186,7 +186,7 @@ func layerNormRowStatistics(_ x: UnsafePointer<Float>, count: Int, eps: Float) -
 
 /// Each row's mean and 1 / sqrt(variance + eps) over the last dimension, the statistics that
 /// `layerNorm` normalizes with (the same arithmetic).
-public func layerNormStatistics(_ x: Tensor, eps: Float) -> (mean: [Float], inverse: [Float]) {
+func layerNormStatistics(_ x: Tensor, eps: Float) -> (mean: [Float], inverse: [Float]) {
   guard let columns = x.shape.last, columns > 0 else {
     preconditionFailure("layerNormStatistics: input \(x.shape)")
   }

@@ -56,7 +56,7 @@ public struct LowRankFirstStage: Sendable {
   var width: Int { rank1 + rank2 + 4 }
 
   /// The stage itself [N, F], with the arithmetic of the upscaling's row step.
-  public func evaluated() -> Tensor {
+  func evaluated() -> Tensor {
     Tensor(shape: [pixels, features]) { out in
       withPointers { p in
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, pixels * (width + 1)))

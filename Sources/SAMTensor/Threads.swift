@@ -90,9 +90,11 @@ func chunkRange(_ chunk: Int, of chunks: Int, count: Int) -> Range<Int> {
 /// while an item gives the same bits as when run alone with its loops split over the threads.
 /// Runs in order on the calling thread when there is one thread or one item.
 ///
-/// The last `count % threads` items, too few to keep every thread busy, run one after the other
-/// with their loops split over the threads (3 prompts on 2 threads: two side by side, then the
-/// third on both threads, not alone on one while the other waits). The bits are the same either way.
+/// When the last round would leave at least half the threads idle (`count % threads` items, at
+/// most `threads / 2`), those items run one after the other with their loops split over the
+/// threads instead (3 prompts on 2 threads: two side by side, then the third on both, not alone on
+/// one while the other waits). A fuller last round stays side by side, where it keeps more
+/// threads busy. The bits are the same either way.
 public func sideBySide(_ count: Int, _ body: (Int) -> Void) {
   guard count > 0 else { return }
   let threads = min(ComputeThreads.count, count)
@@ -100,7 +102,8 @@ public func sideBySide(_ count: Int, _ body: (Int) -> Void) {
     for index in 0..<count { body(index) }
     return
   }
-  let together = count - count % threads
+  let tail = count % threads
+  let together = tail <= threads / 2 ? count - tail : count
   let next = SideBySide.Counter()
   withoutActuallyEscaping(body) { escapable in
     let shared = UncheckedSendableItem(body: escapable)

@@ -59,7 +59,10 @@ public struct UpscalingProducts: Sendable {
   /// x [H, W, Cin], vectors [M, C2] -> [M, 4H, 4W]: out[m, y, x] = vectors[m] . upscaled[y, x].
   public func callAsFunction(_ x: Tensor, vectors: Tensor) -> Tensor {
     precondition(x.shape.count == 3 && x.shape[2] == conv1.inFeatures, "UpscalingProducts: input \(x.shape)")
-    return products(x, lowRank: nil, vectors: vectors)
+    return x.withUnsafeBufferPointer { xp in
+      products(
+        from: xp.baseAddress.map { .input($0) }, height: x.shape[0], width: x.shape[1], vectors: vectors)
+    }
   }
 
   /// The same with convT1's output (bias included) given in low-rank form, one row per input pixel
@@ -71,45 +74,43 @@ public struct UpscalingProducts: Sendable {
       "UpscalingProducts: low-rank first stage [\(lowRank.pixels), \(lowRank.features)] for a "
         + "\(height)x\(width) grid of \(normWeight.count) channels")
     return lowRank.withPointers { pointers in
-      // No input channels: the steps form the first stage from `pointers`.
-      products(Tensor(shape: [height, width, 0], data: []), lowRank: pointers, vectors: vectors)
+      products(from: .lowRank(pointers), height: height, width: width, vectors: vectors)
     }
   }
 
-  private func products(_ x: Tensor, lowRank: LowRankPointers?, vectors: Tensor) -> Tensor {
+  /// The products for a height x width grid whose first stage comes from `first` (nil: an empty grid).
+  private func products(from first: FirstStage?, height: Int, width: Int, vectors: Tensor) -> Tensor {
     let (c1, c2) = (normWeight.count, conv2.outFeatures / 4)
-    let inChannels = x.shape[2]
     precondition(
       vectors.shape.count == 2 && vectors.shape[1] == c2, "UpscalingProducts: vectors \(vectors.shape)")
-    let (height, width, masks) = (x.shape[0], x.shape[1], vectors.shape[0])
+    let masks = vectors.shape[0]
     let plane = 16 * height * width
     return Tensor(shape: [masks, 4 * height, 4 * width]) { out in
-      guard plane > 0 else { return }
-      x.withUnsafeBufferPointer { xp in
-        vectors.withUnsafeBufferPointer { vp in
-          conv1.panels.withUnsafeBufferPointer { w1 in
-            conv2.panels.withUnsafeBufferPointer { w2 in
-              conv1Bias.withUnsafeBufferPointer { b1 in
-                conv2Bias.withUnsafeBufferPointer { b2 in
-                  normWeight.withUnsafeBufferPointer { nw in
-                    normBias.withUnsafeBufferPointer { nb in
-                      let steps = UpscalingSteps(
-                        width: width, inChannels: inChannels, c1: c1, c2: c2, masks: masks, plane: plane,
-                        lowRank: lowRank, conv1: w1.baseAddress!, conv1Bias: b1.baseAddress!,
-                        normWeight: nw.baseAddress!,
-                        normBias: nb.baseAddress!, eps: eps, conv2: w2.baseAddress!,
-                        conv2Bias: b2.baseAddress!, vectors: vp.baseAddress!)
-                      let stepCount = (height + Self.rowsPerStep - 1) / Self.rowsPerStep
-                      parallelForChunks(stepCount) { range in
-                        withUnsafeTemporaryAllocation(
-                          of: Float.self, capacity: steps.scratchCount(rows: Self.rowsPerStep)
-                        ) { sp in
-                          for step in range {
-                            let first = step * Self.rowsPerStep
-                            steps.run(
-                              rows: first..<min(height, first + Self.rowsPerStep), input: xp.baseAddress,
-                              scratch: sp.baseAddress!, out: out)
-                          }
+      guard plane > 0, let first else { return }
+      vectors.withUnsafeBufferPointer { vp in
+        conv1.panels.withUnsafeBufferPointer { w1 in
+          conv2.panels.withUnsafeBufferPointer { w2 in
+            conv1Bias.withUnsafeBufferPointer { b1 in
+              conv2Bias.withUnsafeBufferPointer { b2 in
+                normWeight.withUnsafeBufferPointer { nw in
+                  normBias.withUnsafeBufferPointer { nb in
+                    let steps = UpscalingSteps(
+                      width: width, inChannels: conv1.inFeatures, c1: c1, c2: c2, masks: masks, plane: plane,
+                      first: first, conv1: w1.baseAddress!, conv1Bias: b1.baseAddress!,
+                      normWeight: nw.baseAddress!,
+                      normBias: nb.baseAddress!, eps: eps, conv2: w2.baseAddress!,
+                      conv2Bias: b2.baseAddress!, vectors: vp.baseAddress!)
+                    let stepCount = (height + Self.rowsPerStep - 1) / Self.rowsPerStep
+                    parallelForChunks(stepCount) { range in
+                      withUnsafeTemporaryAllocation(
+                        of: Float.self, capacity: steps.scratchCount(rows: Self.rowsPerStep)
+                      ) { sp in
+                        for step in range {
+                          let firstRow = step * Self.rowsPerStep
+                          steps.run(
+                            rows: firstRow..<min(height, firstRow + Self.rowsPerStep),
+                            scratch: sp.baseAddress!,
+                            out: out)
                         }
                       }
                     }
@@ -124,6 +125,14 @@ public struct UpscalingProducts: Sendable {
   }
 }
 
+/// Where the upscaling's first stage comes from.
+private enum FirstStage {
+  /// The input grid x [H, W, Cin], through convT1.
+  case input(UnsafePointer<Float>)
+  /// convT1's output given in low-rank form (`LowRankFirstStage`).
+  case lowRank(LowRankPointers)
+}
+
 /// The work of a few input rows, on pointers.
 private struct UpscalingSteps {
   var width: Int
@@ -132,7 +141,7 @@ private struct UpscalingSteps {
   var c2: Int
   var masks: Int
   var plane: Int  // values per output plane: 4H * 4W
-  var lowRank: LowRankPointers?  // convT1's output in low-rank form; the input is then not read
+  var first: FirstStage
   var conv1: UnsafePointer<Float>
   var conv1Bias: UnsafePointer<Float>
   var normWeight: UnsafePointer<Float>
@@ -145,33 +154,37 @@ private struct UpscalingSteps {
   /// The first stage [rows, W, 2, 2, C1], the second [rows, W, 2, 2, 2, 2, C2] and the low-rank
   /// form's coefficients.
   func scratchCount(rows: Int) -> Int {
-    rows * width * 4 * (c1 + 4 * c2) + (lowRank?.scratchCount(pixels: rows * width) ?? 0)
+    let lowRankScratch: Int
+    if case .lowRank(let lowRank) = first {
+      lowRankScratch = lowRank.scratchCount(pixels: rows * width)
+    } else {
+      lowRankScratch = 0
+    }
+    return rows * width * 4 * (c1 + 4 * c2) + lowRankScratch
   }
 
-  func run(
-    rows: Range<Int>, input: UnsafePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
-    out: UnsafeMutablePointer<Float>
-  ) {
+  func run(rows: Range<Int>, scratch: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
     let pixels = rows.count * width
     let stage1 = scratch  // (pixels, dy, dx, C1)
     let stage2 = stage1 + pixels * 4 * c1  // (pixels, dy, dx, dy2, dx2, C2)
-    if let lowRank {
-      let first = rows.lowerBound * width
-      lowRank.stage(pixels: first..<(first + pixels), into: stage1, scratch: stage2 + pixels * 16 * c2)
-      sam_layer_norm_gelu(stage1, stage1, normWeight, normBias, 4 * pixels, c1, eps)
-    } else if let input {
-      var first = sam_gemm_args()
-      first.out = stage1
-      first.ldo = 4 * c1
-      first.x = input + rows.lowerBound * width * inChannels
-      first.ldx = inChannels
-      first.packed = conv1
-      first.bias = conv1Bias
-      first.n = 4 * c1
-      first.k = inChannels
-      withUnsafePointer(to: first) { sam_gemm_packed_rows($0, 0, pixels) }
-      sam_layer_norm_gelu(stage1, stage1, normWeight, normBias, 4 * pixels, c1, eps)
+    switch first {
+    case .lowRank(let lowRank):
+      let firstPixel = rows.lowerBound * width
+      lowRank.stage(
+        pixels: firstPixel..<(firstPixel + pixels), into: stage1, scratch: stage2 + pixels * 16 * c2)
+    case .input(let input):
+      var convT1 = sam_gemm_args()
+      convT1.out = stage1
+      convT1.ldo = 4 * c1
+      convT1.x = input + rows.lowerBound * width * inChannels
+      convT1.ldx = inChannels
+      convT1.packed = conv1
+      convT1.bias = conv1Bias
+      convT1.n = 4 * c1
+      convT1.k = inChannels
+      withUnsafePointer(to: convT1) { sam_gemm_packed_rows($0, 0, pixels) }
     }
+    sam_layer_norm_gelu(stage1, stage1, normWeight, normBias, 4 * pixels, c1, eps)
     var second = sam_gemm_args()
     second.out = stage2
     second.ldo = 4 * c2

@@ -1,8 +1,8 @@
-import SAMTensor
 import TorchCheckpoint
 import XCTest
 
 @testable import MobileSAM
+@testable import SAMTensor
 
 /// The first upscaling convolution computed from the per-image part and the prompt's low-rank
 /// updates (LowRankUpscalingInput.swift) against forming the final keys and convolving them.

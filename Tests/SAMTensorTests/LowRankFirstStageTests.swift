@@ -1,6 +1,7 @@
 import Foundation
-import SAMTensor
 import XCTest
+
+@testable import SAMTensor
 
 // Tolerance: 1e-5 of the sum of |terms| (each value is one float32 multiply-add chain over
 // r1 + r2 + 4 coefficients, whose own products round at 6e-8 relative), plus 1e-6 absolute.

@@ -79,22 +79,26 @@ final class ThreadsTests: XCTestCase {
     }
   }
 
-  /// Items beyond the last full round (count % threads of them) run after the others, each with
-  /// its loops split over the threads as when run alone.
+  /// Items of a last round that would leave half the threads or more idle (count % threads of
+  /// them, at most threads / 2) run after the others, each with its loops split over the threads
+  /// as when run alone; a fuller last round stays side by side.
   func testLastFewItemsRunOnAllThreads() {
-    ComputeThreads.set(3)
+    ComputeThreads.set(4)
     let lock = NSLock()
-    var inside = [Bool](repeating: false, count: 8)
-    inside.withUnsafeMutableBufferPointer { slots in
-      sideBySide(8) { index in
-        var chunks = 0
-        parallelForChunks(90) { _ in lock.withLock { chunks += 1 } }
-        slots[index] = SideBySide.isActive
-        XCTAssertEqual(chunks, 3, "item \(index)")
+    for (count, sideBySideCount) in [(10, 8), (9, 8), (11, 11), (8, 8)] {
+      var inside = [Bool](repeating: false, count: count)
+      inside.withUnsafeMutableBufferPointer { slots in
+        sideBySide(count) { index in
+          var chunks = 0
+          parallelForChunks(90) { _ in lock.withLock { chunks += 1 } }
+          slots[index] = SideBySide.isActive
+          XCTAssertEqual(chunks, 4, "item \(index) of \(count)")
+        }
       }
+      let expected = (0..<count).map { $0 < sideBySideCount }
+      XCTAssertEqual(inside, expected, "\(count) items")
+      XCTAssertFalse(SideBySide.isActive)
     }
-    XCTAssertEqual(inside, [true, true, true, true, true, true, false, false])
-    XCTAssertFalse(SideBySide.isActive)
   }
 
   func testSetClampsToOneThread() {
