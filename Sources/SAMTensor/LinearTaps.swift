@@ -1,12 +1,10 @@
 // The interpolation taps of a bilinear resize along one axis (Resize.swift, ThresholdedResize.swift).
 
-/// Interpolation indices and weights along one axis.
+/// Interpolation indices and weights along one axis. The indices are 32-bit, as the C kernels
+/// take them (sam_resize_row).
 struct LinearTaps {
-  var first: [Int]
-  var second: [Int]
-  /// `first` and `second` as the C kernels take them (sam_resize_row).
-  var first32: [Int32]
-  var second32: [Int32]
+  var first: [Int32]
+  var second: [Int32]
   var firstWeight: [Float]
   var secondWeight: [Float]
 
@@ -15,12 +13,10 @@ struct LinearTaps {
     let scale = Float(inputSize) / Float(outputSize)
     // Appended to local arrays: stores into the properties paid a uniqueness check each (this runs
     // for every mask, ~5,000 taps).
-    var (first, second, first32, second32) = ([Int](), [Int](), [Int32](), [Int32]())
+    var (first, second) = ([Int32](), [Int32]())
     var (firstWeight, secondWeight) = ([Float](), [Float]())
     first.reserveCapacity(outputSize)
     second.reserveCapacity(outputSize)
-    first32.reserveCapacity(outputSize)
-    second32.reserveCapacity(outputSize)
     firstWeight.reserveCapacity(outputSize)
     secondWeight.reserveCapacity(outputSize)
     for i in 0..<outputSize {
@@ -30,30 +26,24 @@ struct LinearTaps {
       let index = min(Int(source), inputSize - 1)
       let lambda = min(max(source - Float(index), 0), 1)
       let next = index + (index < inputSize - 1 ? 1 : 0)
-      first.append(index)
-      second.append(next)
-      first32.append(Int32(index))
-      second32.append(Int32(next))
+      first.append(Int32(index))
+      second.append(Int32(next))
       firstWeight.append(1 - lambda)
       secondWeight.append(lambda)
     }
-    (self.first, self.second, self.first32, self.second32) = (first, second, first32, second32)
+    (self.first, self.second) = (first, second)
     (self.firstWeight, self.secondWeight) = (firstWeight, secondWeight)
   }
 
   func withPointers<R>(_ body: (LinearTapPointers) -> R) -> R {
     first.withUnsafeBufferPointer { f in
       second.withUnsafeBufferPointer { s in
-        first32.withUnsafeBufferPointer { f32 in
-          second32.withUnsafeBufferPointer { s32 in
-            firstWeight.withUnsafeBufferPointer { fw in
-              secondWeight.withUnsafeBufferPointer { sw in
-                body(
-                  LinearTapPointers(
-                    first: f.baseAddress!, second: s.baseAddress!, first32: f32.baseAddress!,
-                    second32: s32.baseAddress!, firstWeight: fw.baseAddress!, secondWeight: sw.baseAddress!))
-              }
-            }
+        firstWeight.withUnsafeBufferPointer { fw in
+          secondWeight.withUnsafeBufferPointer { sw in
+            body(
+              LinearTapPointers(
+                first: f.baseAddress!, second: s.baseAddress!, firstWeight: fw.baseAddress!,
+                secondWeight: sw.baseAddress!))
           }
         }
       }
@@ -62,17 +52,15 @@ struct LinearTaps {
 }
 
 struct LinearTapPointers {
-  var first: UnsafePointer<Int>
-  var second: UnsafePointer<Int>
-  var first32: UnsafePointer<Int32>
-  var second32: UnsafePointer<Int32>
+  var first: UnsafePointer<Int32>
+  var second: UnsafePointer<Int32>
   var firstWeight: UnsafePointer<Float>
   var secondWeight: UnsafePointer<Float>
 
   /// The taps from output index `start` on.
   func offset(by start: Int) -> LinearTapPointers {
     LinearTapPointers(
-      first: first + start, second: second + start, first32: first32 + start, second32: second32 + start,
-      firstWeight: firstWeight + start, secondWeight: secondWeight + start)
+      first: first + start, second: second + start, firstWeight: firstWeight + start,
+      secondWeight: secondWeight + start)
   }
 }

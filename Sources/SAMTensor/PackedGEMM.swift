@@ -39,25 +39,23 @@ public struct PackedWeight: Sendable {
   public init(transposed weight: Tensor) {
     precondition(
       weight.shape.count == 2, "PackedWeight: transposed weight must be [in, out], got \(weight.shape)")
-    let (inFeatures, outFeatures) = (weight.shape[0], weight.shape[1])
-    self.outFeatures = outFeatures
-    self.inFeatures = inFeatures
-    kernelH = 1
-    kernelW = 1
-    let count = sam_gemm_packed_count(outFeatures, inFeatures)
-    panels = weight.withUnsafeBufferPointer { wp in
-      [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-        if count > 0 {
-          sam_gemm_pack_weight_transposed(buffer.baseAddress!, wp.baseAddress!, outFeatures, inFeatures)
-        }
-        initialized = count
-      }
-    }
+    self.init(
+      weight, outFeatures: weight.shape[1], inFeatures: weight.shape[0], kernelH: 1, kernelW: 1,
+      pack: sam_gemm_pack_weight_transposed)
   }
 
   /// weight [outFeatures, inFeatures]
   private init(panelsOf weight: Tensor, kernelH: Int, kernelW: Int) {
-    let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
+    self.init(
+      weight, outFeatures: weight.shape[0], inFeatures: weight.shape[1], kernelH: kernelH, kernelW: kernelW,
+      pack: sam_gemm_pack_weight)
+  }
+
+  /// `weight`'s values packed into panels by `pack` (out, weight, outFeatures, inFeatures).
+  private init(
+    _ weight: Tensor, outFeatures: Int, inFeatures: Int, kernelH: Int, kernelW: Int,
+    pack: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void
+  ) {
     self.outFeatures = outFeatures
     self.inFeatures = inFeatures
     self.kernelH = kernelH
@@ -65,7 +63,7 @@ public struct PackedWeight: Sendable {
     let count = sam_gemm_packed_count(outFeatures, inFeatures)
     panels = weight.withUnsafeBufferPointer { wp in
       [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-        if count > 0 { sam_gemm_pack_weight(buffer.baseAddress!, wp.baseAddress!, outFeatures, inFeatures) }
+        if count > 0 { pack(buffer.baseAddress!, wp.baseAddress!, outFeatures, inFeatures) }
         initialized = count
       }
     }

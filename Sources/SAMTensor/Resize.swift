@@ -77,7 +77,9 @@ struct RowResizer {
   ) {
     let plane = outRow / height
     let oy = outRow % height
-    let (top, bottom) = (plane * inputHeight + rows.first[oy], plane * inputHeight + rows.second[oy])
+    let (top, bottom) = (
+      plane * inputHeight + Int(rows.first[oy]), plane * inputHeight + Int(rows.second[oy])
+    )
     let topRow = cache.row(top, keeping: bottom) { slot in
       resizeHorizontally(
         slot, source: input + top * inputWidth, sourceCount: inputWidth, columns: columns, count: width)
@@ -120,7 +122,7 @@ func resizeHorizontally(
   _ out: UnsafeMutablePointer<Float>, source: UnsafePointer<Float>, sourceCount: Int,
   columns c: LinearTapPointers, count: Int
 ) {
-  sam_resize_row(out, source, sourceCount, c.first32, c.second32, c.firstWeight, c.secondWeight, count)
+  sam_resize_row(out, source, sourceCount, c.first, c.second, c.firstWeight, c.secondWeight, count)
 }
 
 /// out = topWeight * top + bottomWeight * bottom (CSAMKernels/resize.c).

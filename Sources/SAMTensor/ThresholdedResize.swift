@@ -122,7 +122,9 @@ extension RowResizer {
   ) -> (high: Int, low: Int) {
     let plane = outRow / height
     let oy = outRow % height
-    let (top, bottom) = (plane * inputHeight + rows.first[oy], plane * inputHeight + rows.second[oy])
+    let (top, bottom) = (
+      plane * inputHeight + Int(rows.first[oy]), plane * inputHeight + Int(rows.second[oy])
+    )
     let (topSource, bottomSource) = (input + top * inputWidth, input + bottom * inputWidth)
     let topSlot = cache.slot(for: top, keeping: bottom, source: topSource)
     let bottomSlot = cache.slot(for: bottom, keeping: top, source: bottomSource)
@@ -147,7 +149,8 @@ extension RowResizer {
       let start = block * BlockRowCache.blockWidth
       let end = min(start + BlockRowCache.blockWidth, width)
       let (least, greatest) = cache.bounds(
-        topSlot, bottomSlot, firstGroup: columns.first[start] / 8, lastGroup: columns.second[end - 1] / 8)
+        topSlot, bottomSlot, firstGroup: Int(columns.first[start]) / 8,
+        lastGroup: Int(columns.second[end - 1]) / 8)
       if let settled = levels.settled(least: least, greatest: greatest) {
         settledBlocks += 1
         (mask + start).update(repeating: settled.mask ? 1 : 0, count: end - start)
