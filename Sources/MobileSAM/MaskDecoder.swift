@@ -32,11 +32,10 @@ struct MaskDecoder {
     let conv1Weight = try weights.take("\(prefix).output_upscaling.0.weight", shape: [dim, dim / 4, 2, 2])
     let conv1Bias = try weights.take("\(prefix).output_upscaling.0.bias", shape: [dim / 4])
     let (first, second) = (transformer.layers[0], transformer.layers[1])
-    // [in, out, dy, dx] -> [in, (dy, dx, out)]: each grid cell's 2x2 block, as UpscalingProducts
-    // lays out its first stage.
+    // Each grid cell's 2x2 block, as UpscalingProducts lays out its first stage.
     lowRankUpscaling = LowRankUpscalingInput(
-      conv1: permute(conv1Weight, [0, 2, 3, 1]).reshaped([dim, dim]),
-      conv1Bias: Tensor(shape: [dim], data: Array(repeating: conv1Bias.data, count: 4).flatMap { $0 }),
+      conv1: UpscalingProducts.blockMatrix(conv1Weight),
+      conv1Bias: Tensor(shape: [dim], data: UpscalingProducts.blockBias(conv1Bias)),
       norm1: first.norm4, norm2: second.norm4, outBias1: first.crossAttnImageToToken.outProj.bias,
       outBias2: second.crossAttnImageToToken.outProj.bias)
     outputUpscaling = UpscalingProducts(

@@ -36,7 +36,7 @@ public struct UpscalingProducts: Sendable {
     precondition(
       conv1Weight.shape.count == 4 && conv1Weight.shape[2] == 2 && conv1Weight.shape[3] == 2,
       "UpscalingProducts: conv1 weight must be [Cin, C1, 2, 2], got \(conv1Weight.shape)")
-    let (inChannels, c1) = (conv1Weight.shape[0], conv1Weight.shape[1])
+    let c1 = conv1Weight.shape[1]
     precondition(
       conv2Weight.shape.count == 4 && conv2Weight.shape[0] == c1 && conv2Weight.shape[2] == 2
         && conv2Weight.shape[3] == 2,
@@ -45,15 +45,24 @@ public struct UpscalingProducts: Sendable {
     precondition(
       conv1Bias.count == c1 && normWeight.count == c1 && normBias.count == c1 && conv2Bias.count == c2,
       "UpscalingProducts: biases and norm for \(c1) and \(c2) channels")
-    // [in, out, dy, dx] -> [dy, dx, out, in]: a linear layer's [outFeatures, inFeatures].
-    conv1 = PackedWeight(permute(conv1Weight, [2, 3, 1, 0]).reshaped([4 * c1, inChannels]))
-    conv2 = PackedWeight(permute(conv2Weight, [2, 3, 1, 0]).reshaped([4 * c2, c1]))
-    let (bias1, bias2) = (conv1Bias.data, conv2Bias.data)
-    self.conv1Bias = Array(repeating: bias1, count: 4).flatMap { $0 }
-    self.conv2Bias = Array(repeating: bias2, count: 4).flatMap { $0 }
+    conv1 = PackedWeight(transposed: Self.blockMatrix(conv1Weight))
+    conv2 = PackedWeight(transposed: Self.blockMatrix(conv2Weight))
+    self.conv1Bias = Self.blockBias(conv1Bias)
+    self.conv2Bias = Self.blockBias(conv2Bias)
     self.normWeight = normWeight.data
     self.normBias = normBias.data
     self.eps = eps
+  }
+
+  /// A 2x2 stride-2 transposed convolution's weight [Cin, Cout, 2, 2] (as nn.ConvTranspose2d
+  /// stores it) as the matrix [Cin, (dy, dx, Cout)] from an input pixel to its output block.
+  public static func blockMatrix(_ weight: Tensor) -> Tensor {
+    permute(weight, [0, 2, 3, 1]).reshaped([weight.shape[0], 4 * weight.shape[1]])
+  }
+
+  /// A convolution's bias [Cout] for each pixel of an output block: [(dy, dx, Cout)].
+  public static func blockBias(_ bias: Tensor) -> [Float] {
+    Array(repeating: bias.data, count: 4).flatMap { $0 }
   }
 
   /// x [H, W, Cin], vectors [M, C2] -> [M, 4H, 4W]: out[m, y, x] = vectors[m] . upscaled[y, x].
