@@ -75,16 +75,21 @@ extension MobileSAMModel: Segmenter {
     try AutomaticMaskGenerator(model: self, parameters: parameters).generate(image)
   }
 
+  /// The bytes of original-size masks that `predictMasks` lets be alive at once.
+  static let sideBySideMaskBytes = 256 << 20
+
   /// Low-resolution logits for all the prompts (256 KB a mask), then the wanted masks at original
   /// size side by side, one per thread (SAMTensor's `sideBySide`, the same bits as one at a time),
-  /// each encoded before its thread makes the next.
+  /// each encoded before its thread makes the next. Masks of huge images take turns instead, so
+  /// that those alive at once hold at most `sideBySideMaskBytes` (a 13000 x 13000 mask is 169 MB).
   public func predictMasks<Encoded: Sendable>(
     _ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool, wanted: ([Float]) -> [Int],
     encode: @Sendable (MadeMask) -> Encoded
   ) throws -> [Encoded] {
     let decoded = try predictLowRes(embedding, prompts: prompts, multimask: multimask)
     let masks = decoded.indices.flatMap { p in wanted(decoded[p].scores).map { (prompt: p, index: $0) } }
-    return sideBySideMap(masks.count) { k in
+    let maskBytes = max(1, embedding.originalWidth * embedding.originalHeight)
+    return sideBySideMap(masks.count, atMost: Self.sideBySideMaskBytes / maskBytes) { k in
       let (p, i) = masks[k]
       let made = mask(decoded[p], index: i, embedding: embedding)
       return encode(

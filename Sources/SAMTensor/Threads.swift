@@ -95,9 +95,12 @@ func chunkRange(_ chunk: Int, of chunks: Int, count: Int) -> Range<Int> {
 /// threads instead (3 prompts on 2 threads: two side by side, then the third on both, not alone on
 /// one while the other waits). A fuller last round stays side by side, where it keeps more
 /// threads busy. The bits are the same either way.
-public func sideBySide(_ count: Int, _ body: (Int) -> Void) {
+///
+/// `atMost` caps how many items run at once (items that each hold much memory); 1 runs them one
+/// after the other, each on all threads.
+public func sideBySide(_ count: Int, atMost limit: Int = .max, _ body: (Int) -> Void) {
   guard count > 0 else { return }
-  let threads = min(ComputeThreads.count, count)
+  let threads = min(ComputeThreads.count, count, max(1, limit))
   if threads <= 1 || SideBySide.isActive {
     for index in 0..<count { body(index) }
     return
@@ -116,11 +119,11 @@ public func sideBySide(_ count: Int, _ body: (Int) -> Void) {
   for index in together..<count { body(index) }
 }
 
-/// `(0..<count).map(body)`, the items run `sideBySide`.
-public func sideBySideMap<T>(_ count: Int, _ body: (Int) -> T) -> [T] {
+/// `(0..<count).map(body)`, the items run `sideBySide` (at most `atMost` at once).
+public func sideBySideMap<T>(_ count: Int, atMost limit: Int = .max, _ body: (Int) -> T) -> [T] {
   var results = [T?](repeating: nil, count: count)
   results.withUnsafeMutableBufferPointer { slots in
-    sideBySide(count) { slots[$0] = body($0) }
+    sideBySide(count, atMost: limit) { slots[$0] = body($0) }
   }
   return results.map { $0! }
 }

@@ -101,6 +101,30 @@ final class ThreadsTests: XCTestCase {
     }
   }
 
+  /// `atMost: 1` runs the items one after the other, each on all threads; `atMost: 2` keeps at
+  /// most two running at once.
+  func testAtMostCapsTheItemsRunningAtOnce() {
+    ComputeThreads.set(3)
+    let lock = NSLock()
+    var inside = [Bool](repeating: true, count: 5)
+    inside.withUnsafeMutableBufferPointer { slots in
+      sideBySide(5, atMost: 1) { index in slots[index] = SideBySide.isActive }
+    }
+    XCTAssertEqual(inside, [Bool](repeating: false, count: 5))
+    var (running, most) = (0, 0)
+    let squares = sideBySideMap(9, atMost: 2) { index -> Int in
+      lock.withLock {
+        running += 1
+        most = max(most, running)
+      }
+      usleep(2_000)
+      lock.withLock { running -= 1 }
+      return index * index
+    }
+    XCTAssertEqual(squares, (0..<9).map { $0 * $0 })
+    XCTAssertLessThanOrEqual(most, 2)
+  }
+
   func testSetClampsToOneThread() {
     ComputeThreads.set(0)
     XCTAssertEqual(ComputeThreads.count, 1)
