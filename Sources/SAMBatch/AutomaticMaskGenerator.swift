@@ -178,12 +178,15 @@ public struct AutomaticMaskGenerator: Sendable {
         !(parameters.predIouThresh > 0 && !(decoded.scores[$0] > iouThreshold))
       }
       // A few masks per thread at a time, side by side (the same bits as one at a time), then
-      // admitted in order: the runs budget is counted exactly as if made one by one.
+      // admitted in order: the runs budget is counted exactly as if made one by one. A mask holds
+      // its crop's pixels and the photo's (uncropped); huge photos' masks take turns.
       let window = 4 * ComputeThreads.count
+      let maskBytes = max(1, width * height + image.width * image.height)
       for first in stride(from: 0, to: scored.count, by: window) {
         let indices = Array(scored[first..<min(first + window, scored.count)])
         let withRuns = bytes < keptRunsBudget
-        let passing = sideBySideMap(indices.count) { k -> (box: PixelBox, stability: Float?, runs: [Int])? in
+        let passing = sideBySideMap(indices.count, atMost: sideBySideMaskBytes / maskBytes) {
+          k -> (box: PixelBox, stability: Float?, runs: [Int])? in
           let (plane, stability) = upscaledMask(decoded, indices[k], embedding: embedding)
           if parameters.stabilityScoreThresh > 0 && !((stability ?? .nan) >= stabilityThreshold) {
             return nil

@@ -65,6 +65,10 @@ extension Segmenter {
   }
 }
 
+/// The bytes of masks at a photo's size that may be alive at once when they are made side by side
+/// (`predictMasks`, everything mode): above it they take turns, each on all threads.
+let sideBySideMaskBytes = 256 << 20
+
 extension MobileSAMModel: Segmenter {
   public typealias Embedding = ImageEmbedding
   public var modelKind: String { kind.rawValue }
@@ -74,9 +78,6 @@ extension MobileSAMModel: Segmenter {
   {
     try AutomaticMaskGenerator(model: self, parameters: parameters).generate(image)
   }
-
-  /// The bytes of original-size masks that `predictMasks` lets be alive at once.
-  static let sideBySideMaskBytes = 256 << 20
 
   /// Low-resolution logits for all the prompts (256 KB a mask), then the wanted masks at original
   /// size side by side, one per thread (SAMTensor's `sideBySide`, the same bits as one at a time),
@@ -89,7 +90,7 @@ extension MobileSAMModel: Segmenter {
     let decoded = try predictLowRes(embedding, prompts: prompts, multimask: multimask)
     let masks = decoded.indices.flatMap { p in wanted(decoded[p].scores).map { (prompt: p, index: $0) } }
     let maskBytes = max(1, embedding.originalWidth * embedding.originalHeight)
-    return sideBySideMap(masks.count, atMost: Self.sideBySideMaskBytes / maskBytes) { k in
+    return sideBySideMap(masks.count, atMost: sideBySideMaskBytes / maskBytes) { k in
       let (p, i) = masks[k]
       let made = mask(decoded[p], index: i, embedding: embedding)
       return encode(
