@@ -40,9 +40,21 @@ struct DecoderAttention {
   /// Attention over projected, head-separated inputs [B * heads, N, d], then the output projection:
   /// -> [B, Nq, C].
   func attend(queries qh: Tensor, keys kh: Tensor, values vh: Tensor, batch: Int) -> Tensor {
-    let queries = qh.shape[1]
-    let headDim = internalDim / numHeads
-    var out = attention(q: qh, k: kh, v: vh, bias: nil, scale: 1 / Float(headDim).squareRoot())
+    mergeHeads(attention(q: qh, k: kh, v: vh, bias: nil, scale: scale), batch: batch)
+  }
+
+  /// The same for one prompt, with keys transposed beforehand (the first layer's per-image keys):
+  /// queries [heads, Nq, d], values [heads, Nk, d] -> [1, Nq, C].
+  func attend(queries qh: Tensor, keys: TransposedKeys, values vh: Tensor) -> Tensor {
+    mergeHeads(attention(q: qh, keys: keys, v: vh, scale: scale), batch: 1)
+  }
+
+  private var scale: Float { 1 / Float(internalDim / numHeads).squareRoot() }
+
+  /// The heads' outputs [B * heads, Nq, d] side by side, then out_proj: -> [B, Nq, C].
+  private func mergeHeads(_ heads: Tensor, batch: Int) -> Tensor {
+    let (queries, headDim) = (heads.shape[1], heads.shape[2])
+    var out = heads
     out.shape = [batch, numHeads, queries, headDim]
     var merged = permute(out, [0, 2, 1, 3])  // (B, Nq, heads, headDim)
     merged.shape = [batch, queries, internalDim]
@@ -136,7 +148,7 @@ struct TwoWayAttentionBlock {
       &queries,
       crossAttnTokenToImage.attend(
         queries: crossAttnTokenToImage.projectQueries(add(queries, queryPE).reshaped([1] + queries.shape)),
-        keys: image.tokenToImageKeys, values: image.tokenToImageValues, batch: 1
+        keys: image.tokenToImageKeys, values: image.tokenToImageValues
       ).reshaped(queries.shape))
     queries = feedForward(queries)
     let (newKeys, newKeysWithPE, update) = crossAttnImageToToken.attendImageToTokens(
@@ -164,7 +176,8 @@ struct TwoWayAttentionBlock {
   /// prompt whose keys are the same, so for the first layer it is computed once per image.
   struct ImageSide: Sendable {
     let keys: Tensor  // [4096, C]
-    let tokenToImageKeys: Tensor  // [heads, 4096, d]: k_proj(keys + PE), heads separated
+    /// [heads, 4096, d]: k_proj(keys + PE), heads separated, transposed once for every prompt
+    let tokenToImageKeys: TransposedKeys
     let tokenToImageValues: Tensor  // [heads, 4096, d]: v_proj(keys)
     let imageToTokenQueries: Tensor  // [4096, 128]: q_proj(keys + PE)
     /// The upscaling's per-image product of these keys (`LowRankUpscalingInput.imageSide`), when
@@ -176,7 +189,7 @@ struct TwoWayAttentionBlock {
       let k = add(keys, keyPE).reshaped([1] + keys.shape)
       self.keys = keys
       self.upscalingSide = upscalingSide
-      tokenToImageKeys = block.crossAttnTokenToImage.projectKeys(k)
+      tokenToImageKeys = TransposedKeys(block.crossAttnTokenToImage.projectKeys(k))
       tokenToImageValues = block.crossAttnTokenToImage.projectValues(keys.reshaped([1] + keys.shape))
       imageToTokenQueries = block.crossAttnImageToToken.qProj(k).reshaped([
         keys.shape[0], block.crossAttnImageToToken.internalDim,

@@ -96,3 +96,76 @@ private func loadVector(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
 private func storeVector(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
   UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
+
+/// Keys [G, N, d] transposed once, for keys that many calls attend to (the mask decoder's
+/// per-image keys): each group's [d, paddedKeyCount(N)], zero past N, as `attentionRows` reads
+/// them. `attention(q:keys:v:scale:)` then skips the transpose that `attention` does per call.
+public struct TransposedKeys: Sendable {
+  public let groups: Int
+  public let keys: Int
+  public let depth: Int
+  let values: [Float]
+
+  public init(_ k: Tensor) {
+    precondition(k.shape.count == 3, "TransposedKeys: k \(k.shape) must be [G, N, d]")
+    let (groups, keys, depth) = (k.shape[0], k.shape[1], k.shape[2])
+    let padded = paddedKeyCount(keys)
+    (self.groups, self.keys, self.depth) = (groups, keys, depth)
+    values = [Float](unsafeUninitializedCapacity: groups * depth * padded) { buffer, count in
+      k.withUnsafeBufferPointer { kp in
+        for g in 0..<groups {
+          transposeKeys(
+            kp.baseAddress! + g * keys * depth, into: buffer.baseAddress! + g * depth * padded, keys: keys,
+            depth: depth)
+        }
+      }
+      count = groups * depth * padded
+    }
+  }
+}
+
+/// `attention(q:k:v:bias:nil, scale:)` with the keys transposed beforehand: q [G, Nq, d],
+/// v [G, Nk, dv] -> [G, Nq, dv], dv a multiple of 8. Parallel over groups. The query rows run in
+/// blocks of 4, the last block padded with zero rows (a block of fewer rows takes the kernel's
+/// slower path), so each row's values are those `attention` gives.
+public func attention(q: Tensor, keys: TransposedKeys, v: Tensor, scale: Float) -> Tensor {
+  precondition(
+    q.shape.count == 3 && v.shape.count == 3 && q.shape[0] == keys.groups && q.shape[2] == keys.depth
+      && v.shape[0] == keys.groups && v.shape[1] == keys.keys && v.shape[2] % 8 == 0,
+    "attention: q \(q.shape), keys [\(keys.groups), \(keys.keys), \(keys.depth)], v \(v.shape)")
+  let (groups, queries, depth, valueDepth) = (q.shape[0], q.shape[1], q.shape[2], v.shape[2])
+  let shape = AttentionShape(
+    queries: queries, keys: keys.keys, depth: depth, valueDepth: valueDepth, scale: scale)
+  let padded = paddedKeyCount(keys.keys)
+  let paddedQueries = (queries + 3) / 4 * 4
+  var padding = shape
+  padding.queries = paddedQueries
+  return Tensor(shape: [groups, queries, valueDepth]) { out in
+    q.withUnsafeBufferPointer { qp in
+      v.withUnsafeBufferPointer { vp in
+        keys.values.withUnsafeBufferPointer { kp in
+          parallelForChunks(groups) { range in
+            // Per chunk: the scores of a block of 4 rows, a group's zero-padded queries and outputs.
+            var scratchValues = [Float](
+              repeating: 0, count: 4 * padded + paddedQueries * (depth + valueDepth))
+            scratchValues.withUnsafeMutableBufferPointer { sp in
+              let scores = sp.baseAddress!
+              let paddedQ = scores + 4 * padded
+              let paddedOut = paddedQ + paddedQueries * depth
+              for g in range {
+                paddedQ.update(from: qp.baseAddress! + g * queries * depth, count: queries * depth)
+                attentionRows(
+                  paddedOut, q: paddedQ, v: vp.baseAddress! + g * keys.keys * valueDepth, bias: nil,
+                  scratch: AttentionScratch(
+                    transposedKeys: UnsafeMutablePointer(mutating: kp.baseAddress! + g * depth * padded),
+                    scores: scores),
+                  shape: padding, rows: 0..<paddedQueries)
+                (out + g * queries * valueDepth).update(from: paddedOut, count: queries * valueDepth)
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
