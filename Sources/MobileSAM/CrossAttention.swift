@@ -12,7 +12,7 @@ extension DecoderAttention {
   /// Head h's scores are q_h (x Wk_h^T + bk_h)^T = (q_h Wk_h) x^T + q_h bk_h: the last term is the
   /// same for every image token of a query row, and softmax ignores a row's constant, so it is
   /// dropped. Its output is A_h (x Wv_h^T + bv_h) = (A_h x) Wv_h^T + bv_h, A_h's rows summing to 1.
-  /// GEMMs of [8 Nt, 256] x [256, 4096] and [8 Nt, 4096] x [4096, 256] replace k_proj and v_proj
+  /// GEMMs of [4096, 256] x [256, 8 Nt] and [8 Nt, 4096] x [4096, 256] replace k_proj and v_proj
   /// of 4096 tokens ([4096, 256] x [256, 128] each).
   func attendTokensToImage(queries: Tensor, imageKeys: Tensor, imageValues: Tensor) -> Tensor {
     let headDim = internalDim / numHeads
@@ -20,9 +20,11 @@ extension DecoderAttention {
     let queryHeads = matmul(
       headBlockDiagonal(q, heads: numHeads), kProj.weight, alpha: 1 / Float(headDim).squareRoot())
     // (heads * Nt, 256): row (h, t) = q_h[t] Wk_h / sqrt(d)
-    var weights = matmul(queryHeads, imageKeys, transposeB: true)  // (heads * Nt, 4096)
-    softmaxLastDimension(&weights)
-    let mixed = matmul(weights, imageValues)  // (heads * Nt, 256): A_h x
+    // (4096, heads * Nt): the scores as the image rows see them, on the packed GEMM, which reads
+    // the rows in place, and so does the product with the values (OpenBLAS copied all 4096 rows
+    // for both products, on every call).
+    var weights = linear(imageKeys, packed: PackedWeight(queryHeads), bias: nil)
+    let mixed = attendColumns(&weights, values: imageValues)  // (heads * Nt, 256): A_h x
     let valueHeads = headDiagonalBlocks(vProj(mixed), heads: numHeads)  // (Nt, 128)
     return outProj(valueHeads)
   }

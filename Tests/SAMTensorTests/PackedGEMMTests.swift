@@ -14,10 +14,12 @@ final class PackedGEMMTests: XCTestCase {
   }
 
   /// Shapes that leave partial register tiles (rows not a multiple of 12 or 6), partial panels
-  /// (outF not a multiple of 32 or 16), several row and column blocks, and a single row.
+  /// (outF not a multiple of 32 or 16), several row and column blocks, a single row, and at most
+  /// 16 output columns (one vector per row with AVX-512).
   private let shapes = [
     (rows: 1000, inF: 40, outF: 96), (rows: 9, inF: 13, outF: 24), (rows: 301, inF: 7, outF: 1000),
     (rows: 1, inF: 160, outF: 480), (rows: 77, inF: 1280, outF: 50), (rows: 130, inF: 320, outF: 17),
+    (rows: 205, inF: 256, outF: 16), (rows: 11, inF: 9, outF: 5),
   ]
 
   func testPackedLinearMatchesNaiveLoopsWithEveryEpilogue() {
@@ -101,6 +103,14 @@ final class PackedGEMMTests: XCTestCase {
     let wide = linear(x, packed: packed, bias: bias, activation: .gelu, residual: residual)
     let differing = zip(narrow.data, wide.data).filter { $0.bitPattern != $1.bitPattern }.count
     XCTAssertEqual(differing, 0, "outputs that differ between AVX2 and AVX-512")
+    // At most 16 columns: AVX-512 takes one vector per row.
+    let narrowWeight = PackedWeight(random.tensor([13, 70]))
+    let wide13 = linear(x, packed: narrowWeight, bias: nil)
+    XCTAssertEqual(VectorKernels.use(.avx2), 8)
+    let narrow13 = linear(x, packed: narrowWeight, bias: nil)
+    XCTAssertEqual(
+      zip(narrow13.data, wide13.data).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+      "13-column outputs that differ between AVX2 and AVX-512")
   }
 
   private func gelu(of expected: Expected) -> Expected {

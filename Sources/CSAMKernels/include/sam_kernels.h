@@ -145,6 +145,21 @@ void sam_blend_threshold(
     uint8_t *mask, const float *top, const float *bottom, float top_weight, float bottom_weight, size_t count,
     float mask_level, float high_level, float low_level, size_t *high, size_t *low);
 
+/// Column maxima of x [rows, columns] (row stride ld), folded into maxima[columns]:
+/// maxima[c] = max(maxima[c], x[r * ld + c] for every r).
+void sam_column_max(float *maxima, const float *x, size_t ld, size_t rows, size_t columns);
+
+/// x[r * ld + c] = e^(x[r * ld + c] - maxima[c]) in place (the vector exp of softmax), and
+/// sums[c] = the sum of those values over r = 0, 1, ..., rows - 1 in order. Needs x <= maxima.
+void sam_column_exp(float *x, size_t ld, size_t rows, size_t columns, const float *maxima, float *sums);
+
+/// out[i * ldo + j] = sum over p = 0, 1, ..., k - 1 of a[p * lda + i] * b[p * ldb + j] (one
+/// multiply-add chain in that order) for i < m and first_column <= j < last_column: a's transpose
+/// times b, both read in place. Needs k > 0 and first_column, last_column multiples of 16.
+void sam_transposed_product(
+    float *out, size_t ldo, const float *a, size_t lda, size_t m, const float *b, size_t ldb, size_t k,
+    size_t first_column, size_t last_column);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,169 @@
+// A few tokens attending to many image rows, with the scores stored as the rows see them: scores
+// [rows, tokens], a column per token (the mask decoder's token-to-image attentions: 4096 image
+// rows, 8 heads x a few tokens). The scores come from the packed GEMM reading the image rows in
+// place; these kernels take the softmax down each column and the product of the probabilities'
+// transpose with the image values, again reading the values in place. OpenBLAS copied the 4 MB of
+// image rows on both products of every call.
+//
+// Every value is computed by the same operations in the same order with AVX-512 and AVX2 (16-lane
+// vectors of vector16.h), so both give the same bits.
+#include "gelu16.h"  // exp_nonpositive16
+#include "sam_kernels.h"
+#include "vector16.h"
+
+static inline __attribute__((always_inline)) void column_max_body(
+    float *maxima, const float *x, size_t ld, size_t rows, size_t columns) {
+  for (size_t c = 0; c < columns; c += 16) {
+    const size_t count = columns - c;
+    vfloat m = load16_part(maxima + c, count);
+    for (size_t r = 0; r < rows; r++) {
+      const vfloat v = load16_part(x + r * ld + c, count);
+      m = select16(v > m, v, m);
+    }
+    store16_part(maxima + c, m, count);
+  }
+}
+
+static inline __attribute__((always_inline)) void column_exp_body(
+    float *x, size_t ld, size_t rows, size_t columns, const float *maxima, float *sums) {
+  for (size_t c = 0; c < columns; c += 16) {
+    const size_t count = columns - c;
+    const vfloat m = load16_part(maxima + c, count);
+    vfloat s = SPLAT(0.0f);
+    for (size_t r = 0; r < rows; r++) {
+      const vfloat e = exp_nonpositive16(load16_part(x + r * ld + c, count) - m);
+      s = s + e;
+      store16_part(x + r * ld + c, e, count);
+    }
+    store16_part(sums + c, s, count);
+  }
+}
+
+// out[i, column + 0..<16 * vectors] for `tile_rows` rows i from `row`, over p in [p0, p1), added
+// onto what out holds unless p0 == 0.
+static inline __attribute__((always_inline)) void product_tile(
+    float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, size_t row,
+    size_t column, size_t p0, size_t p1, const int tile_rows, const int vectors) {
+  vfloat acc[12][2];
+#pragma clang loop unroll(full)
+  for (int r = 0; r < tile_rows; r++) {
+#pragma clang loop unroll(full)
+    for (int v = 0; v < vectors; v++) {
+      acc[r][v] = p0 == 0 ? SPLAT(0.0f) : load16(out + (row + (size_t)r) * ldo + column + 16 * (size_t)v);
+    }
+  }
+  for (size_t p = p0; p < p1; p++) {
+    vfloat w[2];
+#pragma clang loop unroll(full)
+    for (int v = 0; v < vectors; v++) w[v] = load16(b + p * ldb + column + 16 * (size_t)v);
+    const float *ap = a + p * lda + row;
+#pragma clang loop unroll(full)
+    for (int r = 0; r < tile_rows; r++) {
+      const vfloat broadcast = SPLAT(ap[r]);
+#pragma clang loop unroll(full)
+      for (int v = 0; v < vectors; v++) acc[r][v] = fma16(broadcast, w[v], acc[r][v]);
+    }
+  }
+#pragma clang loop unroll(full)
+  for (int r = 0; r < tile_rows; r++) {
+#pragma clang loop unroll(full)
+    for (int v = 0; v < vectors; v++) store16(out + (row + (size_t)r) * ldo + column + 16 * (size_t)v, acc[r][v]);
+  }
+}
+
+// The tiles of one column block for every row, `vectors` x 16 columns wide.
+static inline __attribute__((always_inline)) void product_columns(
+    float *out, size_t ldo, const float *a, size_t lda, size_t m, const float *b, size_t ldb,
+    size_t column, size_t p0, size_t p1, const int tile_rows, const int vectors) {
+  size_t row = 0;
+  for (; row + (size_t)tile_rows <= m; row += (size_t)tile_rows) {
+    product_tile(out, ldo, a, lda, b, ldb, row, column, p0, p1, tile_rows, vectors);
+  }
+  // The last rows, with a constant row count so that the accumulators stay in registers.
+  switch (m - row) {
+    case 0: break;
+    case 1: product_tile(out, ldo, a, lda, b, ldb, row, column, p0, p1, 1, vectors); break;
+    case 2: product_tile(out, ldo, a, lda, b, ldb, row, column, p0, p1, 2, vectors); break;
+    case 3: product_tile(out, ldo, a, lda, b, ldb, row, column, p0, p1, 3, vectors); break;
+    case 4: product_tile(out, ldo, a, lda, b, ldb, row, column, p0, p1, 4, vectors); break;
+    case 5: product_tile(out, ldo, a, lda, b, ldb, row, column, p0, p1, 5, vectors); break;
+    case 6: product_tile(out, ldo, a, lda, b, ldb, row, column, p0, p1, 6, vectors); break;
+    case 7: product_tile(out, ldo, a, lda, b, ldb, row, column, p0, p1, 7, vectors); break;
+    case 8: product_tile(out, ldo, a, lda, b, ldb, row, column, p0, p1, 8, vectors); break;
+    case 9: product_tile(out, ldo, a, lda, b, ldb, row, column, p0, p1, 9, vectors); break;
+    case 10: product_tile(out, ldo, a, lda, b, ldb, row, column, p0, p1, 10, vectors); break;
+    default: product_tile(out, ldo, a, lda, b, ldb, row, column, p0, p1, 11, vectors); break;
+  }
+}
+
+// Blocks of 256 values of p, so that a block of b's rows ([256, n]: 256 KB at n = 256) stays in
+// L2 while every tile of the output is computed on it.
+#define P_BLOCK 256
+
+static inline __attribute__((always_inline)) void product_body(
+    float *out, size_t ldo, const float *a, size_t lda, size_t m, const float *b, size_t ldb, size_t k,
+    size_t first_column, size_t last_column, const int tile_rows, const int vectors) {
+  const size_t step = 16 * (size_t)vectors;
+  for (size_t p0 = 0; p0 < k; p0 += P_BLOCK) {
+    const size_t p1 = p0 + P_BLOCK < k ? p0 + P_BLOCK : k;
+    size_t column = first_column;
+    for (; column + step <= last_column; column += step) {
+      product_columns(out, ldo, a, lda, m, b, ldb, column, p0, p1, tile_rows, vectors);
+    }
+    if (column < last_column) product_columns(out, ldo, a, lda, m, b, ldb, column, p0, p1, tile_rows, 1);
+  }
+}
+
+AVX512_TARGET static void column_max_avx512(float *maxima, const float *x, size_t ld, size_t rows, size_t columns) {
+  column_max_body(maxima, x, ld, rows, columns);
+}
+AVX2_TARGET static void column_max_avx2(float *maxima, const float *x, size_t ld, size_t rows, size_t columns) {
+  column_max_body(maxima, x, ld, rows, columns);
+}
+
+void sam_column_max(float *maxima, const float *x, size_t ld, size_t rows, size_t columns) {
+  if (sam_kernels_lanes() == 16) {
+    column_max_avx512(maxima, x, ld, rows, columns);
+  } else {
+    column_max_avx2(maxima, x, ld, rows, columns);
+  }
+}
+
+AVX512_TARGET static void column_exp_avx512(
+    float *x, size_t ld, size_t rows, size_t columns, const float *maxima, float *sums) {
+  column_exp_body(x, ld, rows, columns, maxima, sums);
+}
+AVX2_TARGET static void column_exp_avx2(
+    float *x, size_t ld, size_t rows, size_t columns, const float *maxima, float *sums) {
+  column_exp_body(x, ld, rows, columns, maxima, sums);
+}
+
+void sam_column_exp(float *x, size_t ld, size_t rows, size_t columns, const float *maxima, float *sums) {
+  if (sam_kernels_lanes() == 16) {
+    column_exp_avx512(x, ld, rows, columns, maxima, sums);
+  } else {
+    column_exp_avx2(x, ld, rows, columns, maxima, sums);
+  }
+}
+
+AVX512_TARGET static void product_avx512(
+    float *out, size_t ldo, const float *a, size_t lda, size_t m, const float *b, size_t ldb, size_t k,
+    size_t first_column, size_t last_column) {
+  product_body(out, ldo, a, lda, m, b, ldb, k, first_column, last_column, 12, 2);
+}
+AVX2_TARGET static void product_avx2(
+    float *out, size_t ldo, const float *a, size_t lda, size_t m, const float *b, size_t ldb, size_t k,
+    size_t first_column, size_t last_column) {
+  product_body(out, ldo, a, lda, m, b, ldb, k, first_column, last_column, 6, 1);
+}
+
+void sam_transposed_product(
+    float *out, size_t ldo, const float *a, size_t lda, size_t m, const float *b, size_t ldb, size_t k,
+    size_t first_column, size_t last_column) {
+  if (m == 0 || first_column >= last_column || k == 0) return;
+  if (sam_kernels_lanes() == 16) {
+    product_avx512(out, ldo, a, lda, m, b, ldb, k, first_column, last_column);
+  } else {
+    product_avx2(out, ldo, a, lda, m, b, ldb, k, first_column, last_column);
+  }
+}
