@@ -167,3 +167,58 @@ void sam_transposed_product(
     product_avx2(out, ldo, a, lda, m, b, ldb, k, first_column, last_column);
   }
 }
+
+// Two rows' 8 lanes as one 16-lane vector, and back.
+static inline __attribute__((always_inline)) vfloat load_halves(const float *low, const float *high) {
+  float lanes[16];
+  memcpy(lanes, low, 8 * sizeof(float));
+  memcpy(lanes + 8, high, 8 * sizeof(float));
+  return load16(lanes);
+}
+
+static inline __attribute__((always_inline)) void store_halves(float *low, float *high, vfloat v) {
+  float lanes[16];
+  store16(lanes, v);
+  memcpy(low, lanes, 8 * sizeof(float));
+  memcpy(high, lanes + 8, 8 * sizeof(float));
+}
+
+// Rows r and `other` (= r + 1, or r again for a last odd row) in the two halves of each vector.
+static inline __attribute__((always_inline)) void softmax_lanes8_body(float *x, size_t rows, size_t length) {
+  const size_t width = 8 * length;
+  for (size_t r = 0; r < rows; r += 2) {
+    float *a = x + r * width;
+    float *b = r + 1 < rows ? a + width : a;
+    vfloat m = load_halves(a, b);
+    for (size_t t = 1; t < length; t++) {
+      const vfloat v = load_halves(a + 8 * t, b + 8 * t);
+      m = select16(v > m, v, m);
+    }
+    vfloat sum = SPLAT(0.0f);
+    for (size_t t = 0; t < length; t++) {
+      const vfloat e = exp_nonpositive16(load_halves(a + 8 * t, b + 8 * t) - m);
+      sum = sum + e;
+      store_halves(a + 8 * t, b + 8 * t, e);
+    }
+    const vfloat inverse = SPLAT(1.0f) / sum;
+    for (size_t t = 0; t < length; t++) {
+      store_halves(a + 8 * t, b + 8 * t, load_halves(a + 8 * t, b + 8 * t) * inverse);
+    }
+  }
+}
+
+AVX512_TARGET static void softmax_lanes8_avx512(float *x, size_t rows, size_t length) {
+  softmax_lanes8_body(x, rows, length);
+}
+AVX2_TARGET static void softmax_lanes8_avx2(float *x, size_t rows, size_t length) {
+  softmax_lanes8_body(x, rows, length);
+}
+
+void sam_softmax_lanes8(float *x, size_t rows, size_t length) {
+  if (length == 0) return;
+  if (sam_kernels_lanes() == 16) {
+    softmax_lanes8_avx512(x, rows, length);
+  } else {
+    softmax_lanes8_avx2(x, rows, length);
+  }
+}

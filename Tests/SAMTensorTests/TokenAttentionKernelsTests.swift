@@ -48,6 +48,48 @@ final class TokenAttentionKernelsTests: XCTestCase {
     }
   }
 
+  /// 8 lanes (the decoder's heads) run two rows at a time in C: the same bits with AVX2 and
+  /// AVX-512, and as the 8-lane loop for other lane counts computes them (lanes 8 + 8 of a row of
+  /// 16 lanes, each group of 8 adjacent lanes taken alone).
+  func testSoftmaxOverEightLanesGivesTheSameBitsEverywhere() throws {
+    defer { VectorKernels.use(.automatic) }
+    var random = SeededRandom(seed: 94)
+    let x = random.tensor([301, 7 * 8], -20, 20)
+    var narrow = x
+    XCTAssertEqual(VectorKernels.use(.avx2), 8)
+    softmaxOverStridedGroups(&narrow, lanes: 8)
+    // The same logits as 16 lanes per token: lanes 0..<8 and 8..<16 are two rows' heads.
+    var paired = Tensor(shape: [151, 7 * 16], data: [Float](repeating: -30, count: 151 * 7 * 16))
+    for r in 0..<301 {
+      for t in 0..<7 {
+        for h in 0..<8 {
+          paired.data[(r / 2) * 112 + t * 16 + (r % 2) * 8 + h] = x.data[r * 56 + t * 8 + h]
+        }
+      }
+    }
+    softmaxOverStridedGroups(&paired, lanes: 16)
+    var differing = 0
+    for r in 0..<301 {
+      for t in 0..<7 {
+        for h in 0..<8
+        where narrow.data[r * 56 + t * 8 + h].bitPattern
+          != paired.data[(r / 2) * 112 + t * 16 + (r % 2) * 8 + h].bitPattern
+        {
+          differing += 1
+        }
+      }
+    }
+    XCTAssertEqual(differing, 0, "8-lane softmax values that differ from the generic loop")
+    guard VectorKernels.use(.avx512) == 16 else {
+      throw XCTSkip("this CPU has no AVX-512: only the AVX2 version can run here")
+    }
+    var wide = x
+    softmaxOverStridedGroups(&wide, lanes: 8)
+    XCTAssertEqual(
+      zip(narrow.data, wide.data).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+      "values that differ between AVX2 and AVX-512")
+  }
+
   func testLayerNormOfProductAndResidualAgainstDouble() {
     var random = SeededRandom(seed: 94)
     // The decoder's shape (4096 x 56 x 256, several row blocks per thread), an odd one, and k = 0.

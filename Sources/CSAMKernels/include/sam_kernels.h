@@ -160,6 +160,11 @@ void sam_transposed_product(
     float *out, size_t ldo, const float *a, size_t lda, size_t m, const float *b, size_t ldb, size_t k,
     size_t first_column, size_t last_column);
 
+/// Softmax over t of x[r * 8 * length + t * 8 + s] for each row r < rows and lane s < 8, in
+/// place (the image-to-token attention's scores: per image row, `length` tokens x 8 heads). The
+/// arithmetic of SAMTensor's `softmaxOverStridedGroups` (maximum, e^(x - maximum), times 1 / sum).
+void sam_softmax_lanes8(float *x, size_t rows, size_t length);
+
 #ifdef __cplusplus
 }
 #endif
