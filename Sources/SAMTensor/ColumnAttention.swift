@@ -1,5 +1,5 @@
 // A few tokens attending to many rows, with the scores stored as the rows see them (C kernels in
-// CSAMKernels/column_attention.c). The mask decoder's token-to-image attentions compute their
+// CSAMKernels/token_attention.c). The mask decoder's token-to-image attentions compute their
 // scores as the image rows [4096, 256] times the tokens' packed query heads, the rows read in place
 // (`linear(_:packed:)`); this takes the softmax down each column and multiplies by the image values,
 // read in place too.

@@ -1,9 +1,12 @@
-// A few tokens attending to many image rows, with the scores stored as the rows see them: scores
-// [rows, tokens], a column per token (the mask decoder's token-to-image attentions: 4096 image
-// rows, 8 heads x a few tokens). The scores come from the packed GEMM reading the image rows in
-// place; these kernels take the softmax down each column and the product of the probabilities'
-// transpose with the image values, again reading the values in place. OpenBLAS copied the 4 MB of
-// image rows on both products of every call.
+// Kernels of the mask decoder's cross-attentions between a few prompt tokens and the 4096 image
+// rows, which keep the scores as the image rows see them: [rows, heads x tokens].
+// - Tokens attending to the image (token-to-image): the scores come from the packed GEMM reading
+//   the image rows in place; the softmax runs down each column (`sam_column_max`,
+//   `sam_column_exp`) and the probabilities' transpose multiplies the image values, read in place
+//   too (`sam_transposed_product`). OpenBLAS copied the 4 MB of image rows on both products of
+//   every call.
+// - The image attending to the tokens (image-to-token): a softmax over the tokens for each of 8
+//   heads, two image rows per 16-lane vector (`sam_softmax_lanes8`).
 //
 // Every value is computed by the same operations in the same order with AVX-512 and AVX2 (16-lane
 // vectors of vector16.h), so both give the same bits.
