@@ -47,9 +47,9 @@ void sam_gemm_pack_weight_transposed(float *packed, const float *weight_t, size_
 }
 
 // One register tile: `rows` input rows from `row`, `vectors` x 16 columns from column `column`
-// (inside the panel that starts at column `column - column % 32`).
+// (inside the panel that starts at column `column - column % 32`); `wide` as gelu16's.
 static inline __attribute__((always_inline)) void tile(
-    const sam_gemm_args *a, size_t row, size_t column, const int rows, const int vectors) {
+    const sam_gemm_args *a, size_t row, size_t column, const int rows, const int vectors, const int wide) {
   const size_t k = a->k;
   const float *weights = a->packed + (column - column % PANEL) * k + column % PANEL;
   const float *x = a->x + row * a->ldx;
@@ -97,7 +97,7 @@ static inline __attribute__((always_inline)) void tile(
         const vfloat residual = load16_part(a->residual + (row + (size_t)r) * a->ldr + first, count);
         y = a->row_scale ? fma16(SPLAT(a->row_scale[row + (size_t)r]), residual, y) : y + residual;
       }
-      if (a->gelu) y = gelu16(y);
+      if (a->gelu) y = gelu16(y, wide);
       store16_part(a->out + (row + (size_t)r) * a->ldo + first, y, count);
     }
   }
@@ -105,7 +105,8 @@ static inline __attribute__((always_inline)) void tile(
 
 // Rows [first, last) of the output, in tiles of `tile_rows` rows by 16 * `vectors` columns.
 static inline __attribute__((always_inline)) void gemm_body(
-    const sam_gemm_args *a, size_t first, size_t last, const int tile_rows, const int vectors) {
+    const sam_gemm_args *a, size_t first, size_t last, const int tile_rows, const int vectors,
+    const int wide) {
   const size_t k = a->k > 0 ? a->k : 1;
   size_t block_rows = (32768 / k) / (size_t)tile_rows * (size_t)tile_rows;
   if (block_rows < (size_t)tile_rows) block_rows = (size_t)tile_rows;
@@ -118,23 +119,23 @@ static inline __attribute__((always_inline)) void gemm_body(
       const size_t c1 = c0 + block_columns < a->n ? c0 + block_columns : a->n;
       size_t row = r0;
       for (; row + (size_t)tile_rows <= r1; row += (size_t)tile_rows) {
-        for (size_t column = c0; column < c1; column += step) tile(a, row, column, tile_rows, vectors);
+        for (size_t column = c0; column < c1; column += step) tile(a, row, column, tile_rows, vectors, wide);
       }
       const int remaining = (int)(r1 - row);
       for (size_t column = c0; column < c1 && remaining > 0; column += step) {
         // Constant row counts, so each tail tile keeps its accumulators in registers too.
         switch (remaining) {
-          case 1: tile(a, row, column, 1, vectors); break;
-          case 2: tile(a, row, column, 2, vectors); break;
-          case 3: tile(a, row, column, 3, vectors); break;
-          case 4: tile(a, row, column, 4, vectors); break;
-          case 5: tile(a, row, column, 5, vectors); break;
-          case 6: tile(a, row, column, 6, vectors); break;
-          case 7: tile(a, row, column, 7, vectors); break;
-          case 8: tile(a, row, column, 8, vectors); break;
-          case 9: tile(a, row, column, 9, vectors); break;
-          case 10: tile(a, row, column, 10, vectors); break;
-          default: tile(a, row, column, 11, vectors); break;
+          case 1: tile(a, row, column, 1, vectors, wide); break;
+          case 2: tile(a, row, column, 2, vectors, wide); break;
+          case 3: tile(a, row, column, 3, vectors, wide); break;
+          case 4: tile(a, row, column, 4, vectors, wide); break;
+          case 5: tile(a, row, column, 5, vectors, wide); break;
+          case 6: tile(a, row, column, 6, vectors, wide); break;
+          case 7: tile(a, row, column, 7, vectors, wide); break;
+          case 8: tile(a, row, column, 8, vectors, wide); break;
+          case 9: tile(a, row, column, 9, vectors, wide); break;
+          case 10: tile(a, row, column, 10, vectors, wide); break;
+          default: tile(a, row, column, 11, vectors, wide); break;
         }
       }
     }
@@ -145,14 +146,14 @@ AVX512_TARGET static void gemm_avx512(const sam_gemm_args *a, size_t first, size
   // At most 16 columns (the decoder's final attention: 2 tokens x 8 heads): one vector per row,
   // not two of which one is zeros. Each value is the same chain either way.
   if (a->n <= 16) {
-    gemm_body(a, first, last, 12, 1);
+    gemm_body(a, first, last, 12, 1, 1);
   } else {
-    gemm_body(a, first, last, 12, 2);
+    gemm_body(a, first, last, 12, 2, 1);
   }
 }
 
 AVX2_TARGET static void gemm_avx2(const sam_gemm_args *a, size_t first, size_t last) {
-  gemm_body(a, first, last, 6, 1);
+  gemm_body(a, first, last, 6, 1, 0);
 }
 
 size_t sam_gemm_tile_rows(void) { return sam_kernels_lanes() == 16 ? 12 : 6; }

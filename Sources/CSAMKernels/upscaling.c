@@ -93,7 +93,7 @@ void sam_low_rank_coefficients(
 // a few vector operations instead of a serial chain of scalar ones per pixel.
 static inline __attribute__((always_inline)) void layer_norm_gelu_body(
     float *out, const float *x, const float *weight, const float *bias, size_t pixels, size_t channels,
-    float eps) {
+    float eps, const int wide) {
   const float n = (float)channels;
   for (size_t i0 = 0; i0 < pixels; i0 += 16) {
     const size_t group = pixels - i0 < 16 ? pixels - i0 : 16;
@@ -131,7 +131,7 @@ static inline __attribute__((always_inline)) void layer_norm_gelu_body(
         const size_t count = channels - c;
         vfloat normalized = (load16_part(rows + j * channels + c, count) - means[j]) * inverses[j];
         vfloat y = fma16(normalized, load16_part(weight + c, count), load16_part(bias + c, count));
-        store16_part(out + (i0 + j) * channels + c, gelu16(y), count);
+        store16_part(out + (i0 + j) * channels + c, gelu16(y, wide), count);
       }
     }
   }
@@ -142,9 +142,9 @@ AVX512_TARGET static void layer_norm_gelu_avx512(
     float *out, const float *x, const float *weight, const float *bias, size_t pixels, size_t channels,
     float eps) {
   if (channels == 64) {
-    layer_norm_gelu_body(out, x, weight, bias, pixels, 64, eps);
+    layer_norm_gelu_body(out, x, weight, bias, pixels, 64, eps, 1);
   } else {
-    layer_norm_gelu_body(out, x, weight, bias, pixels, channels, eps);
+    layer_norm_gelu_body(out, x, weight, bias, pixels, channels, eps, 1);
   }
 }
 
@@ -152,9 +152,9 @@ AVX2_TARGET static void layer_norm_gelu_avx2(
     float *out, const float *x, const float *weight, const float *bias, size_t pixels, size_t channels,
     float eps) {
   if (channels == 64) {
-    layer_norm_gelu_body(out, x, weight, bias, pixels, 64, eps);
+    layer_norm_gelu_body(out, x, weight, bias, pixels, 64, eps, 0);
   } else {
-    layer_norm_gelu_body(out, x, weight, bias, pixels, channels, eps);
+    layer_norm_gelu_body(out, x, weight, bias, pixels, channels, eps, 0);
   }
 }
 

@@ -76,5 +76,51 @@ static inline __attribute__((always_inline)) vfloat8 fma8(vfloat8 a, vfloat8 b, 
 #define AVX2_TARGET
 #endif
 
+// table[index & 7] lane by lane, from an 8-entry table: a permute by a variable index, which the
+// vector extensions cannot express, so the ISA is a parameter: `wide` is nonzero in code compiled
+// for AVX-512 (AVX512_TARGET: one vpermps of a zmm) and zero for AVX2 (one per ymm half). Pass a
+// constant, so that the other branch compiles away. Both give the same values.
+//
+// The x86 versions are plain `static inline`, not always_inline, and take pointers: the kernels'
+// shared bodies that call `lookup8` are compiled without AVX-512, where clang refuses an
+// always_inline AVX-512 callee and vector arguments of 64 bytes change the ABI. Once a body is
+// inlined into its AVX512_TARGET or AVX2_TARGET function, LLVM inlines these too (checked in the
+// disassembly: no calls remain) and the pointers disappear.
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+AVX512_TARGET static inline void lookup8_avx512(vfloat *out, const float *table, const vint *index) {
+  __m512i i;
+  memcpy(&i, index, sizeof i);
+  const __m512 r = _mm512_permutexvar_ps(i, _mm512_broadcast_f32x8(_mm256_loadu_ps(table)));
+  memcpy(out, &r, sizeof r);
+}
+
+AVX2_TARGET static inline void lookup8_avx2(vfloat *out, const float *table, const vint *index) {
+  const __m256 entries = _mm256_loadu_ps(table);
+  for (int half = 0; half < 2; half++) {
+    __m256i i;
+    memcpy(&i, (const int32_t *)index + 8 * half, sizeof i);
+    const __m256 r = _mm256_permutevar8x32_ps(entries, i);
+    memcpy((float *)out + 8 * half, &r, sizeof r);
+  }
+}
+#endif
+
+static inline __attribute__((always_inline)) vfloat lookup8(const float table[8], vint index, const int wide) {
+  vfloat r;
+#if defined(__x86_64__)
+  if (wide) {
+    lookup8_avx512(&r, table, &index);
+  } else {
+    lookup8_avx2(&r, table, &index);
+  }
+#else
+  (void)wide;
+  for (int i = 0; i < 16; i++) r[i] = table[index[i] & 7];
+#endif
+  return r;
+}
+
 
 #endif
