@@ -47,9 +47,11 @@ void sam_gemm_pack_weight_transposed(float *packed, const float *weight_t, size_
 }
 
 // One register tile: `rows` input rows from `row`, `vectors` x 16 columns from column `column`
-// (inside the panel that starts at column `column - column % 32`).
+// (inside the panel that starts at column `column - column % 32`), written to the rows of `out`
+// (`ldo` floats apart; out points at the tile's first row, column 0).
 static inline __attribute__((always_inline)) void tile(
-    const sam_gemm_args *a, size_t row, size_t column, const int rows, const int vectors) {
+    const sam_gemm_args *a, size_t row, size_t column, const int rows, const int vectors, float *out,
+    size_t ldo) {
   const size_t k = a->k;
   const float *weights = a->packed + (column - column % PANEL) * k + column % PANEL;
   const float *x = a->x + row * a->ldx;
@@ -98,9 +100,34 @@ static inline __attribute__((always_inline)) void tile(
         y = a->row_scale ? fma16(SPLAT(a->row_scale[row + (size_t)r]), residual, y) : y + residual;
       }
       if (a->gelu) y = gelu16(y);
-      store16_part(a->out + (row + (size_t)r) * a->ldo + first, y, count);
+      store16_part(out + (size_t)r * ldo + first, y, count);
     }
   }
+}
+
+// A tile of `rows` < 12 rows, with a constant row count for each case, so that each tail tile
+// keeps its accumulators in registers too.
+static inline __attribute__((always_inline)) void tail_tile(
+    const sam_gemm_args *a, size_t row, size_t column, int rows, const int vectors, float *out, size_t ldo) {
+  switch (rows) {
+    case 1: tile(a, row, column, 1, vectors, out, ldo); break;
+    case 2: tile(a, row, column, 2, vectors, out, ldo); break;
+    case 3: tile(a, row, column, 3, vectors, out, ldo); break;
+    case 4: tile(a, row, column, 4, vectors, out, ldo); break;
+    case 5: tile(a, row, column, 5, vectors, out, ldo); break;
+    case 6: tile(a, row, column, 6, vectors, out, ldo); break;
+    case 7: tile(a, row, column, 7, vectors, out, ldo); break;
+    case 8: tile(a, row, column, 8, vectors, out, ldo); break;
+    case 9: tile(a, row, column, 9, vectors, out, ldo); break;
+    case 10: tile(a, row, column, 10, vectors, out, ldo); break;
+    default: tile(a, row, column, 11, vectors, out, ldo); break;
+  }
+}
+
+// Columns of the weight's blocks: about 192 KB of it, whole panels.
+static inline __attribute__((always_inline)) size_t block_columns_for(size_t k) {
+  const size_t columns = (49152 / (k > 0 ? k : 1)) / PANEL * PANEL;
+  return columns < PANEL ? PANEL : columns;
 }
 
 // Rows [first, last) of the output, in tiles of `tile_rows` rows by 16 * `vectors` columns.
@@ -109,8 +136,7 @@ static inline __attribute__((always_inline)) void gemm_body(
   const size_t k = a->k > 0 ? a->k : 1;
   size_t block_rows = (32768 / k) / (size_t)tile_rows * (size_t)tile_rows;
   if (block_rows < (size_t)tile_rows) block_rows = (size_t)tile_rows;
-  size_t block_columns = (49152 / k) / PANEL * PANEL;
-  if (block_columns < PANEL) block_columns = PANEL;
+  const size_t block_columns = block_columns_for(a->k);
   const size_t step = 16 * (size_t)vectors;
   for (size_t r0 = first; r0 < last; r0 += block_rows) {
     const size_t r1 = r0 + block_rows < last ? r0 + block_rows : last;
@@ -118,24 +144,13 @@ static inline __attribute__((always_inline)) void gemm_body(
       const size_t c1 = c0 + block_columns < a->n ? c0 + block_columns : a->n;
       size_t row = r0;
       for (; row + (size_t)tile_rows <= r1; row += (size_t)tile_rows) {
-        for (size_t column = c0; column < c1; column += step) tile(a, row, column, tile_rows, vectors);
+        for (size_t column = c0; column < c1; column += step) {
+          tile(a, row, column, tile_rows, vectors, a->out + row * a->ldo, a->ldo);
+        }
       }
       const int remaining = (int)(r1 - row);
       for (size_t column = c0; column < c1 && remaining > 0; column += step) {
-        // Constant row counts, so each tail tile keeps its accumulators in registers too.
-        switch (remaining) {
-          case 1: tile(a, row, column, 1, vectors); break;
-          case 2: tile(a, row, column, 2, vectors); break;
-          case 3: tile(a, row, column, 3, vectors); break;
-          case 4: tile(a, row, column, 4, vectors); break;
-          case 5: tile(a, row, column, 5, vectors); break;
-          case 6: tile(a, row, column, 6, vectors); break;
-          case 7: tile(a, row, column, 7, vectors); break;
-          case 8: tile(a, row, column, 8, vectors); break;
-          case 9: tile(a, row, column, 9, vectors); break;
-          case 10: tile(a, row, column, 10, vectors); break;
-          default: tile(a, row, column, 11, vectors); break;
-        }
+        tail_tile(a, row, column, remaining, vectors, a->out + row * a->ldo, a->ldo);
       }
     }
   }
