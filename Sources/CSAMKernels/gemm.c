@@ -174,3 +174,139 @@ void sam_gemm_packed_rows(const sam_gemm_args *args, size_t first, size_t last) 
     gemm_avx2(args, first, last);
   }
 }
+
+// -- Rows normalized as soon as they are complete --------------------------------------------
+//
+// LayerNorm of each output row, and the normalized row plus an offset (the mask decoder's
+// attention output projection with its residual, then the norm). When the weight is one column
+// block (all n columns, as for 256 columns of 56 inputs), each register tile's rows are complete
+// once the tile has been through every panel: they go to a scratch of tile rows x n in L1 and are
+// normalized from there, so the product itself never reaches memory. Otherwise the block's product
+// is written to `out` by gemm_body and normalized in place; both ways give the same bits, since
+// every value of the product and of the norm is computed by the same operations.
+
+// Widest row the scratch holds (12 rows of it: 24 KB on the stack).
+#define NORM_SCRATCH_COLUMNS 512
+
+// LayerNorm of `rows` (at most 16) complete rows of the product, output rows row, row + 1, ...,
+// held at src (`ld` floats apart; src may be the output rows themselves). The statistics are
+// those of SAMTensor's layerNormRowStatistics, in 16 lanes: a rough mean, then the deviations
+// from it and their squares, whose sum corrects the mean's rounding (no E[x^2] - mean^2
+// cancellation). A row's sums are its 16 lanes folded by `sum_lanes_of_each`, the same
+// operations for every row however many share the fold.
+static inline __attribute__((always_inline)) void normalize_rows(
+    const sam_gemm_args *a, const sam_gemm_norm_args *norm, size_t row, size_t rows, const float *src,
+    size_t ld, const size_t n) {
+  const float count = (float)n;
+  // Rows past `rows` add up to zeros that are never used.
+  vfloat sums[16], deviations[16], squares[16];
+  for (size_t j = 0; j < 16; j++) sums[j] = deviations[j] = squares[j] = SPLAT(0.0f);
+  for (size_t j = 0; j < rows; j++) {
+    for (size_t c = 0; c < n; c += 16) sums[j] += load16_part(src + j * ld + c, n - c);
+  }
+  float rough[16];
+  store16(rough, sum_lanes_of_each(sums) / count);
+  for (size_t j = 0; j < rows; j++) {
+    for (size_t c = 0; c < n; c += 16) {
+      const vint valid = lanes_below(n - c);
+      const vfloat d = select16(valid, load16_part(src + j * ld + c, n - c) - rough[j], SPLAT(0.0f));
+      deviations[j] += d;
+      squares[j] = fma16(d, d, squares[j]);
+    }
+  }
+  const vfloat correction = sum_lanes_of_each(deviations) / count;
+  vfloat variance = fma16(-correction, correction, sum_lanes_of_each(squares) / count);
+  variance = select16(variance < SPLAT(0.0f), SPLAT(0.0f), variance);
+  float means[16], inverses[16];
+  store16(means, load16(rough) + correction);
+  store16(inverses, SPLAT(1.0f) / __builtin_elementwise_sqrt(variance + norm->eps));
+  memcpy(norm->mean + row, means, rows * sizeof(float));
+  memcpy(norm->inverse + row, inverses, rows * sizeof(float));
+  // Row by row, so that each output row is written in order. Every read of a row's values comes
+  // before the write to the same columns of `out` (src may be out). The pointers are locals: a
+  // store through a float pointer could otherwise change the fields of *a and *norm, and they
+  // would be loaded again for every vector.
+  const float *weight = norm->weight, *bias = norm->bias, *offset = norm->offset + row * norm->ldf;
+  float *out = a->out + row * a->ldo, *shifted = norm->shifted + row * norm->lds;
+  const size_t ldo = a->ldo, ldf = norm->ldf, lds = norm->lds;
+  for (size_t j = 0; j < rows; j++) {
+    const float mean = means[j], inverse = inverses[j];
+    for (size_t c = 0; c < n; c += 16) {
+      const size_t left = n - c;
+      const vfloat normalized = (load16_part(src + j * ld + c, left) - mean) * inverse;
+      const vfloat y = fma16(normalized, load16_part(weight + c, left), load16_part(bias + c, left));
+      store16_part(out + j * ldo + c, y, left);
+      store16_part(shifted + j * lds + c, y + load16_part(offset + j * ldf + c, left), left);
+    }
+  }
+}
+
+// Rows [first, last): each tile's rows through every panel into the scratch, then normalized.
+static inline __attribute__((always_inline)) void gemm_norm_fused_body(
+    const sam_gemm_args *a, const sam_gemm_norm_args *norm, size_t first, size_t last, const int tile_rows,
+    const int vectors, const size_t n) {
+  float scratch[12 * NORM_SCRATCH_COLUMNS] __attribute__((aligned(64)));
+  const size_t step = 16 * (size_t)vectors;
+  size_t row = first;
+  for (; row + (size_t)tile_rows <= last; row += (size_t)tile_rows) {
+    for (size_t column = 0; column < n; column += step) tile(a, row, column, tile_rows, vectors, scratch, n);
+    normalize_rows(a, norm, row, (size_t)tile_rows, scratch, n, n);
+  }
+  const int remaining = (int)(last - row);
+  if (remaining > 0) {
+    for (size_t column = 0; column < n; column += step) {
+      tail_tile(a, row, column, remaining, vectors, scratch, n);
+    }
+    normalize_rows(a, norm, row, (size_t)remaining, scratch, n, n);
+  }
+}
+
+// Rows [first, last) for any n: the product of a block of rows into `out`, then its rows
+// normalized in place, 16 at a time, while the block is in L2.
+static inline __attribute__((always_inline)) void gemm_norm_blocked_body(
+    const sam_gemm_args *a, const sam_gemm_norm_args *norm, size_t first, size_t last, const int tile_rows,
+    const int vectors) {
+  size_t block_rows = 32768 / (a->n + a->k) / (size_t)tile_rows * (size_t)tile_rows;
+  if (block_rows < (size_t)tile_rows) block_rows = (size_t)tile_rows;
+  for (size_t r0 = first; r0 < last; r0 += block_rows) {
+    const size_t r1 = r0 + block_rows < last ? r0 + block_rows : last;
+    gemm_body(a, r0, r1, tile_rows, vectors);
+    for (size_t row = r0; row < r1; row += 16) {
+      const size_t rows = r1 - row < 16 ? r1 - row : 16;
+      normalize_rows(a, norm, row, rows, a->out + row * a->ldo, a->ldo, a->n);
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) void gemm_norm_body(
+    const sam_gemm_args *a, const sam_gemm_norm_args *norm, size_t first, size_t last, const int tile_rows,
+    const int vectors) {
+  // The decoder's 256 columns as a constant, so that the loops over a row unroll.
+  if (a->n == 256 && a->n <= block_columns_for(a->k)) {
+    gemm_norm_fused_body(a, norm, first, last, tile_rows, vectors, 256);
+  } else if (a->n <= NORM_SCRATCH_COLUMNS && a->n <= block_columns_for(a->k)) {
+    gemm_norm_fused_body(a, norm, first, last, tile_rows, vectors, a->n);
+  } else {
+    gemm_norm_blocked_body(a, norm, first, last, tile_rows, vectors);
+  }
+}
+
+AVX512_TARGET static void gemm_norm_avx512(
+    const sam_gemm_args *a, const sam_gemm_norm_args *norm, size_t first, size_t last) {
+  gemm_norm_body(a, norm, first, last, 12, 2);
+}
+
+AVX2_TARGET static void gemm_norm_avx2(
+    const sam_gemm_args *a, const sam_gemm_norm_args *norm, size_t first, size_t last) {
+  gemm_norm_body(a, norm, first, last, 6, 1);
+}
+
+void sam_gemm_layer_norm_rows(
+    const sam_gemm_args *args, const sam_gemm_norm_args *norm, size_t first, size_t last) {
+  if (first >= last || args->n == 0) return;
+  if (sam_kernels_lanes() == 16) {
+    gemm_norm_avx512(args, norm, first, last);
+  } else {
+    gemm_norm_avx2(args, norm, first, last);
+  }
+}
