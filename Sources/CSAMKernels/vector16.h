@@ -54,6 +54,38 @@ static inline __attribute__((always_inline)) vfloat select16(vint mask, vfloat a
   return (vfloat)(((vint)a & mask) | ((vint)b & ~mask));
 }
 
+// Lanes below `count` all ones, the others zero.
+static inline __attribute__((always_inline)) vint lanes_below(size_t count) {
+  const vint index = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  return index < (int32_t)(count < 16 ? count : 16);
+}
+
+// r[j] = the sum of the lanes of a[j], for 16 vectors at once: each step adds the two halves of
+// pairs of vectors, so the lanes of every vector fold into one without any scalar work.
+static inline __attribute__((always_inline)) vfloat sum_lanes_of_each(const vfloat a[16]) {
+  vfloat t[8], u[4], w[2];
+  // t[i]: lanes 0-7 fold a[2i], lanes 8-15 fold a[2i + 1].
+  for (int i = 0; i < 8; i++) {
+    const vfloat p = a[2 * i], q = a[2 * i + 1];
+    t[i] = __builtin_shufflevector(p, q, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+           __builtin_shufflevector(p, q, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  }
+  // u[i]: four lanes for each of a[4i] ... a[4i + 3], in order.
+  for (int i = 0; i < 4; i++) {
+    const vfloat p = t[2 * i], q = t[2 * i + 1];
+    u[i] = __builtin_shufflevector(p, q, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+           __builtin_shufflevector(p, q, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  }
+  // w[i]: two lanes for each of a[8i] ... a[8i + 7], in order.
+  for (int i = 0; i < 2; i++) {
+    const vfloat p = u[2 * i], q = u[2 * i + 1];
+    w[i] = __builtin_shufflevector(p, q, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
+           __builtin_shufflevector(p, q, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  }
+  return __builtin_shufflevector(w[0], w[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
+         __builtin_shufflevector(w[0], w[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+
 typedef float vfloat8 __attribute__((vector_size(32)));
 
 static inline __attribute__((always_inline)) vfloat8 load8(const float *p) {

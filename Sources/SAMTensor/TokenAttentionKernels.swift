@@ -85,9 +85,11 @@ private func softmaxStridedBlock(_ p: UnsafeMutablePointer<Float>, length: Int, 
 /// a [M, K], b [K, N], residual, offset [M, N]; bias, normWeight, normBias [N]
 /// -> (normalized [M, N], normalized + offset [M, N], each row's mean and 1 / sqrt(variance + eps)
 /// before the norm's weight and bias).
-/// Blocks of rows run one after another on each thread: the product with the bias and the
-/// residual added in its tiles (the packed GEMM, b packed once per call, a's rows read in place),
-/// then the rows are normalized and offset while they are in cache, so each output is written once.
+/// One kernel (`sam_gemm_layer_norm_rows`, CSAMKernels/gemm.c): the packed GEMM (b packed once per
+/// call, a's rows read in place) with the bias and the residual added in its tiles, each tile's
+/// rows normalized and offset as soon as they are complete, while they are in L1, so neither the
+/// product nor an un-normalized row is written to memory. Parallel over whole register tiles of
+/// rows; a row's results do not depend on the number of threads.
 public func layerNormOfProductAndResidual(
   _ a: Tensor, _ b: Tensor, residual: Tensor, bias: Tensor, normWeight: Tensor, normBias: Tensor, eps: Float,
   offset: Tensor
@@ -100,39 +102,33 @@ public func layerNormOfProductAndResidual(
   precondition(bias.count == n && normWeight.count == n && normBias.count == n, "row terms for \(n) columns")
   guard m > 0, n > 0 else { return (Tensor(zeros: [m, n]), Tensor(zeros: [m, n]), [], []) }
   let packed = PackedWeight(transposed: b)
-  let blockRows = max(16, (1 << 17) / (n + k))  // a block's rows of a and of the output: ~512 KB
-  let blocks = (m + blockRows - 1) / blockRows
   var offsetRows = [Float]()
-  // Each row's mean, then each row's inverse standard deviation.
-  let statistics = UnsafeMutablePointer<Float>.allocate(capacity: 2 * m)
-  defer { statistics.deallocate() }
+  var (means, inverses) = ([Float](repeating: 0, count: m), [Float](repeating: 0, count: m))
   let normalized = [Float](unsafeUninitializedCapacity: m * n) { normalizedBuffer, normalizedCount in
     offsetRows = [Float](unsafeUninitializedCapacity: m * n) { offsetBuffer, offsetCount in
-      let (out, shifted) = (normalizedBuffer.baseAddress!, offsetBuffer.baseAddress!)
       a.withUnsafeBufferPointer { ap in
         packed.panels.withUnsafeBufferPointer { bp in
-          withRowTerms(residual, offset, bias, normWeight, normBias) {
-            residual, offset, bias, weight, normBias in
-            var args = sam_gemm_args()
-            (args.out, args.ldo, args.x, args.ldx) = (out, n, ap.baseAddress, k)
-            (args.packed, args.bias, args.residual, args.ldr) = (bp.baseAddress, bias, residual, n)
-            (args.n, args.k) = (n, k)
-            let gemm = PackedGEMMCall(args: args)
-            parallelForChunks(blocks) { range in
-              for block in range {
-                let rows = (block * blockRows)..<min(m, (block + 1) * blockRows)
-                if k > 0 {
-                  gemm.rows(rows)
-                } else {
-                  for row in rows { addVectors(out + row * n, residual + row * n, bias, count: n) }
+          means.withUnsafeMutableBufferPointer { meanBuffer in
+            inverses.withUnsafeMutableBufferPointer { inverseBuffer in
+              withRowTerms(residual, offset, bias, normWeight, normBias) {
+                residual, offset, bias, weight, normBias in
+                var args = sam_gemm_args()
+                (args.out, args.ldo, args.x, args.ldx) = (normalizedBuffer.baseAddress, n, ap.baseAddress, k)
+                (args.packed, args.bias, args.residual, args.ldr) = (bp.baseAddress, bias, residual, n)
+                (args.n, args.k) = (n, k)
+                var norm = sam_gemm_norm_args()
+                (norm.weight, norm.bias, norm.eps) = (weight, normBias, eps)
+                (norm.offset, norm.ldf, norm.shifted, norm.lds) = (offset, n, offsetBuffer.baseAddress, n)
+                (norm.mean, norm.inverse) = (meanBuffer.baseAddress, inverseBuffer.baseAddress)
+                let call = PackedGEMMNormCall(args: args, norm: norm)
+                // Thread shares in whole register tiles, and none for small products.
+                guard m * n * max(k, 1) >= parallelGEMMThreshold else {
+                  call.rows(0..<m)
+                  return
                 }
-                for row in rows {
-                  let p = out + row * n
-                  let (mean, inverse) = layerNormRowStatistics(p, count: n, eps: eps)
-                  (statistics[row], statistics[m + row]) = (mean, inverse)
-                  layerNormRowApply(
-                    p, p, mean: mean, inverse: inverse, weight: weight, bias: normBias, count: n)
-                  addVectors(shifted + row * n, p, offset + row * n, count: n)
+                let tileRows = sam_gemm_tile_rows()
+                parallelForChunks((m + tileRows - 1) / tileRows) { range in
+                  call.rows(min(m, range.lowerBound * tileRows)..<min(m, range.upperBound * tileRows))
                 }
               }
             }
@@ -144,10 +140,20 @@ public func layerNormOfProductAndResidual(
     normalizedCount = m * n
   }
   return (
-    Tensor(shape: [m, n], data: normalized), Tensor(shape: [m, n], data: offsetRows),
-    Array(UnsafeBufferPointer(start: statistics, count: m)),
-    Array(UnsafeBufferPointer(start: statistics + m, count: m))
+    Tensor(shape: [m, n], data: normalized), Tensor(shape: [m, n], data: offsetRows), means, inverses
   )
+}
+
+/// One call of `sam_gemm_layer_norm_rows`, shared by the threads that run its rows.
+private struct PackedGEMMNormCall: @unchecked Sendable {
+  var args: sam_gemm_args
+  var norm: sam_gemm_norm_args
+
+  func rows(_ range: Range<Int>) {
+    withUnsafePointer(to: args) { args in
+      withUnsafePointer(to: norm) { sam_gemm_layer_norm_rows(args, $0, range.lowerBound, range.upperBound) }
+    }
+  }
 }
 
 /// The values of five tensors in place (none may be empty).

@@ -4,6 +4,12 @@ import XCTest
 
 /// TokenAttentionKernels.swift against naive loops in Double.
 final class TokenAttentionKernelsTests: XCTestCase {
+  override func tearDown() {
+    ComputeThreads.set(ProcessInfo.processInfo.activeProcessorCount)
+    VectorKernels.use(.automatic)
+    super.tearDown()
+  }
+
   func testTokenMajorHeadBlocksPlaceEachHeadInItsOwnColumns() {
     var random = SeededRandom(seed: 95)
     let (tokens, heads, depth) = (3, 4, 2)
@@ -92,8 +98,10 @@ final class TokenAttentionKernelsTests: XCTestCase {
 
   func testLayerNormOfProductAndResidualAgainstDouble() {
     var random = SeededRandom(seed: 94)
-    // The decoder's shape (4096 x 56 x 256, several row blocks per thread), an odd one, and k = 0.
-    for (m, k, n) in [(4096, 56, 256), (37, 5, 12), (3, 0, 8)] {
+    // The decoder's shape (4096 x 56 x 256, several row blocks per thread), an odd one, and k = 0;
+    // then shapes the kernel cannot normalize tile by tile (more inputs than one column block of
+    // the weight allows, more columns than its scratch holds), normalized after the product.
+    for (m, k, n) in [(4096, 56, 256), (37, 5, 12), (3, 0, 8), (50, 200, 256), (29, 3, 600)] {
       let a = random.tensor([m, k])
       let b = random.tensor([k, n])
       let residual = random.tensor([m, n], -2, 2)
@@ -147,6 +155,41 @@ final class TokenAttentionKernelsTests: XCTestCase {
         XCTAssertEqual(
           Double(gotInverses[i]), wantInverses[i], accuracy: 1e-5 * wantInverses[i], "inverse, row \(i)")
         XCTAssertEqual(Double(gotMeans[i]), wantMeans[i], accuracy: 1e-5 / wantInverses[i], "mean, row \(i)")
+      }
+    }
+  }
+
+  /// The same bits with AVX2 and AVX-512, and with any number of threads.
+  func testLayerNormOfProductAndResidualSameBitsForEveryWidthAndThreadCount() throws {
+    var random = SeededRandom(seed: 96)
+    // Tiles of 12 and 6 rows with tails, a partial last vector of columns, both ways to normalize.
+    for (m, k, n) in [(4096, 56, 256), (101, 7, 40), (50, 200, 256), (29, 3, 600)] {
+      let (a, b) = (random.tensor([m, k]), random.tensor([k, n]))
+      let (residual, offset) = (random.tensor([m, n], -2, 2), random.tensor([m, n], -2, 2))
+      let (bias, weight, normBias) = (random.tensor([n]), random.tensor([n], 0.5, 1.5), random.tensor([n]))
+      func run() -> [[Float]] {
+        let (normalized, shifted, means, inverses) = layerNormOfProductAndResidual(
+          a, b, residual: residual, bias: bias, normWeight: weight, normBias: normBias, eps: 1e-5,
+          offset: offset)
+        return [normalized.data, shifted.data, means, inverses]
+      }
+      func differing(_ x: [[Float]], _ y: [[Float]]) -> [Int] {
+        zip(x, y).map { zip($0, $1).filter { $0.bitPattern != $1.bitPattern }.count }
+      }
+      let label = "\(m)x\(k)x\(n): normalized, shifted, means, inverses that differ"
+      XCTAssertEqual(VectorKernels.use(.avx2), 8)
+      ComputeThreads.set(1)
+      let narrow = run()
+      for threads in [2, 3] {
+        ComputeThreads.set(threads)
+        XCTAssertEqual(differing(run(), narrow), [0, 0, 0, 0], "AVX2, \(threads) threads: \(label)")
+      }
+      guard VectorKernels.use(.avx512) == 16 else {
+        throw XCTSkip("this CPU has no AVX-512: only the AVX2 version can run here")
+      }
+      for threads in [1, 2, 3] {
+        ComputeThreads.set(threads)
+        XCTAssertEqual(differing(run(), narrow), [0, 0, 0, 0], "AVX-512, \(threads) threads: \(label)")
       }
     }
   }

@@ -101,6 +101,34 @@ void sam_gemm_packed_rows(const sam_gemm_args *args, size_t first, size_t last);
 /// multiples of it leave no partial tiles.
 size_t sam_gemm_tile_rows(void);
 
+/// Where `sam_gemm_layer_norm_rows` puts its results, and the norm it applies: the norm's weight
+/// and bias [n] and its eps; offset rows (row i at offset + i * ldf) added to the normalized rows
+/// into shifted (row i at shifted + i * lds); each row's mean and 1 / sqrt(variance + eps) into
+/// mean[i] and inverse[i]. shifted must not overlap the product's out or inputs.
+typedef struct {
+  const float *weight;
+  const float *bias;
+  float eps;
+  const float *offset;
+  size_t ldf;
+  float *shifted;
+  size_t lds;
+  float *mean;
+  float *inverse;
+} sam_gemm_norm_args;
+
+/// Rows [first, last) of LayerNorm(the product `args`) (one thread's share): with y_i row i of
+/// the product of `sam_gemm_packed_rows` (bias, residual, GELU as `args` asks), mean_i and
+/// variance_i over its n values (the biased variance, in two passes as torch computes it),
+/// out[i * ldo + j] = (y_i[j] - mean_i) * inverse_i * weight[j] + bias[j] with
+/// inverse_i = 1 / sqrt(variance_i + eps), and shifted[i * lds + j] = out[i * ldo + j] +
+/// offset[i * ldf + j]. When the weight's n columns fit one column block of the GEMM and at most
+/// 512 of them (256 columns of up to 192 inputs), each tile's rows are normalized as soon as they
+/// are complete and the product itself is never stored; other shapes store it in `out` first
+/// (the same bits). A row's results do not depend on how the rows are shared among threads.
+void sam_gemm_layer_norm_rows(
+    const sam_gemm_args *args, const sam_gemm_norm_args *norm, size_t first, size_t last);
+
 /// LayerNorm over the channels of each pixel, then GELU (the arithmetic of `sam_gelu`), for
 /// `pixels` pixels of `channels` values: out[i * channels + c] =
 /// gelu((x[i * channels + c] - mean_i) / sqrt(variance_i + eps) * weight[c] + bias[c]), with the
