@@ -14,7 +14,7 @@ public struct RunOptions: Sendable {
   public var database: URL?
   /// Images read ahead of the encoder and results waiting for the writer, in all: bounds memory.
   public var inFlight = 3
-  /// How the compute threads are used; nil takes turns (Pipeline.run).
+  /// How the compute threads are used; nil: side by side (Pipeline.run).
   public var threadPlan: ThreadPlan?
   /// Set from a signal handler: the run reads no new image, finishes the ones in flight, records
   /// its end and returns.
@@ -27,7 +27,8 @@ public struct RunOptions: Sendable {
 public enum ThreadPlan: String, Sendable, CaseIterable {
   /// The model's calls take turns, each on all the threads; reading, RLE and writing overlap them.
   case takeTurns = "turns"
-  /// Each worker takes whole images, one compute thread each.
+  /// Each worker takes whole images, one compute thread each; the last images' loops split over
+  /// the threads the finished workers leave (the default).
   case sideBySide = "side-by-side"
 }
 

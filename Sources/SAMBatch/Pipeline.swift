@@ -104,13 +104,13 @@ struct Pipeline<S: Segmenter>: Sendable {
     return try body()
   }
 
-  /// The thread plan (README, "Benchmark"): by default the model's calls take turns on all
-  /// `workers` threads while reading, RLE and writing overlap them. Side by side (each worker
-  /// whole images on one thread) measured no faster on 2 cores once every thread allocates from
-  /// glibc's main arena (TensorMemory), and held 50% more memory, so it is an option only.
+  /// The thread plan (README, "Thread plan"): by default each of the `workers` threads takes
+  /// whole images, one after another, with the model's loops inline on it, and when the images run
+  /// out the last ones' loops split over all the threads (`SideBySideWorkers`). `--thread-plan
+  /// turns` has the model's calls take turns on all threads while reading, RLE and writing overlap
+  /// them. Both give the same bits.
   func run(_ ids: [Int]) throws -> (processed: Int, failed: Int) {
-    let workers = runner.job.workers
-    if runner.options.threadPlan == .sideBySide && workers > 1 {
+    if (runner.options.threadPlan ?? .sideBySide) == .sideBySide && runner.job.workers > 1 && ids.count > 0 {
       var sideBySide = self
       sideBySide.takesTurns = false
       return try sideBySide.runSideBySide(ids)
@@ -119,27 +119,31 @@ struct Pipeline<S: Segmenter>: Sendable {
   }
 
   /// Each of `workers` threads reads, encodes, decodes and writes whole images, taking the next
-  /// image to do as it finishes one; every parallel loop runs inline on its thread.
+  /// image to do as it finishes one; its parallel loops run inline while every worker is busy.
   private func runSideBySide(_ ids: [Int]) throws -> (processed: Int, failed: Int) {
-    let workers = runner.job.workers
-    ComputeThreads.set(1)
-    defer { ComputeThreads.set(workers) }
     let state = PipelineState()
     let queue = WorkQueue(ids)
     let writer = NSLock()
+    let workers = SideBySideWorkers()
     let group = DispatchGroup()
     let start = Date()
-    for _ in 0..<min(workers, ids.count) {
+    // Fewer images than workers: no worker waits for another, so every loop splits over the threads.
+    if ids.count < runner.job.workers { workers.finished() }
+    for _ in 0..<min(runner.job.workers, ids.count) {
       group.enter()
       let thread = Thread {
         defer { group.leave() }
-        while state.fatal == nil, self.runner.options.stop.reason == nil, let id = queue.next() {
-          let encoded = self.encode(self.read(id))
-          let rows = self.decode(encoded)
-          writer.withLock {
-            self.finish(rows, vanished: encoded.folderVanished, state: state, start: start, total: ids.count)
+        workers.run {
+          while state.fatal == nil, self.runner.options.stop.reason == nil, let id = queue.next() {
+            let encoded = self.encode(self.read(id))
+            let rows = self.decode(encoded)
+            writer.withLock {
+              self.finish(
+                rows, vanished: encoded.folderVanished, state: state, start: start, total: ids.count)
+            }
           }
         }
+        workers.finished()
       }
       // As much stack as the main thread (Foundation gives secondary threads less).
       thread.stackSize = 8 << 20

@@ -20,6 +20,10 @@ public enum ComputeThreads {
     defer { threadSetting.lock.unlock() }
     return threadSetting.value
   }
+
+  /// Whether the parallel loops of the calling thread run their chunks one after the other on it
+  /// (inside an item of `sideBySide`, or of a `SideBySideWorkers` worker with others still busy).
+  public static var runLoopsInline: Bool { SideBySide.isActive }
 }
 
 private final class ThreadSetting: @unchecked Sendable {
@@ -111,8 +115,10 @@ public func sideBySide(_ count: Int, atMost limit: Int = .max, _ body: (Int) -> 
   withoutActuallyEscaping(body) { escapable in
     let shared = UncheckedSendableItem(body: escapable)
     DispatchQueue.concurrentPerform(iterations: threads) { _ in
-      SideBySide.isActive = true
-      defer { SideBySide.isActive = false }
+      // The calling thread takes part, and may be a `SideBySideWorkers` worker: restore its mark.
+      let mark = SideBySide.mark
+      SideBySide.mark = SideBySide.itemMark
+      defer { SideBySide.mark = mark }
       while let index = next.take(below: together) { shared.body(index) }
     }
   }
@@ -132,12 +138,49 @@ private struct UncheckedSendableItem: @unchecked Sendable {
   let body: (Int) -> Void
 }
 
-/// Whether the current thread runs items of `sideBySide` (a per-thread flag).
+/// Threads that each run whole pieces of work of their own (a job's images, one per worker), with
+/// every parallel loop inside run inline, as in an item of `sideBySide`, while the others are busy
+/// too: no loop waits at a barrier for another thread, so a core taken away by another process
+/// slows one worker instead of all of them. When the work runs out, a worker that stops calls
+/// `finished()`, and from then on the other workers' loops split over all the threads again, so
+/// the last pieces do not run on one core while the rest idle. A loop's chunks are those of
+/// `ComputeThreads.count` threads either way, so the results are the same bits.
+public final class SideBySideWorkers: @unchecked Sendable {
+  private let lock = NSLock()
+  private var allBusy = true
+
+  public init() {}
+
+  /// Runs `body` on the calling thread as one of the workers.
+  public func run<T>(_ body: () throws -> T) rethrows -> T {
+    let mark = SideBySide.mark
+    SideBySide.mark = Unmanaged.passUnretained(self).toOpaque()
+    defer { SideBySide.mark = mark }
+    return try body()
+  }
+
+  /// Called by a worker that has nothing more to take: the others' loops use every thread now.
+  public func finished() { lock.withLock { allBusy = false } }
+
+  /// Whether the workers' loops still run inline.
+  fileprivate var inline: Bool { lock.withLock { allBusy } }
+}
+
+/// Whether the current thread's loops run inline: a per-thread mark, `itemMark` inside an item of
+/// `sideBySide`, a `SideBySideWorkers` inside one of its workers, none elsewhere.
 enum SideBySide {
   static var isActive: Bool {
-    get { pthread_getspecific(key) != nil }
-    set { pthread_setspecific(key, newValue ? UnsafeRawPointer(bitPattern: 1) : nil) }
+    guard let mark else { return false }
+    return mark == itemMark || Unmanaged<SideBySideWorkers>.fromOpaque(mark).takeUnretainedValue().inline
   }
+
+  static var mark: UnsafeMutableRawPointer? {
+    get { pthread_getspecific(key) }
+    set { pthread_setspecific(key, newValue) }
+  }
+
+  /// The mark of a `sideBySide` item (no object lives at this address).
+  static var itemMark: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 1)! }
 
   private static let key: pthread_key_t = {
     var key = pthread_key_t()

@@ -22,12 +22,13 @@ struct RunCommand: ParsableCommand {
   @Option(help: "Write to this database instead of the job's (or the shard's default).") var database: String?
   @Option(
     help: ArgumentHelp(
-      "Images between reading and writing (memory bound; 1 = no overlap).", visibility: .hidden))
+      "With --thread-plan turns: images between reading and writing (memory bound; 1 = no overlap).",
+      visibility: .hidden))
   var inFlight = 3
   @Option(
     help: ArgumentHelp(
-      "Thread plan: turns (the default) or side-by-side (each worker whole images, one thread).",
-      visibility: .hidden))
+      "side-by-side (the default: each worker whole images on one thread, the last images on all) "
+        + "or turns (the model's calls one at a time on all threads)."))
   var threadPlan: String?
 
   func run() throws {

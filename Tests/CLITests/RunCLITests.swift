@@ -199,6 +199,20 @@ final class RunCLITests: XCTestCase {
       let rows = try DatabaseQueue(path: dir.appendingPathComponent("out/results.db").path).read {
         try Row.fetchAll($0, sql: "SELECT source_id, mask_index, score, area, width, height FROM results")
       }
+      // The default plan (workers side by side, their loops inline) and the model's calls taking
+      // turns on both threads split every loop the same way: the same bits, mask for mask.
+      let turns = dir.appendingPathComponent("out/turns.db").path
+      let again = try runSambatch(["run", job.path, "--thread-plan", "turns", "--database", turns])
+      XCTAssertEqual(again.status, 0, again.stderr)
+      let everyColumn =
+        "SELECT image_id, prompt_index, mask_index, score, area, bbox_x, bbox_y, bbox_w, bbox_h, rle "
+        + "FROM results ORDER BY 1, 2, 3"
+      let sideBySideRows = try DatabaseQueue(path: dir.appendingPathComponent("out/results.db").path).read {
+        try Row.fetchAll($0, sql: everyColumn)
+      }
+      XCTAssertEqual(sideBySideRows.count, rows.count)
+      XCTAssertEqual(
+        try DatabaseQueue(path: turns).read { try Row.fetchAll($0, sql: everyColumn) }, sideBySideRows)
       for c in selected {
         let name = c["name"] as! String
         let mine = rows.filter { $0["source_id"] as String == name }.sorted {

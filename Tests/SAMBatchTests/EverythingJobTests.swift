@@ -314,7 +314,9 @@ final class EverythingJobTests: XCTestCase {
       "{points_per_side: 4, pred_iou_thresh: 0.5, stability_score_thresh: 0.3}")
     try "version: 1\nimages: images\nworkers: 2\neverything: {points_per_side: 4, pred_iou_thresh: 0.5,"
       .appending(" stability_score_thresh: 0.3}\n").write(to: job, atomically: true, encoding: .utf8)
-    _ = try run(job)
+    var turnsOptions = RunOptions()
+    turnsOptions.threadPlan = .takeTurns
+    _ = try run(job, options: turnsOptions)
     let turns = try resultDump(dir.appendingPathComponent("results.db"))
     var options = RunOptions()
     options.threadPlan = .sideBySide

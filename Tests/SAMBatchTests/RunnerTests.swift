@@ -36,11 +36,12 @@ struct TestJob {
   var database: URL { dir.appendingPathComponent("results.db") }
 
   func run(
-    inFlight: Int = 3, retryFailed: Bool = false, model: any SegmenterSource = FakeSegmenterSource(),
-    log: @escaping @Sendable (String) -> Void = { _ in }
+    inFlight: Int = 3, plan: ThreadPlan? = nil, retryFailed: Bool = false,
+    model: any SegmenterSource = FakeSegmenterSource(), log: @escaping @Sendable (String) -> Void = { _ in }
   ) throws -> RunSummary {
     var options = RunOptions()
     options.inFlight = inFlight
+    options.threadPlan = plan
     options.retryFailed = retryFailed
     return try JobRunner(job: try JobFile.load(contentsOf: jobURL), model: model, options: options, log: log)
       .run()
@@ -420,12 +421,18 @@ final class OverlapCountingSegmenter: Segmenter, @unchecked Sendable {
   private(set) var maxActive = 0
   /// ComputeThreads.count seen by the calls.
   private(set) var threadCounts: Set<Int> = []
+  /// ComputeThreads.runLoopsInline seen by calls that began while another was running, and by
+  /// those that began alone.
+  private(set) var inlineWhenOverlapping: Set<Bool> = []
+  private(set) var inlineAlone: Set<Bool> = []
 
   private func during<T>(_ body: () throws -> T) rethrows -> T {
     lock.lock()
     active += 1
     maxActive = max(maxActive, active)
     threadCounts.insert(ComputeThreads.count)
+    let inline = ComputeThreads.runLoopsInline
+    if active > 1 { inlineWhenOverlapping.insert(inline) } else { inlineAlone.insert(inline) }
     lock.unlock()
     defer {
       lock.lock()
@@ -480,14 +487,15 @@ final class PipelineComputeTests: XCTestCase {
     XCTAssertEqual(segmenter.threadCounts, [2], "each call on all the workers' threads")
   }
 
-  /// Side by side, the two workers' calls overlap, each on one thread, and the rows are those of
-  /// the plan that takes turns.
-  func testSideBySideWorkersUseOneThreadEachAndGiveTheSameRows() throws {
+  /// Side by side (the default plan), the two workers' calls overlap, each running its loops
+  /// inline on its own thread while the other is busy too, and the rows are those of the plan that
+  /// takes turns.
+  func testSideBySideWorkersRunInlineAndGiveTheSameRows() throws {
     let lines = (0..<6).map { i in
       #"{"image": "picture\#(i % 3 + 1).jpg", "objects": [{"box": [\#(10 + i), 20, 300, 400]}]}"#
     }
     var dumps: [[String]] = []
-    for plan in [ThreadPlan.sideBySide, .takeTurns] {
+    for plan in [nil, ThreadPlan.takeTurns] {
       let job = try TestJob(manifests: [("m.jsonl", "jsonl", lines.joined(separator: "\n"))])
       let segmenter = OverlapCountingSegmenter()
       var options = RunOptions()
@@ -497,14 +505,34 @@ final class PipelineComputeTests: XCTestCase {
         options: options, log: { _ in }
       ).run()
       XCTAssertEqual(summary.processed, 3, "3 photos, 2 boxes each")
-      if plan == .sideBySide {
+      XCTAssertEqual(segmenter.threadCounts, [2], "the job's 2 threads split every loop")
+      if plan == nil {
         XCTAssertEqual(segmenter.maxActive, 2, "two workers, one image each at a time")
-        XCTAssertEqual(segmenter.threadCounts, [1])
-        XCTAssertEqual(ComputeThreads.count, 2, "the job's thread count is back afterwards")
+        XCTAssertEqual(segmenter.inlineWhenOverlapping, [true], "loops inline while both workers are busy")
+      } else {
+        XCTAssertEqual(segmenter.inlineWhenOverlapping, [])
+        XCTAssertEqual(segmenter.inlineAlone, [false])
       }
+      XCTAssertFalse(ComputeThreads.runLoopsInline)
       dumps.append(try resultDump(job.database))
     }
     XCTAssertEqual(dumps[0], dumps[1])
+  }
+
+  /// One image and two workers side by side: the worker with nothing to take lends its thread, so
+  /// the image's loops split over both threads instead of running inline on one.
+  func testAWorkerWithNothingToTakeLendsItsThread() throws {
+    let job = try TestJob(manifests: [
+      ("m.jsonl", "jsonl", #"{"image": "picture1.jpg", "objects": [{"box": [10, 20, 300, 400]}]}"#)
+    ])
+    let segmenter = OverlapCountingSegmenter()
+    let summary = try JobRunner(
+      job: try JobFile.load(contentsOf: job.jobURL), model: FixedSegmenterSource(segmenter: segmenter),
+      options: RunOptions(), log: { _ in }
+    ).run()
+    XCTAssertEqual(summary.processed, 1)
+    XCTAssertEqual(segmenter.maxActive, 1)
+    XCTAssertEqual(segmenter.inlineAlone, [false], "the image's loops split over both threads")
   }
 }
 

@@ -31,14 +31,15 @@ struct SlowSource: SegmenterSource {
 
 final class StageTimingTests: XCTestCase {
   /// With several images in flight, one image's decoding and the next one's encoding take turns
-  /// on the model: the turn one waits is wait_ms, not part of embed_ms or predict_ms (issue 6,
-  /// defect 4). Each call takes 0.3 s: a stage time past 0.45 s would hold someone else's call.
+  /// on the model (`--thread-plan turns`): the turn one waits is wait_ms, not part of embed_ms or
+  /// predict_ms (issue 6, defect 4). Each call takes 0.3 s: a stage time past 0.45 s would hold
+  /// someone else's call.
   func testStageTimesAreTheirOwnWorkAndTheWaitIsRecordedApart() throws {
     let lines = [1, 2, 3, 5].map { i in
       #"{"image": "picture\#(i).jpg", "objects": [{"box": [\#(10 + i), 20, 60, 70]}]}"#
     }
     let job = try TestJob(manifests: [("m.jsonl", "jsonl", lines.joined(separator: "\n"))])
-    _ = try job.run(inFlight: 3, model: SlowSource())
+    _ = try job.run(inFlight: 3, plan: .takeTurns, model: SlowSource())
     let rows = try DatabaseQueue(path: job.database.path).read {
       try Row.fetchAll($0, sql: "SELECT embed_ms, predict_ms, wait_ms, total_ms FROM images ORDER BY id")
     }
@@ -55,6 +56,29 @@ final class StageTimingTests: XCTestCase {
       waited += wait
     }
     XCTAssertGreaterThanOrEqual(waited, 200, "images in flight wait for each other's model calls")
+  }
+
+  /// Side by side (the default plan) each worker has the model to itself: no image waits for
+  /// another's calls, and each stage's time is its own call's.
+  func testSideBySideStagesNeverWait() throws {
+    let lines = [1, 2, 3, 5].map { i in
+      #"{"image": "picture\#(i).jpg", "objects": [{"box": [\#(10 + i), 20, 60, 70]}]}"#
+    }
+    let job = try TestJob(manifests: [("m.jsonl", "jsonl", lines.joined(separator: "\n"))])
+    let started = Date()
+    _ = try job.run(model: SlowSource())
+    let rows = try DatabaseQueue(path: job.database.path).read {
+      try Row.fetchAll($0, sql: "SELECT embed_ms, predict_ms, wait_ms FROM images ORDER BY id")
+    }
+    XCTAssertEqual(rows.count, 4)
+    for row in rows {
+      XCTAssertEqual(row["wait_ms"] as Double, 0)
+      XCTAssertGreaterThanOrEqual(row["embed_ms"] as Double, 290)
+      XCTAssertLessThan(row["embed_ms"] as Double, 450)
+      XCTAssertLessThan(row["predict_ms"] as Double, 450)
+    }
+    // Two workers, 0.6 s an image: 1.2 s side by side, 2.4 s one after the other.
+    XCTAssertLessThan(Date().timeIntervalSince(started), 2.3, "the workers' calls overlap")
   }
 }
 

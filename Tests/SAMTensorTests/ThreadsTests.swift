@@ -125,6 +125,53 @@ final class ThreadsTests: XCTestCase {
     XCTAssertLessThanOrEqual(most, 2)
   }
 
+  /// Workers run their loops inline, with the chunks of all the threads, while all are busy; once
+  /// one has finished, the others' loops split over the threads again (same chunks), and a
+  /// `sideBySide` inside a worker leaves the worker's mark as it found it.
+  func testSideBySideWorkersRunInlineUntilOneFinishes() {
+    ComputeThreads.set(2)
+    let across = LoopRecord.ofOneLoop()
+    let workers = SideBySideWorkers()
+    let bothStarted = DispatchGroup()
+    let firstDone = DispatchSemaphore(value: 0)
+    let beforeDone = DispatchSemaphore(value: 0)
+    bothStarted.enter()
+    bothStarted.enter()
+    let finisherLoop = LoopRecord()
+    let finisher = Thread {
+      workers.run {
+        bothStarted.leave()
+        bothStarted.wait()
+        finisherLoop.record()
+        beforeDone.wait()
+      }
+      workers.finished()
+      firstDone.signal()
+    }
+    finisher.start()
+    let (before, after) = (LoopRecord(), LoopRecord())
+    var markKept = false
+    workers.run {
+      bothStarted.leave()
+      bothStarted.wait()
+      before.record()
+      beforeDone.signal()
+      firstDone.wait()
+      after.record()
+      sideBySide(4) { _ in }
+      markKept = SideBySide.mark == Unmanaged.passUnretained(workers).toOpaque()
+    }
+    XCTAssertFalse(ComputeThreads.runLoopsInline, "the mark ends with the worker's run")
+    for (name, loop) in [("finisher", finisherLoop), ("before", before)] {
+      XCTAssertEqual(loop.inline, true, name)
+      XCTAssertEqual(loop.threads, 1, name)
+      XCTAssertEqual(loop.ranges, across.ranges, name)
+    }
+    XCTAssertEqual(after.inline, false)
+    XCTAssertEqual(after.ranges, across.ranges)
+    XCTAssertTrue(markKept, "sideBySide gave the worker its mark back")
+  }
+
   func testSetClampsToOneThread() {
     ComputeThreads.set(0)
     XCTAssertEqual(ComputeThreads.count, 1)
@@ -141,5 +188,35 @@ final class ThreadsTests: XCTestCase {
     #else
       XCTAssertFalse(TensorMemory.reuseLargeAllocations())
     #endif
+  }
+}
+
+/// The chunks one parallel loop ran, on how many threads, and whether loops ran inline.
+private final class LoopRecord: @unchecked Sendable {
+  private let lock = NSLock()
+  private(set) var ranges: [Range<Int>] = []
+  private var threadIDs = Set<Int>()
+  private(set) var inline: Bool?
+  var threads: Int { threadIDs.count }
+
+  static func ofOneLoop() -> LoopRecord {
+    let record = LoopRecord()
+    record.record()
+    return record
+  }
+
+  /// Runs a parallel loop of 100 items (1 ms a chunk, so that threads could overlap) and records it.
+  func record() {
+    parallelForChunks(100) { range in
+      lock.withLock {
+        ranges.append(range)
+        threadIDs.insert(Int(bitPattern: pthread_self()))
+      }
+      usleep(1_000)
+    }
+    lock.withLock {
+      ranges.sort { $0.lowerBound < $1.lowerBound }
+      inline = ComputeThreads.runLoopsInline
+    }
   }
 }
