@@ -108,9 +108,12 @@ struct Pipeline<S: Segmenter>: Sendable {
   /// whole images, one after another, with the model's loops inline on it, and when the images run
   /// out the last ones' loops split over all the threads (`SideBySideWorkers`). `--thread-plan
   /// turns` has the model's calls take turns on all threads while reading, RLE and writing overlap
-  /// them. Both give the same bits.
+  /// them, as everything jobs do unless told otherwise (`ThreadPlan.chosen`). Both give the same
+  /// bits.
   func run(_ ids: [Int]) throws -> (processed: Int, failed: Int) {
-    if (runner.options.threadPlan ?? .sideBySide) == .sideBySide && runner.job.workers > 1 && ids.count > 0 {
+    if ThreadPlan.chosen(runner.options.threadPlan, for: runner.job) == .sideBySide && runner.job.workers > 1
+      && ids.count > 0
+    {
       var sideBySide = self
       sideBySide.takesTurns = false
       return try sideBySide.runSideBySide(ids)

@@ -27,8 +27,8 @@ struct RunCommand: ParsableCommand {
   var inFlight = 3
   @Option(
     help: ArgumentHelp(
-      "side-by-side (the default: each worker whole images on one thread, the last images on all) "
-        + "or turns (the model's calls one at a time on all threads)."))
+      "side-by-side (each worker whole images on one thread, the last images on all; the default) "
+        + "or turns (the model's calls one at a time on all threads; the default for everything jobs)."))
   var threadPlan: String?
 
   func run() throws {

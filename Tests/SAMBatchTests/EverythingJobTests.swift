@@ -308,6 +308,20 @@ final class EverythingJobTests: XCTestCase {
     XCTAssertEqual(second.counts.done, 3)
   }
 
+  /// Everything jobs take turns unless told otherwise; prompted jobs go side by side.
+  func testEverythingJobsTakeTurnsByDefault() throws {
+    let (_, everything) = try everythingJob("{points_per_side: 4}")
+    let everythingFile = try JobFile.load(contentsOf: everything)
+    XCTAssertEqual(ThreadPlan.chosen(nil, for: everythingFile), .takeTurns)
+    XCTAssertEqual(ThreadPlan.chosen(.sideBySide, for: everythingFile), .sideBySide)
+    let prompted = try TestJob(manifests: [
+      ("m.jsonl", "jsonl", #"{"image": "picture1.jpg", "objects": [{"box": [10, 20, 300, 400]}]}"#)
+    ])
+    let promptedFile = try JobFile.load(contentsOf: prompted.jobURL)
+    XCTAssertEqual(ThreadPlan.chosen(nil, for: promptedFile), .sideBySide)
+    XCTAssertEqual(ThreadPlan.chosen(.takeTurns, for: promptedFile), .takeTurns)
+  }
+
   /// Each worker whole images on its own thread gives the rows of taking turns.
   func testSideBySideThreadPlanGivesTheSameRows() throws {
     let (dir, job) = try everythingJob(
