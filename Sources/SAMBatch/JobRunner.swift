@@ -272,9 +272,13 @@ public struct JobRunner: Sendable {
         "run \(run.id) (pid \(run.pid.map(String.init) ?? "?") on \(run.host), started \(run.startedAt)) is gone: taking over"
       )
     }
+    let threads =
+      job.workers == 1
+      ? ""
+      : ThreadPlan.chosen(options.threadPlan, for: job) == .sideBySide ? " side by side" : " taking turns"
     log(
-      "\(todo.count) of \(count(shardImages, "image")) to do, \(count(job.workers, "worker")), database \(url.path)"
-    )
+      "\(todo.count) of \(count(shardImages, "image")) to do, \(count(job.workers, "worker"))\(threads), "
+        + "database \(url.path)")
     let result: (processed: Int, failed: Int)
     do {
       result = try process(todo, images: todoImages, segmenter: segmenter, store: target, runId: runId)

@@ -166,7 +166,7 @@ final class JobChangeTests: XCTestCase {
     XCTAssertEqual(perImage, [2, 0])
     XCTAssertEqual(try job.status().counts.belowMinScore, 2)
     XCTAssertTrue(logged.lines.contains { $0.hasPrefix("2 detections left out") }, "\(logged.lines)")
-    XCTAssertTrue(logged.lines.contains { $0.contains(", 2 workers,") }, "\(logged.lines)")
+    XCTAssertTrue(logged.lines.contains { $0.contains(", 2 workers side by side,") }, "\(logged.lines)")
   }
 
   func testMessagesCountInTheSingular() throws {

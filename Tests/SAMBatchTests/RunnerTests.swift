@@ -500,11 +500,14 @@ final class PipelineComputeTests: XCTestCase {
       let segmenter = OverlapCountingSegmenter()
       var options = RunOptions()
       options.threadPlan = plan
+      let logged = LogLines()
       let summary = try JobRunner(
         job: try JobFile.load(contentsOf: job.jobURL), model: FixedSegmenterSource(segmenter: segmenter),
-        options: options, log: { _ in }
+        options: options, log: logged.append
       ).run()
       XCTAssertEqual(summary.processed, 3, "3 photos, 2 boxes each")
+      let said = plan == nil ? ", 2 workers side by side," : ", 2 workers taking turns,"
+      XCTAssertTrue(logged.lines.contains { $0.contains(said) }, "\(logged.lines)")
       XCTAssertEqual(segmenter.threadCounts, [2], "the job's 2 threads split every loop")
       if plan == nil {
         XCTAssertEqual(segmenter.maxActive, 2, "two workers, one image each at a time")
