@@ -158,8 +158,10 @@ struct Pipeline<S: Segmenter>: Sendable {
   }
 
   /// Commits one image's rows and reports progress; called by one thread at a time.
+  /// A finished image is committed even when another has stopped the run (side by side, the other
+  /// worker's image can finish after it): its rows are complete, and a commit that fails again
+  /// changes nothing (the first error is the one reported).
   private func finish(_ rows: ImageResult, vanished: Bool, state: PipelineState, start: Date, total: Int) {
-    guard state.fatal == nil else { return }
     if vanished {
       // Stop here, leaving this image and the rest pending: every one would fail.
       state.fail(SAMBatchError.imagesFolderVanished(folder: runner.job.images.path))
