@@ -125,6 +125,16 @@ static inline __attribute__((always_inline)) void tail_tile(
   }
 }
 
+// A tile of `rows` <= 12 rows from row 0 of a->x.
+static inline __attribute__((always_inline)) void tail_or_full_tile(
+    const sam_gemm_args *a, size_t column, int rows, const int vectors, float *out, size_t ldo, const int wide) {
+  if (rows == 12) {
+    tile(a, 0, column, 12, vectors, out, ldo, wide);
+  } else {
+    tail_tile(a, 0, column, rows, vectors, out, ldo, wide);
+  }
+}
+
 // Columns of the weight's blocks: about 192 KB of it, whole panels.
 static inline __attribute__((always_inline)) size_t block_columns_for(size_t k) {
   const size_t columns = (49152 / (k > 0 ? k : 1)) / PANEL * PANEL;
@@ -202,9 +212,11 @@ void sam_gemm_packed_rows(const sam_gemm_args *args, size_t first, size_t last) 
 // from it and their squares, whose sum corrects the mean's rounding (no E[x^2] - mean^2
 // cancellation). A row's sums are its 16 lanes folded by `sum_lanes_of_each`, the same
 // operations for every row however many share the fold.
+// The shifted rows go to `shifted` (`lds` floats apart: norm->shifted's rows, or src itself when
+// they are wanted only in cache, for a probe) and, when `also_stored`, to norm->shifted's rows too.
 static inline __attribute__((always_inline)) void normalize_rows(
     const sam_gemm_args *a, const sam_gemm_norm_args *norm, size_t row, size_t rows, const float *src,
-    size_t ld, const size_t n) {
+    size_t ld, const size_t n, float *shifted, const size_t lds, const int also_stored) {
   const float count = (float)n;
   // Rows past `rows` add up to zeros that are never used.
   vfloat sums[16], deviations[16], squares[16];
@@ -235,16 +247,37 @@ static inline __attribute__((always_inline)) void normalize_rows(
   // store through a float pointer could otherwise change the fields of *a and *norm, and they
   // would be loaded again for every vector.
   const float *weight = norm->weight, *bias = norm->bias, *offset = norm->offset + row * norm->ldf;
-  float *out = a->out + row * a->ldo, *shifted = norm->shifted + row * norm->lds;
-  const size_t ldo = a->ldo, ldf = norm->ldf, lds = norm->lds;
+  float *out = a->out + row * a->ldo, *stored = also_stored ? norm->shifted + row * norm->lds : NULL;
+  const size_t ldo = a->ldo, ldf = norm->ldf, ld_stored = norm->lds;
   for (size_t j = 0; j < rows; j++) {
     const float mean = means[j], inverse = inverses[j];
     for (size_t c = 0; c < n; c += 16) {
       const size_t left = n - c;
       const vfloat normalized = (load16_part(src + j * ld + c, left) - mean) * inverse;
       const vfloat y = fma16(normalized, load16_part(weight + c, left), load16_part(bias + c, left));
+      const vfloat with_offset = y + load16_part(offset + j * ldf + c, left);
       store16_part(out + j * ldo + c, y, left);
-      store16_part(shifted + j * lds + c, y + load16_part(offset + j * ldf + c, left), left);
+      store16_part(shifted + j * lds + c, with_offset, left);
+      if (also_stored) store16_part(stored + j * ld_stored + c, with_offset, left);
+    }
+  }
+}
+
+// The probe's product (norm->probe) of `rows` shifted rows at x (`ldx` floats apart), output rows
+// row, row + 1, ...: the tiles `sam_gemm_packed_rows` computes, one vector wide for at most 16
+// columns as gemm_avx512 does (each value is the same chain either way).
+static inline __attribute__((always_inline)) void probe_rows(
+    const sam_gemm_norm_args *norm, size_t row, int rows, const float *x, size_t ldx, size_t k,
+    const int vectors, const int wide) {
+  sam_gemm_args p;
+  memset(&p, 0, sizeof p);
+  (p.x = x, p.ldx = ldx, p.packed = norm->probe, p.n = norm->probe_n, p.k = k);
+  float *out = norm->probe_out + row * norm->ldp;
+  if (norm->probe_n <= 16) {
+    tail_or_full_tile(&p, 0, rows, 1, out, norm->ldp, wide);
+  } else {
+    for (size_t column = 0; column < p.n; column += 16 * (size_t)vectors) {
+      tail_or_full_tile(&p, column, rows, vectors, out, norm->ldp, wide);
     }
   }
 }
@@ -255,17 +288,26 @@ static inline __attribute__((always_inline)) void gemm_norm_fused_body(
     const int vectors, const size_t n, const int wide) {
   float scratch[12 * NORM_SCRATCH_COLUMNS] __attribute__((aligned(64)));
   const size_t step = 16 * (size_t)vectors;
+  // With a probe the shifted rows replace the product in the scratch, and the probe reads them there.
+  const int probe = norm->probe != NULL;
+  float *shifted = probe ? scratch : norm->shifted;
+  const size_t lds = probe ? n : norm->lds;
+  const int also_stored = probe && norm->shifted != NULL;
   size_t row = first;
   for (; row + (size_t)tile_rows <= last; row += (size_t)tile_rows) {
     for (size_t column = 0; column < n; column += step) tile(a, row, column, tile_rows, vectors, scratch, n, wide);
-    normalize_rows(a, norm, row, (size_t)tile_rows, scratch, n, n);
+    normalize_rows(
+        a, norm, row, (size_t)tile_rows, scratch, n, n, probe ? shifted : shifted + row * lds, lds, also_stored);
+    if (probe) probe_rows(norm, row, tile_rows, scratch, n, n, vectors, wide);
   }
   const int remaining = (int)(last - row);
   if (remaining > 0) {
     for (size_t column = 0; column < n; column += step) {
       tail_tile(a, row, column, remaining, vectors, scratch, n, wide);
     }
-    normalize_rows(a, norm, row, (size_t)remaining, scratch, n, n);
+    normalize_rows(
+        a, norm, row, (size_t)remaining, scratch, n, n, probe ? shifted : shifted + row * lds, lds, also_stored);
+    if (probe) probe_rows(norm, row, remaining, scratch, n, n, vectors, wide);
   }
 }
 
@@ -281,10 +323,18 @@ static inline __attribute__((always_inline)) void gemm_norm_blocked_body(
     gemm_body(a, r0, r1, tile_rows, vectors, wide);
     for (size_t row = r0; row < r1; row += 16) {
       const size_t rows = r1 - row < 16 ? r1 - row : 16;
-      normalize_rows(a, norm, row, rows, a->out + row * a->ldo, a->ldo, a->n);
+      normalize_rows(
+          a, norm, row, rows, a->out + row * a->ldo, a->ldo, a->n, norm->shifted + row * norm->lds, norm->lds, 0);
+    }
+    // The probe reads the stored shifted rows of the block, still in L2 (shifted is required here).
+    for (size_t row = r0; norm->probe && row < r1; row += (size_t)tile_rows) {
+      const int rows = r1 - row < (size_t)tile_rows ? (int)(r1 - row) : tile_rows;
+      probe_rows(norm, row, rows, norm->shifted + row * norm->lds, norm->lds, a->n, vectors, wide);
     }
   }
 }
+
+int sam_gemm_layer_norm_fuses(size_t n, size_t k) { return n <= NORM_SCRATCH_COLUMNS && n <= block_columns_for(k); }
 
 static inline __attribute__((always_inline)) void gemm_norm_body(
     const sam_gemm_args *a, const sam_gemm_norm_args *norm, size_t first, size_t last, const int tile_rows,
@@ -292,7 +342,7 @@ static inline __attribute__((always_inline)) void gemm_norm_body(
   // The decoder's 256 columns as a constant, so that the loops over a row unroll.
   if (a->n == 256 && a->n <= block_columns_for(a->k)) {
     gemm_norm_fused_body(a, norm, first, last, tile_rows, vectors, 256, wide);
-  } else if (a->n <= NORM_SCRATCH_COLUMNS && a->n <= block_columns_for(a->k)) {
+  } else if (sam_gemm_layer_norm_fuses(a->n, a->k)) {
     gemm_norm_fused_body(a, norm, first, last, tile_rows, vectors, a->n, wide);
   } else {
     gemm_norm_blocked_body(a, norm, first, last, tile_rows, vectors, wide);

@@ -15,16 +15,26 @@ extension DecoderAttention {
   /// GEMMs of [4096, 256] x [256, 8 Nt] and [8 Nt, 4096] x [4096, 256] replace k_proj and v_proj
   /// of 4096 tokens ([4096, 256] x [256, 128] each).
   func attendTokensToImage(queries: Tensor, imageKeys: Tensor, imageValues: Tensor) -> Tensor {
-    let headDim = internalDim / numHeads
-    let q = qProj(queries)  // (Nt, 128)
-    let queryHeads = matmul(
-      headBlockDiagonal(q, heads: numHeads), kProj.weight, alpha: 1 / Float(headDim).squareRoot())
-    // (heads * Nt, 256): row (h, t) = q_h[t] Wk_h / sqrt(d)
     // (4096, heads * Nt): the scores as the image rows see them, on the packed GEMM, which reads
     // the rows in place, and so does the product with the values (OpenBLAS copied all 4096 rows
     // for both products, on every call).
-    var weights = linear(imageKeys, packed: PackedWeight(queryHeads), bias: nil)
-    let mixed = attendColumns(&weights, values: imageValues)  // (heads * Nt, 256): A_h x
+    var scores = linear(imageKeys, packed: tokenQueryHeads(queries), bias: nil)
+    return attendTokensToImage(scores: &scores, imageValues: imageValues)
+  }
+
+  /// The queries' side of the scores: queries [Nt, C] -> (heads * Nt, C) packed, row (h, t) =
+  /// q_h[t] Wk_h / sqrt(d), so that image keys [4096, C] through it give the scores [4096, heads * Nt].
+  func tokenQueryHeads(_ queries: Tensor) -> PackedWeight {
+    let headDim = internalDim / numHeads
+    let q = qProj(queries)  // (Nt, 128)
+    return PackedWeight(
+      matmul(headBlockDiagonal(q, heads: numHeads), kProj.weight, alpha: 1 / Float(headDim).squareRoot()))
+  }
+
+  /// The rest from the scores [4096, heads * Nt] (image keys through `tokenQueryHeads`, overwritten)
+  /// and imageValues [4096, C] -> [Nt, C], out_proj included.
+  func attendTokensToImage(scores: inout Tensor, imageValues: Tensor) -> Tensor {
+    let mixed = attendColumns(&scores, values: imageValues)  // (heads * Nt, 256): A_h x
     let valueHeads = headDiagonalBlocks(vProj(mixed), heads: numHeads)  // (Nt, 128)
     return outProj(valueHeads)
   }
@@ -41,16 +51,32 @@ extension DecoderAttention {
   func attendImageToTokens(
     image: Tensor, keys: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm, positional: Tensor
   ) -> (Tensor, Tensor, ImageToTokenUpdate) {
+    imageAttendsToTokens(
+      scores: imageToTokenScores(image: image, keys: keys), values: values, residual: residual, norm: norm,
+      positional: positional, probe: nil)
+  }
+
+  /// The same when the next attention is the only reader of normalized + positional: its query
+  /// heads `next` (`tokenQueryHeads` of its queries) score those rows inside the norm's kernel,
+  /// while they are in cache, and they are not kept -> (normalized, the next attention's scores
+  /// [4096, next.outFeatures], the update). The same bits as scoring the returned rows afterwards.
+  func attendImageToTokens(
+    image: Tensor, keys: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm, positional: Tensor,
+    scoringNext next: PackedWeight
+  ) -> (Tensor, Tensor, ImageToTokenUpdate) {
+    imageAttendsToTokens(
+      scores: imageToTokenScores(image: image, keys: keys), values: values, residual: residual, norm: norm,
+      positional: positional, probe: next)
+  }
+
+  /// (4096, Nt * heads): column (t, h) = the image q-projected, head h, against k_h[t] / sqrt(d).
+  /// On our packed GEMM, which reads the image's rows in place (OpenBLAS copied all 4096 of them).
+  private func imageToTokenScores(image: Tensor, keys: Tensor) -> Tensor {
     let keyBlocks = tokenMajorHeadBlocks(kProj(keys), heads: numHeads)  // (Nt * heads, 128)
     let scale = 1 / Float(internalDim / numHeads).squareRoot()
     let queryWeights = matmul(keyBlocks, qProj.weight, alpha: scale)  // (Nt * heads, 256)
     let scoreBias = matmul(keyBlocks, qProj.bias.reshaped([internalDim, 1]), alpha: scale)  // (Nt * heads, 1)
-    // (4096, Nt * heads): column (t, h) = x q-projected, head h, against k_h[t] / sqrt(d). On our
-    // packed GEMM, which reads the image's rows in place (OpenBLAS copied all 4096 of them).
-    let scores = linear(
-      image, packed: PackedWeight(queryWeights), bias: scoreBias.reshaped([keyBlocks.shape[0]]))
-    return imageAttendsToTokens(
-      scores: scores, values: values, residual: residual, norm: norm, positional: positional)
+    return linear(image, packed: PackedWeight(queryWeights), bias: scoreBias.reshaped([keyBlocks.shape[0]]))
   }
 
   /// The same with the image side's queries already projected: projectedImage [4096, 128] =
@@ -65,20 +91,31 @@ extension DecoderAttention {
     let scores = linear(
       projectedImage, packed: PackedWeight(SAMTensor.scale(keyBlocks, by: scale)), bias: nil)
     return imageAttendsToTokens(
-      scores: scores, values: values, residual: residual, norm: norm, positional: positional)
+      scores: scores, values: values, residual: residual, norm: norm, positional: positional, probe: nil)
   }
 
   /// scores [4096, Nt * heads] (a row holds one image token's scores, the heads of a token
-  /// adjacent) -> norm(residual + out_proj(attention output)) and that + positional, [4096, C] each,
-  /// and what was added before the norm (`ImageToTokenUpdate`, for `LowRankUpscalingInput`).
+  /// adjacent) -> norm(residual + out_proj(attention output)) and that + positional, [4096, C] each
+  /// (without a probe; with one, that + positional through it instead), and what was added before
+  /// the norm (`ImageToTokenUpdate`, for `LowRankUpscalingInput`).
   private func imageAttendsToTokens(
-    scores: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm, positional: Tensor
+    scores: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm, positional: Tensor,
+    probe: PackedWeight?
   ) -> (Tensor, Tensor, ImageToTokenUpdate) {
     var weights = scores
     softmaxOverStridedGroups(&weights, lanes: numHeads)
     // (Nt * heads, 256): row (t, h) = v_h[t] Wout_h^T
     let projectedValues = linear(
       tokenMajorHeadBlocks(vProj(values), heads: numHeads), weight: outProj.weight, bias: nil)
+    if let probe {
+      let (normalized, probed, mean, inverse) = layerNormOfProductAndResidual(
+        weights, projectedValues, residual: residual, bias: outProj.bias, normWeight: norm.weight,
+        normBias: norm.bias, eps: norm.eps, offset: positional, probe: probe)
+      return (
+        normalized, probed,
+        ImageToTokenUpdate(weights: weights, values: projectedValues, mean: mean, inverse: inverse)
+      )
+    }
     let (normalized, withPositional, mean, inverse) = layerNormOfProductAndResidual(
       weights, projectedValues, residual: residual, bias: outProj.bias, normWeight: norm.weight,
       normBias: norm.bias, eps: norm.eps, offset: positional)

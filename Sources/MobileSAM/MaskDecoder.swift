@@ -115,12 +115,12 @@ struct MaskDecoder {
     let tokens = Tensor(
       shape: [1 + MaskDecoder.numMaskTokens + sparse.shape[0], dim],
       data: iouToken.data + maskTokens.data + sparse.data)
-    let (queries, keys, keysWithPE, updates) = transformer(
-      firstLayerImage: firstLayer, imagePE: imagePE, points: tokens)
     // The final attention for the IoU token and the chosen mask tokens, in one pass.
+    let rows = [0] + maskIndices.map { 1 + $0 }
+    let (queries, keys, finalScores, updates) = transformer(
+      firstLayerImage: firstLayer, imagePE: imagePE, points: tokens, finalRows: rows)
     let attended = transformer.finalAttention(
-      rows: [0] + maskIndices.map { 1 + $0 }, queries: queries, points: tokens, keys: keys,
-      keysWithPE: keysWithPE)  // (1 + masks, 256)
+      rows: rows, queries: queries, keys: keys, scores: finalScores)  // (1 + masks, 256)
     return TransformerOutputs(
       iouToken: Tensor(shape: [1, dim], data: Array(attended.data[0..<dim])),
       maskTokens: Tensor(shape: [maskIndices.count, dim], data: Array(attended.data[dim...])),

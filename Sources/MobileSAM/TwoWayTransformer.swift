@@ -127,16 +127,36 @@ struct TwoWayAttentionBlock {
   func callAsFunction(queries: Tensor, keys: Tensor, keysWithPE: Tensor, queryPE: Tensor, keyPE: Tensor)
     -> (Tensor, Tensor, Tensor, ImageToTokenUpdate)
   {
+    let queries = tokenSide(queries, keys: keys, keysWithPE: keysWithPE, queryPE: queryPE)
+    let (newKeys, newKeysWithPE, update) = crossAttnImageToToken.attendImageToTokens(
+      image: keysWithPE, keys: add(queries, queryPE), values: queries, residual: keys, norm: norm4,
+      positional: keyPE)
+    return (queries, newKeys, newKeysWithPE, update)
+  }
+
+  /// The same for the last layer, whose keys + PE only the final attention reads: `next` gives
+  /// that attention's query heads from this layer's queries (`DecoderAttention.tokenQueryHeads`),
+  /// and they score the new keys + PE inside the norm's kernel, which never stores those rows ->
+  /// (queries, keys, the final attention's scores [4096, heads * rows], the update).
+  func callAsFunction(
+    queries: Tensor, keys: Tensor, keysWithPE: Tensor, queryPE: Tensor, keyPE: Tensor,
+    scoringNext next: (Tensor) -> PackedWeight
+  ) -> (Tensor, Tensor, Tensor, ImageToTokenUpdate) {
+    let queries = tokenSide(queries, keys: keys, keysWithPE: keysWithPE, queryPE: queryPE)
+    let (newKeys, scores, update) = crossAttnImageToToken.attendImageToTokens(
+      image: keysWithPE, keys: add(queries, queryPE), values: queries, residual: keys, norm: norm4,
+      positional: keyPE, scoringNext: next(queries))
+    return (queries, newKeys, scores, update)
+  }
+
+  /// Self-attention, tokens -> image, MLP: the layer's new queries [Nt, C].
+  private func tokenSide(_ queries: Tensor, keys: Tensor, keysWithPE: Tensor, queryPE: Tensor) -> Tensor {
     var queries = attendToTokens(queries, queryPE: queryPE)
     addInPlace(
       &queries,
       crossAttnTokenToImage.attendTokensToImage(
         queries: add(queries, queryPE), imageKeys: keysWithPE, imageValues: keys))
-    queries = feedForward(queries)
-    let (newKeys, newKeysWithPE, update) = crossAttnImageToToken.attendImageToTokens(
-      image: keysWithPE, keys: add(queries, queryPE), values: queries, residual: keys, norm: norm4,
-      positional: keyPE)
-    return (queries, newKeys, newKeysWithPE, update)
+    return feedForward(queries)
   }
 
   /// The same with the image side's prompt-independent work already done (`ImageSide`).
@@ -209,6 +229,7 @@ struct TwoWayTransformer {
   )
     throws
   {
+    precondition(depth >= 2, "TwoWayTransformer: depth \(depth); the decoder is built with 2 layers")
     layers = try (0..<depth).map {
       try TwoWayAttentionBlock(
         weights, "\(prefix).layers.\($0)", embeddingDim: embeddingDim, numHeads: numHeads, mlpDim: mlpDim,
@@ -227,36 +248,44 @@ struct TwoWayTransformer {
   }
 
   /// One prompt through the layers: imagePE [4096, C], points [Nt, C] -> (queries [Nt, C],
-  /// keys [4096, C], keys + imagePE, each layer's image-side update), before the final attention
-  /// (`finalAttention`).
-  func callAsFunction(firstLayerImage: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, points: Tensor)
-    -> (queries: Tensor, keys: Tensor, keysWithPE: Tensor, updates: [ImageToTokenUpdate])
-  {
+  /// keys [4096, C], the final attention's scores for the query rows `finalRows`, each layer's
+  /// image-side update), before the rest of the final attention (`finalAttention`). The last
+  /// layer's keys + PE are scored inside its norm's kernel and never stored.
+  func callAsFunction(
+    firstLayerImage: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, points: Tensor, finalRows: [Int]
+  ) -> (queries: Tensor, keys: Tensor, finalScores: Tensor, updates: [ImageToTokenUpdate]) {
     var (queries, keys, keysWithPE, update) = layers[0](
       queries: points, image: firstLayerImage, queryPE: points, keyPE: imagePE)
     var updates = [update]
-    for layer in layers.dropFirst() {
+    for layer in layers.dropFirst().dropLast() {
       (queries, keys, keysWithPE, update) = layer(
         queries: queries, keys: keys, keysWithPE: keysWithPE, queryPE: points, keyPE: imagePE)
       updates.append(update)
     }
-    return (queries, keys, keysWithPE, updates)
+    let finalScores: Tensor
+    (queries, keys, finalScores, update) = layers[layers.count - 1](
+      queries: queries, keys: keys, keysWithPE: keysWithPE, queryPE: points, keyPE: imagePE,
+      scoringNext: {
+        finalAttnTokenToImage.tokenQueryHeads(add(gather(finalRows, of: $0), gather(finalRows, of: points)))
+      })
+    return (queries, keys, finalScores, updates + [update])
   }
 
   /// The final token-to-image attention and its norm for the query rows `rows` alone: each query
   /// attends on its own, and only the IoU and mask tokens are used downstream, so the decoder asks
-  /// for the rows it uses, all in one pass over the image side. queries, points [Nt, C]; keys,
-  /// keysWithPE (keys + image PE) [4096, C] -> [rows.count, C].
-  func finalAttention(rows: [Int], queries: Tensor, points: Tensor, keys: Tensor, keysWithPE: Tensor)
-    -> Tensor
-  {
-    let dim = queries.shape[1]
-    func gather(_ x: Tensor) -> Tensor {
-      Tensor(shape: [rows.count, dim], data: rows.flatMap { x.data[($0 * dim)..<(($0 + 1) * dim)] })
-    }
-    let selected = gather(queries)
-    let attended = finalAttnTokenToImage.attendTokensToImage(
-      queries: add(selected, gather(points)), imageKeys: keysWithPE, imageValues: keys)
+  /// for the rows it uses, all in one pass over the image side. queries [Nt, C]; keys [4096, C];
+  /// scores [4096, heads * rows.count], the last layer's keys + PE through those rows' query heads
+  /// (`callAsFunction`) -> [rows.count, C].
+  func finalAttention(rows: [Int], queries: Tensor, keys: Tensor, scores: Tensor) -> Tensor {
+    let selected = gather(rows, of: queries)
+    var scores = scores
+    let attended = finalAttnTokenToImage.attendTokensToImage(scores: &scores, imageValues: keys)
     return normFinalAttn(add(selected, attended))
+  }
+
+  /// Rows `rows` of x [N, C] -> [rows.count, C].
+  private func gather(_ rows: [Int], of x: Tensor) -> Tensor {
+    let dim = x.shape[1]
+    return Tensor(shape: [rows.count, dim], data: rows.flatMap { x.data[($0 * dim)..<(($0 + 1) * dim)] })
   }
 }

@@ -94,53 +94,105 @@ public func layerNormOfProductAndResidual(
   _ a: Tensor, _ b: Tensor, residual: Tensor, bias: Tensor, normWeight: Tensor, normBias: Tensor, eps: Float,
   offset: Tensor
 ) -> (normalized: Tensor, offset: Tensor, mean: [Float], inverse: [Float]) {
+  let result = layerNormOfProduct(
+    a, b, residual: residual, bias: bias, normWeight: normWeight, normBias: normBias, eps: eps,
+    offset: offset,
+    probe: nil)
+  return (result.normalized, result.offset ?? Tensor(zeros: [0]), result.mean, result.inverse)
+}
+
+/// The same, and the offset rows times `probe` (`linear(normalized + offset, packed: probe,
+/// bias: nil)`, the same bits) computed while the rows are in L1 instead of the offset rows:
+/// -> (normalized [M, N], probed [M, probe.outFeatures], mean, inverse). The offset rows are not
+/// written to memory when the kernel normalizes each tile as it completes (N columns of K inputs
+/// that fit its scratch; else they are stored and read back while in L2).
+public func layerNormOfProductAndResidual(
+  _ a: Tensor, _ b: Tensor, residual: Tensor, bias: Tensor, normWeight: Tensor, normBias: Tensor, eps: Float,
+  offset: Tensor, probe: PackedWeight
+) -> (normalized: Tensor, probed: Tensor, mean: [Float], inverse: [Float]) {
+  precondition(
+    probe.inFeatures == b.shape.last && probe.kernelH == 1 && probe.kernelW == 1,
+    "layerNormOfProductAndResidual: probe [\(probe.outFeatures), \(probe.inFeatures)] for \(b.shape)")
+  let result = layerNormOfProduct(
+    a, b, residual: residual, bias: bias, normWeight: normWeight, normBias: normBias, eps: eps,
+    offset: offset,
+    probe: probe)
+  return (
+    result.normalized, result.probed ?? Tensor(zeros: [a.shape[0], probe.outFeatures]), result.mean,
+    result.inverse
+  )
+}
+
+private func layerNormOfProduct(
+  _ a: Tensor, _ b: Tensor, residual: Tensor, bias: Tensor, normWeight: Tensor, normBias: Tensor, eps: Float,
+  offset: Tensor, probe: PackedWeight?
+) -> (normalized: Tensor, offset: Tensor?, probed: Tensor?, mean: [Float], inverse: [Float]) {
   precondition(
     a.shape.count == 2 && b.shape.count == 2 && a.shape[1] == b.shape[0], "\(a.shape) x \(b.shape)")
   let (m, k, n) = (a.shape[0], a.shape[1], b.shape[1])
   precondition(
     residual.shape == [m, n] && offset.shape == [m, n], "residual \(residual.shape), offset \(offset.shape)")
   precondition(bias.count == n && normWeight.count == n && normBias.count == n, "row terms for \(n) columns")
-  guard m > 0, n > 0 else { return (Tensor(zeros: [m, n]), Tensor(zeros: [m, n]), [], []) }
+  let probeColumns = probe?.outFeatures ?? 0
+  guard m > 0, n > 0 else {
+    return (Tensor(zeros: [m, n]), Tensor(zeros: [m, n]), Tensor(zeros: [m, probeColumns]), [], [])
+  }
   let packed = PackedWeight(transposed: b)
-  var offsetRows = [Float]()
+  // Offset rows are stored unless a probe takes them from the kernel's scratch.
+  let storeOffset = probe == nil || sam_gemm_layer_norm_fuses(n, k) == 0
+  var (offsetRows, probed) = ([Float](), [Float]())
   var (means, inverses) = ([Float](repeating: 0, count: m), [Float](repeating: 0, count: m))
+  let emptyPanels = [Float]()
   let normalized = [Float](unsafeUninitializedCapacity: m * n) { normalizedBuffer, normalizedCount in
-    offsetRows = [Float](unsafeUninitializedCapacity: m * n) { offsetBuffer, offsetCount in
-      a.withUnsafeBufferPointer { ap in
-        packed.panels.withUnsafeBufferPointer { bp in
-          means.withUnsafeMutableBufferPointer { meanBuffer in
-            inverses.withUnsafeMutableBufferPointer { inverseBuffer in
-              withRowTerms(residual, offset, bias, normWeight, normBias) {
-                residual, offset, bias, weight, normBias in
-                var args = sam_gemm_args()
-                (args.out, args.ldo, args.x, args.ldx) = (normalizedBuffer.baseAddress, n, ap.baseAddress, k)
-                (args.packed, args.bias, args.residual, args.ldr) = (bp.baseAddress, bias, residual, n)
-                (args.n, args.k) = (n, k)
-                var norm = sam_gemm_norm_args()
-                (norm.weight, norm.bias, norm.eps) = (weight, normBias, eps)
-                (norm.offset, norm.ldf, norm.shifted, norm.lds) = (offset, n, offsetBuffer.baseAddress, n)
-                (norm.mean, norm.inverse) = (meanBuffer.baseAddress, inverseBuffer.baseAddress)
-                let call = PackedGEMMNormCall(args: args, norm: norm)
-                // Thread shares in whole register tiles, and none for small products.
-                guard m * n * max(k, 1) >= parallelGEMMThreshold else {
-                  call.rows(0..<m)
-                  return
-                }
-                let tileRows = sam_gemm_tile_rows()
-                parallelForChunks((m + tileRows - 1) / tileRows) { range in
-                  call.rows(min(m, range.lowerBound * tileRows)..<min(m, range.upperBound * tileRows))
+    offsetRows = [Float](unsafeUninitializedCapacity: storeOffset ? m * n : 0) { offsetBuffer, offsetCount in
+      probed = [Float](unsafeUninitializedCapacity: m * probeColumns) { probedBuffer, probedCount in
+        (probe?.panels ?? emptyPanels).withUnsafeBufferPointer { probePanels in
+          a.withUnsafeBufferPointer { ap in
+            packed.panels.withUnsafeBufferPointer { bp in
+              means.withUnsafeMutableBufferPointer { meanBuffer in
+                inverses.withUnsafeMutableBufferPointer { inverseBuffer in
+                  withRowTerms(residual, offset, bias, normWeight, normBias) {
+                    residual, offset, bias, weight, normBias in
+                    var args = sam_gemm_args()
+                    (args.out, args.ldo, args.x, args.ldx) = (
+                      normalizedBuffer.baseAddress, n, ap.baseAddress, k
+                    )
+                    (args.packed, args.bias, args.residual, args.ldr) = (bp.baseAddress, bias, residual, n)
+                    (args.n, args.k) = (n, k)
+                    var norm = sam_gemm_norm_args()
+                    (norm.weight, norm.bias, norm.eps) = (weight, normBias, eps)
+                    (norm.offset, norm.ldf, norm.lds) = (offset, n, n)
+                    norm.shifted = storeOffset ? offsetBuffer.baseAddress : nil
+                    (norm.mean, norm.inverse) = (meanBuffer.baseAddress, inverseBuffer.baseAddress)
+                    if probe != nil {
+                      (norm.probe, norm.probe_n) = (probePanels.baseAddress, probeColumns)
+                      (norm.probe_out, norm.ldp) = (probedBuffer.baseAddress, probeColumns)
+                    }
+                    let call = PackedGEMMNormCall(args: args, norm: norm)
+                    // Thread shares in whole register tiles, and none for small products.
+                    guard m * n * max(k, 1) >= parallelGEMMThreshold else {
+                      call.rows(0..<m)
+                      return
+                    }
+                    let tileRows = sam_gemm_tile_rows()
+                    parallelForChunks((m + tileRows - 1) / tileRows) { range in
+                      call.rows(min(m, range.lowerBound * tileRows)..<min(m, range.upperBound * tileRows))
+                    }
+                  }
                 }
               }
             }
           }
         }
+        probedCount = m * probeColumns
       }
-      offsetCount = m * n
+      offsetCount = storeOffset ? m * n : 0
     }
     normalizedCount = m * n
   }
   return (
-    Tensor(shape: [m, n], data: normalized), Tensor(shape: [m, n], data: offsetRows), means, inverses
+    Tensor(shape: [m, n], data: normalized), probe == nil ? Tensor(shape: [m, n], data: offsetRows) : nil,
+    probe.map { _ in Tensor(shape: [m, probeColumns], data: probed) }, means, inverses
   )
 }
 

@@ -193,4 +193,45 @@ final class TokenAttentionKernelsTests: XCTestCase {
       }
     }
   }
+
+  /// With a probe, the norm's outputs are the same bits as without, and the probed rows are those
+  /// of `linear(normalized + offset, packed: probe)`, for both ISAs, any thread count, both ways
+  /// the kernel normalizes (tile by tile, and block by block for wide or deep products), probes of
+  /// at most 16 columns and of several panels, and tail tiles.
+  func testLayerNormProbeGivesTheProductOfTheOffsetRows() throws {
+    var random = SeededRandom(seed: 97)
+    // Without AVX-512 only the AVX2 kernel runs (its bits are the same, checked above).
+    let widths: [VectorKernels.Width] = VectorKernels.use(.avx512) == 16 ? [.avx2, .avx512] : [.avx2]
+    for (m, k, n, probeColumns) in [
+      (4096, 56, 256, 16), (101, 7, 40, 56), (50, 200, 256, 40), (29, 3, 600, 9),
+    ] {
+      let (a, b) = (random.tensor([m, k]), random.tensor([k, n]))
+      let (residual, offset) = (random.tensor([m, n], -2, 2), random.tensor([m, n], -2, 2))
+      let (bias, weight, normBias) = (random.tensor([n]), random.tensor([n], 0.5, 1.5), random.tensor([n]))
+      let probe = PackedWeight(random.tensor([probeColumns, n]))
+      for width in widths {
+        VectorKernels.use(width)
+        for threads in [1, 2, 3] {
+          ComputeThreads.set(threads)
+          let label = "\(m)x\(k)x\(n), probe \(probeColumns), \(width), \(threads) threads"
+          let (normalized, shifted, means, inverses) = layerNormOfProductAndResidual(
+            a, b, residual: residual, bias: bias, normWeight: weight, normBias: normBias, eps: 1e-5,
+            offset: offset)
+          let (probedNormalized, probed, probedMeans, probedInverses) = layerNormOfProductAndResidual(
+            a, b, residual: residual, bias: bias, normWeight: weight, normBias: normBias, eps: 1e-5,
+            offset: offset, probe: probe)
+          let want = linear(shifted, packed: probe, bias: nil)
+          XCTAssertEqual(probed.shape, [m, probeColumns], label)
+          func differing(_ x: [Float], _ y: [Float]) -> Int {
+            x.count != y.count
+              ? max(x.count, y.count) : zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count
+          }
+          XCTAssertEqual(differing(probed.data, want.data), 0, "probed values that differ: \(label)")
+          XCTAssertEqual(differing(probedNormalized.data, normalized.data), 0, "normalized: \(label)")
+          XCTAssertEqual(differing(probedMeans, means), 0, "means: \(label)")
+          XCTAssertEqual(differing(probedInverses, inverses), 0, "inverses: \(label)")
+        }
+      }
+    }
+  }
 }

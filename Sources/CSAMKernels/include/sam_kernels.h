@@ -105,6 +105,11 @@ size_t sam_gemm_tile_rows(void);
 /// and bias [n] and its eps; offset rows (row i at offset + i * ldf) added to the normalized rows
 /// into shifted (row i at shifted + i * lds); each row's mean and 1 / sqrt(variance + eps) into
 /// mean[i] and inverse[i]. shifted must not overlap the product's out or inputs.
+/// Optionally the shifted rows also go through a second packed weight, `probe` (n inputs, probe_n
+/// outputs, packed as `sam_gemm_pack_weight` packs): probe_out[i * ldp + j] is what
+/// `sam_gemm_packed_rows` gives for x = the shifted rows (no bias, residual or GELU), the same
+/// bits, computed while the rows are in cache. shifted may then be NULL (the shifted rows are not
+/// stored) if `sam_gemm_layer_norm_fuses(n, k)`.
 typedef struct {
   const float *weight;
   const float *bias;
@@ -115,7 +120,15 @@ typedef struct {
   size_t lds;
   float *mean;
   float *inverse;
+  const float *probe;
+  size_t probe_n;
+  float *probe_out;
+  size_t ldp;
 } sam_gemm_norm_args;
+
+/// Whether `sam_gemm_layer_norm_rows` normalizes each tile's rows as soon as they are complete for
+/// n output columns of k inputs (else it stores the product in `out` first).
+int sam_gemm_layer_norm_fuses(size_t n, size_t k);
 
 /// Rows [first, last) of LayerNorm(the product `args`) (one thread's share): with y_i row i of
 /// the product of `sam_gemm_packed_rows` (bias, residual, GELU as `args` asks), mean_i and
