@@ -171,6 +171,64 @@ void sam_transposed_product(
   }
 }
 
+// Scores of 16-row blocks, head by head (sam_head_scores). A block's values of one head are
+// `depth` vectors (lane i: row r0 + i), each token's key values broadcast onto them; the 16 rows'
+// scores of a (token, head) column are stored one by one into their rows.
+static inline __attribute__((always_inline)) void head_scores_body(
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
+    size_t tokens, size_t heads, const size_t depth) {
+  const size_t width = heads * depth;
+  for (size_t r0 = first; r0 < last; r0 += 16) {
+    const size_t count = last - r0 < 16 ? last - r0 : 16;
+    for (size_t h = 0; h < heads; h++) {
+      vfloat x[16];
+      for (size_t j = 0; j < depth; j++) x[j] = load16_part(xt + (h * depth + j) * ldxt + r0, count);
+      for (size_t t = 0; t < tokens; t++) {
+        const float *k = keys + t * width + h * depth;
+        vfloat acc = SPLAT(0.0f);
+        for (size_t j = 0; j < depth; j++) acc = fma16(SPLAT(k[j]), x[j], acc);
+        float lanes[16];
+        store16(lanes, acc);
+        float *o = out + r0 * ldo + t * heads + h;
+        for (size_t i = 0; i < count; i++) o[i * ldo] = lanes[i];
+      }
+    }
+  }
+}
+
+// The decoder's 16 values per head as a constant, so that the chains unroll.
+static inline __attribute__((always_inline)) void head_scores_any(
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
+    size_t tokens, size_t heads, size_t depth) {
+  if (depth == 16) {
+    head_scores_body(out, ldo, xt, ldxt, first, last, keys, tokens, heads, 16);
+  } else {
+    head_scores_body(out, ldo, xt, ldxt, first, last, keys, tokens, heads, depth);
+  }
+}
+
+AVX512_TARGET static void head_scores_avx512(
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
+    size_t tokens, size_t heads, size_t depth) {
+  head_scores_any(out, ldo, xt, ldxt, first, last, keys, tokens, heads, depth);
+}
+AVX2_TARGET static void head_scores_avx2(
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
+    size_t tokens, size_t heads, size_t depth) {
+  head_scores_any(out, ldo, xt, ldxt, first, last, keys, tokens, heads, depth);
+}
+
+void sam_head_scores(
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
+    size_t tokens, size_t heads, size_t depth) {
+  if (first >= last || depth == 0 || depth > 16) return;
+  if (sam_kernels_lanes() == 16) {
+    head_scores_avx512(out, ldo, xt, ldxt, first, last, keys, tokens, heads, depth);
+  } else {
+    head_scores_avx2(out, ldo, xt, ldxt, first, last, keys, tokens, heads, depth);
+  }
+}
+
 // Two rows' 8 lanes as one 16-lane vector, and back.
 static inline __attribute__((always_inline)) vfloat load_halves(const float *low, const float *high) {
   float lanes[16];

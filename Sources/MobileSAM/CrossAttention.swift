@@ -80,16 +80,16 @@ extension DecoderAttention {
   }
 
   /// The same with the image side's queries already projected: projectedImage [4096, 128] =
-  /// q_proj(image + PE) (`TwoWayAttentionBlock.ImageSide`, computed once per image).
+  /// q_proj(image + PE), transposed (`TwoWayAttentionBlock.ImageSide`, computed once per image).
+  /// Each head's scores come from its own 16 projected values (`headScores`): an eighth of the
+  /// multiply-adds of the product with the keys' head blocks, the same scores.
   func attendImageToTokens(
-    projectedImage: Tensor, keys: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm,
+    projectedImage: TransposedRows, keys: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm,
     positional: Tensor
   ) -> (Tensor, Tensor, ImageToTokenUpdate) {
-    let keyBlocks = tokenMajorHeadBlocks(kProj(keys), heads: numHeads)  // (Nt * heads, 128)
     let scale = 1 / Float(internalDim / numHeads).squareRoot()
-    // (4096, Nt * heads), on the packed GEMM as above
-    let scores = linear(
-      projectedImage, packed: PackedWeight(SAMTensor.scale(keyBlocks, by: scale)), bias: nil)
+    // (4096, Nt * heads)
+    let scores = headScores(projectedImage, keys: SAMTensor.scale(kProj(keys), by: scale), heads: numHeads)
     return imageAttendsToTokens(
       scores: scores, values: values, residual: residual, norm: norm, positional: positional, probe: nil)
   }

@@ -199,7 +199,7 @@ struct TwoWayAttentionBlock {
     /// [heads, 4096, d]: k_proj(keys + PE), heads separated, transposed once for every prompt
     let tokenToImageKeys: TransposedKeys
     let tokenToImageValues: Tensor  // [heads, 4096, d]: v_proj(keys)
-    let imageToTokenQueries: Tensor  // [4096, 128]: q_proj(keys + PE)
+    let imageToTokenQueries: TransposedRows  // [4096, 128]: q_proj(keys + PE), stored transposed
     /// The upscaling's per-image product of these keys (`LowRankUpscalingInput.imageSide`), when
     /// the side is kept for many prompts.
     let upscalingSide: Tensor?
@@ -211,9 +211,10 @@ struct TwoWayAttentionBlock {
       self.upscalingSide = upscalingSide
       tokenToImageKeys = TransposedKeys(block.crossAttnTokenToImage.projectKeys(k))
       tokenToImageValues = block.crossAttnTokenToImage.projectValues(keys.reshaped([1] + keys.shape))
-      imageToTokenQueries = block.crossAttnImageToToken.qProj(k).reshaped([
-        keys.shape[0], block.crossAttnImageToToken.internalDim,
-      ])
+      imageToTokenQueries = TransposedRows(
+        block.crossAttnImageToToken.qProj(k).reshaped([
+          keys.shape[0], block.crossAttnImageToToken.internalDim,
+        ]))
     }
   }
 }

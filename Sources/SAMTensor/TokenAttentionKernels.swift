@@ -23,6 +23,50 @@ public func tokenMajorHeadBlocks(_ x: Tensor, heads: Int) -> Tensor {
   return Tensor(shape: [tokens * heads, width], data: out)
 }
 
+/// Many rows' values stored transposed, [width, rows]: row p's values down column p, so that 16
+/// rows' values of one feature are one vector (`headScores`). For the mask decoder's image rows
+/// projected to the heads of an image-to-token attention, kept per image.
+public struct TransposedRows: Sendable {
+  public let rows: Int
+  public let width: Int
+  let values: [Float]
+
+  /// x [rows, width]
+  public init(_ x: Tensor) {
+    precondition(x.shape.count == 2, "TransposedRows: x \(x.shape) must be [rows, width]")
+    (rows, width) = (x.shape[0], x.shape[1])
+    values = permute(x, [1, 0]).data
+  }
+}
+
+/// The rows' scores against a few tokens, head by head: x [rows, heads * d] (transposed), keys
+/// [Nt, heads * d] (the tokens' projections, any scale included) -> [rows, Nt * heads], column
+/// t * heads + h = sum over j < d of x[p, h d + j] keys[t, h d + j], one multiply-add chain over j
+/// in order from zero. The same values as `linear(x, packed: PackedWeight(tokenMajorHeadBlocks(keys,
+/// heads: heads)), bias: nil)`, whose chains only add the other heads' zeros (so the same bits for
+/// finite values, up to the sign of a zero score), in 1/heads of its multiply-adds. d <= 16.
+/// Parallel over blocks of 16 rows; a row's scores do not depend on the number of threads.
+public func headScores(_ x: TransposedRows, keys: Tensor, heads: Int) -> Tensor {
+  precondition(
+    keys.shape.count == 2 && keys.shape[1] == x.width && heads > 0 && x.width >= heads
+      && x.width % heads == 0 && x.width / heads <= 16,
+    "headScores: rows of width \(x.width), keys \(keys.shape), \(heads) heads")
+  let (rows, tokens, depth) = (x.rows, keys.shape[0], x.width / heads)
+  let columns = tokens * heads
+  return Tensor(shape: [rows, columns]) { out in
+    x.values.withUnsafeBufferPointer { xp in
+      keys.withUnsafeBufferPointer { kp in
+        guard rows > 0, columns > 0, depth > 0 else { return }
+        parallelForChunksIfLarge((rows + 15) / 16, work: rows * columns * depth) { range in
+          sam_head_scores(
+            out, columns, xp.baseAddress, rows, range.lowerBound * 16, min(rows, range.upperBound * 16),
+            kp.baseAddress, tokens, heads, depth)
+        }
+      }
+    }
+  }
+}
+
 /// Softmaxes over every `lanes`-th value of each row, in place: a row of x [R, T * lanes] holds,
 /// for each lane s, the T logits x[r, t * lanes + s] of one softmax (an image token's scores, a
 /// head per lane, against the T tokens), so 8 heads' softmaxes run side by side in vector lanes.

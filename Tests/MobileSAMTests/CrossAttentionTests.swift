@@ -88,7 +88,7 @@ final class CrossAttentionTests: XCTestCase {
         gotWithPositional, wantWithPositional, "\(imageTokens) image tokens to tokens, + positional")
       let projected = attention.qProj(image)
       let (gotProjected, gotProjectedWithPositional, _) = attention.attendImageToTokens(
-        projectedImage: projected, keys: keys, values: values, residual: residual, norm: norm,
+        projectedImage: TransposedRows(projected), keys: keys, values: values, residual: residual, norm: norm,
         positional: positional)
       assertClose(gotProjected, want, "\(imageTokens) projected image tokens to tokens")
       assertClose(

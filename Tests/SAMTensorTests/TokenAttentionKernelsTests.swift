@@ -234,4 +234,48 @@ final class TokenAttentionKernelsTests: XCTestCase {
       }
     }
   }
+
+  /// Head-by-head scores of transposed rows: the product with the keys' head blocks, bit for bit,
+  /// for both ISAs and any thread count, with a last partial block of rows, the decoder's 8 heads of
+  /// 16 values and a small odd shape.
+  func testHeadScoresEqualTheProductWithTheHeadBlocks() throws {
+    var random = SeededRandom(seed: 98)
+    let widths: [VectorKernels.Width] = VectorKernels.use(.avx512) == 16 ? [.avx2, .avx512] : [.avx2]
+    for (rows, tokens, heads, depth) in [(4096, 7, 8, 16), (301, 3, 8, 16), (37, 2, 3, 5), (16, 1, 1, 1)] {
+      let x = random.tensor([rows, heads * depth], -2, 2)
+      let keys = random.tensor([tokens, heads * depth], -2, 2)
+      let transposed = TransposedRows(x)
+      // The other heads' columns hold zeros: the dense product's chains add only those.
+      let want = linear(x, packed: PackedWeight(tokenMajorHeadBlocks(keys, heads: heads)), bias: nil)
+      for width in widths {
+        VectorKernels.use(width)
+        for threads in [1, 2, 3] {
+          ComputeThreads.set(threads)
+          let got = headScores(transposed, keys: keys, heads: heads)
+          let label =
+            "\(rows) rows, \(tokens) tokens, \(heads) heads of \(depth), \(width), \(threads) threads"
+          XCTAssertEqual(got.shape, [rows, tokens * heads], label)
+          XCTAssertEqual(
+            zip(got.data, want.data).filter { $0.bitPattern != $1.bitPattern }.count, 0, "differing: \(label)"
+          )
+        }
+      }
+      // And against Double, so that a wrong product in both places shows too.
+      var worst = 0.0
+      for p in 0..<rows {
+        for t in 0..<tokens {
+          for h in 0..<heads {
+            var sum = 0.0
+            for j in 0..<depth {
+              sum +=
+                Double(x.data[p * heads * depth + h * depth + j])
+                * Double(keys.data[t * heads * depth + h * depth + j])
+            }
+            worst = max(worst, abs(Double(want.data[p * tokens * heads + t * heads + h]) - sum))
+          }
+        }
+      }
+      XCTAssertLessThan(worst, 1e-4, "\(rows) rows against Double")
+    }
+  }
 }

@@ -202,6 +202,15 @@ void sam_transposed_product(
     float *out, size_t ldo, const float *a, size_t lda, size_t m, const float *b, size_t ldb, size_t k,
     size_t first_column, size_t last_column);
 
+/// Scores of rows [first, last) against `tokens` tokens, head by head, from the rows' values
+/// stored transposed: xt[c * ldxt + r] is row r's value c, for c < heads * depth. keys [tokens,
+/// heads * depth]. out[r * ldo + t * heads + h] = sum over j < depth of xt[(h * depth + j) * ldxt + r]
+/// * keys[t * heads * depth + h * depth + j], one multiply-add chain over j in order from zero.
+/// Needs depth <= 16.
+void sam_head_scores(
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
+    size_t tokens, size_t heads, size_t depth);
+
 /// Softmax over t of x[r * 8 * length + t * 8 + s] for each row r < rows and lane s < 8, in
 /// place (the image-to-token attention's scores: per image row, `length` tokens x 8 heads). The
 /// arithmetic of SAMTensor's `softmaxOverStridedGroups` (maximum, e^(x - maximum), times 1 / sum).
