@@ -171,26 +171,88 @@ void sam_transposed_product(
   }
 }
 
-// Scores of 16-row blocks, head by head (sam_head_scores). A block's values of one head are
-// `depth` vectors (lane i: row r0 + i), each token's key values broadcast onto them; the 16 rows'
-// scores of a (token, head) column are stored one by one into their rows.
+// Scores of 16-row blocks, 16 score columns at a time (sam_head_scores). Column c of the block is
+// token c / heads, head c % heads: its 16 rows' scores are one vector, the chain over the head's
+// values (each a vector of the 16 rows, read from xt) times the token's key values. The 16 vectors
+// are then transposed in registers, so that each row's 16 scores are stored at once.
+static inline __attribute__((always_inline)) void transpose16x16(vfloat v[16]) {
+  // Swapping the off-diagonal blocks of 8, 4, 2 and 1 lanes.
+  for (int i = 0; i < 16; i++) {
+    if (i & 8) continue;
+    const vfloat p = v[i], q = v[i + 8];
+    v[i] = __builtin_shufflevector(p, q, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    v[i + 8] = __builtin_shufflevector(p, q, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  }
+  for (int i = 0; i < 16; i++) {
+    if (i & 4) continue;
+    const vfloat p = v[i], q = v[i + 4];
+    v[i] = __builtin_shufflevector(p, q, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    v[i + 4] = __builtin_shufflevector(p, q, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+  }
+  for (int i = 0; i < 16; i++) {
+    if (i & 2) continue;
+    const vfloat p = v[i], q = v[i + 2];
+    v[i] = __builtin_shufflevector(p, q, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    v[i + 2] = __builtin_shufflevector(p, q, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+  }
+  for (int i = 0; i < 16; i++) {
+    if (i & 1) continue;
+    const vfloat p = v[i], q = v[i + 1];
+    v[i] = __builtin_shufflevector(p, q, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    v[i + 1] = __builtin_shufflevector(p, q, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+  }
+}
+
+// One block of 16 rows from r0 (`count` real; `whole` when all 16 are): each head's values are
+// loaded once and scored against every token into a column buffer (column t * heads + h: the 16
+// rows' scores), then the buffer is transposed 16 columns at a time and stored by rows.
+static inline __attribute__((always_inline)) void head_scores_block(
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t r0, size_t count, const float *keys,
+    size_t tokens, size_t heads, const size_t depth, vfloat *buffer, const int whole) {
+  const size_t width = heads * depth, columns = tokens * heads;
+  for (size_t h = 0; h < heads; h++) {
+    vfloat x[16];
+    for (size_t j = 0; j < depth; j++) {
+      x[j] = whole ? load16(xt + (h * depth + j) * ldxt + r0) : load16_part(xt + (h * depth + j) * ldxt + r0, count);
+    }
+    for (size_t t = 0; t < tokens; t++) {
+      const float *k = keys + t * width + h * depth;
+      vfloat acc = SPLAT(0.0f);
+      for (size_t j = 0; j < depth; j++) acc = fma16(SPLAT(k[j]), x[j], acc);
+      buffer[t * heads + h] = acc;
+    }
+  }
+  for (size_t c0 = 0; c0 < columns; c0 += 16) {
+    const size_t group = columns - c0 < 16 ? columns - c0 : 16;
+    vfloat v[16];
+#pragma clang loop unroll(full)
+    for (int c = 0; c < 16; c++) v[c] = (size_t)c < group ? buffer[c0 + (size_t)c] : SPLAT(0.0f);
+    transpose16x16(v);
+    for (size_t i = 0; i < count; i++) store16_part(out + (r0 + i) * ldo + c0, v[i], group);
+  }
+}
+
+// The column buffer holds at most this many columns (tokens x heads); wider blocks are scored in
+// slices of tokens.
+#define HEAD_SCORE_COLUMNS 256
+
 static inline __attribute__((always_inline)) void head_scores_body(
     float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
     size_t tokens, size_t heads, const size_t depth) {
-  const size_t width = heads * depth;
+  vfloat buffer[HEAD_SCORE_COLUMNS];
+  // Tokens per slice: whole tokens whose columns fit the buffer, a multiple of 16 columns apart.
+  size_t slice = HEAD_SCORE_COLUMNS / heads;
+  while (slice > 1 && (slice * heads) % 16 != 0) slice--;
   for (size_t r0 = first; r0 < last; r0 += 16) {
     const size_t count = last - r0 < 16 ? last - r0 : 16;
-    for (size_t h = 0; h < heads; h++) {
-      vfloat x[16];
-      for (size_t j = 0; j < depth; j++) x[j] = load16_part(xt + (h * depth + j) * ldxt + r0, count);
-      for (size_t t = 0; t < tokens; t++) {
-        const float *k = keys + t * width + h * depth;
-        vfloat acc = SPLAT(0.0f);
-        for (size_t j = 0; j < depth; j++) acc = fma16(SPLAT(k[j]), x[j], acc);
-        float lanes[16];
-        store16(lanes, acc);
-        float *o = out + r0 * ldo + t * heads + h;
-        for (size_t i = 0; i < count; i++) o[i * ldo] = lanes[i];
+    for (size_t t0 = 0; t0 < tokens; t0 += slice) {
+      const size_t n = tokens - t0 < slice ? tokens - t0 : slice;
+      float *o = out + t0 * heads;
+      const float *k = keys + t0 * heads * depth;
+      if (count == 16) {
+        head_scores_block(o, ldo, xt, ldxt, r0, count, k, n, heads, depth, buffer, 1);
+      } else {
+        head_scores_block(o, ldo, xt, ldxt, r0, count, k, n, heads, depth, buffer, 0);
       }
     }
   }
@@ -221,7 +283,7 @@ AVX2_TARGET static void head_scores_avx2(
 void sam_head_scores(
     float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
     size_t tokens, size_t heads, size_t depth) {
-  if (first >= last || depth == 0 || depth > 16) return;
+  if (first >= last || depth == 0 || depth > 16 || heads == 0 || heads > HEAD_SCORE_COLUMNS) return;
   if (sam_kernels_lanes() == 16) {
     head_scores_avx512(out, ldo, xt, ldxt, first, last, keys, tokens, heads, depth);
   } else {

@@ -44,11 +44,12 @@ public struct TransposedRows: Sendable {
 /// t * heads + h = sum over j < d of x[p, h d + j] keys[t, h d + j], one multiply-add chain over j
 /// in order from zero. The same values as `linear(x, packed: PackedWeight(tokenMajorHeadBlocks(keys,
 /// heads: heads)), bias: nil)`, whose chains only add the other heads' zeros (so the same bits for
-/// finite values, up to the sign of a zero score), in 1/heads of its multiply-adds. d <= 16.
+/// finite values, up to the sign of a zero score), in 1/heads of its multiply-adds. d <= 16,
+/// heads <= 256.
 /// Parallel over blocks of 16 rows; a row's scores do not depend on the number of threads.
 public func headScores(_ x: TransposedRows, keys: Tensor, heads: Int) -> Tensor {
   precondition(
-    keys.shape.count == 2 && keys.shape[1] == x.width && heads > 0 && x.width >= heads
+    keys.shape.count == 2 && keys.shape[1] == x.width && heads > 0 && heads <= 256 && x.width >= heads
       && x.width % heads == 0 && x.width / heads <= 16,
     "headScores: rows of width \(x.width), keys \(keys.shape), \(heads) heads")
   let (rows, tokens, depth) = (x.rows, keys.shape[0], x.width / heads)

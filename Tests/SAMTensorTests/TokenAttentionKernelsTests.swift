@@ -237,11 +237,13 @@ final class TokenAttentionKernelsTests: XCTestCase {
 
   /// Head-by-head scores of transposed rows: the product with the keys' head blocks, bit for bit,
   /// for both ISAs and any thread count, with a last partial block of rows, the decoder's 8 heads of
-  /// 16 values and a small odd shape.
+  /// 16 values, a small odd shape and more columns than the kernel's buffer (320: two slices).
   func testHeadScoresEqualTheProductWithTheHeadBlocks() throws {
     var random = SeededRandom(seed: 98)
     let widths: [VectorKernels.Width] = VectorKernels.use(.avx512) == 16 ? [.avx2, .avx512] : [.avx2]
-    for (rows, tokens, heads, depth) in [(4096, 7, 8, 16), (301, 3, 8, 16), (37, 2, 3, 5), (16, 1, 1, 1)] {
+    for (rows, tokens, heads, depth) in [
+      (4096, 7, 8, 16), (301, 3, 8, 16), (37, 2, 3, 5), (16, 1, 1, 1), (40, 40, 8, 16),
+    ] {
       let x = random.tensor([rows, heads * depth], -2, 2)
       let keys = random.tensor([tokens, heads * depth], -2, 2)
       let transposed = TransposedRows(x)

@@ -206,7 +206,7 @@ void sam_transposed_product(
 /// stored transposed: xt[c * ldxt + r] is row r's value c, for c < heads * depth. keys [tokens,
 /// heads * depth]. out[r * ldo + t * heads + h] = sum over j < depth of xt[(h * depth + j) * ldxt + r]
 /// * keys[t * heads * depth + h * depth + j], one multiply-add chain over j in order from zero.
-/// Needs depth <= 16.
+/// Needs depth <= 16 and heads <= 256.
 void sam_head_scores(
     float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
     size_t tokens, size_t heads, size_t depth);
