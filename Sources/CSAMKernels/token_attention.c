@@ -171,10 +171,9 @@ void sam_transposed_product(
   }
 }
 
-// Scores of 16-row blocks, 16 score columns at a time (sam_head_scores). Column c of the block is
-// token c / heads, head c % heads: its 16 rows' scores are one vector, the chain over the head's
-// values (each a vector of the 16 rows, read from xt) times the token's key values. The 16 vectors
-// are then transposed in registers, so that each row's 16 scores are stored at once.
+// The 16 x 16 matrix whose row i is v[i], transposed in place (sam_head_scores' row stores). The
+// four stages differ only in their constant lane indices, which __builtin_shufflevector needs
+// spelled out.
 static inline __attribute__((always_inline)) void transpose16x16(vfloat v[16]) {
   // Swapping the off-diagonal blocks of 8, 4, 2 and 1 lanes.
   for (int i = 0; i < 16; i++) {
