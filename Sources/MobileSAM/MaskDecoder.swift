@@ -64,9 +64,11 @@ struct MaskDecoder {
   /// - firstLayerImage: the transformer's first-layer image side for keys = image embedding + dense,
   ///   when every prompt of the batch has the same dense embedding and it was computed before
   ///   (`dense` is then not used).
+  /// - region: the grid pixels whose logits are computed (`UpscalingProducts`), the others NaN;
+  ///   nil: all.
   func callAsFunction(
     imageEmbedding: Tensor, imagePE: Tensor, sparse: Tensor, dense: Tensor?, maskIndices: [Int],
-    firstLayerImage: TwoWayAttentionBlock.ImageSide? = nil
+    firstLayerImage: TwoWayAttentionBlock.ImageSide? = nil, region: GridRegion? = nil
   ) -> (logits: Tensor, iou: Tensor) {
     let dim = MaskDecoder.transformerDim
     let batch = sparse.shape[0]
@@ -96,7 +98,7 @@ struct MaskDecoder {
         data: Array(sparse.data[(b * promptTokens * dim)..<((b + 1) * promptTokens * dim)]))
       let outputs = transformerOutputs(
         firstLayer: firstLayer, imagePE: imagePE, sparse: prompt, maskIndices: maskIndices)
-      logits += masks(outputs)
+      logits += masks(outputs, region: region)
       iou += scores(outputs)
     }
     return (
@@ -153,8 +155,9 @@ struct MaskDecoder {
   }
 
   /// The low-res logits for the chosen masks, [masks * 256 * 256]: the image side upscaled 4x,
-  /// times each mask token's hypernetwork output (`UpscalingProducts`, row by row of the grid).
-  func masks(_ outputs: TransformerOutputs) -> [Float] {
+  /// times each mask token's hypernetwork output (`UpscalingProducts`, row by row of the grid),
+  /// for the grid pixels of `region` (nil: all; the others NaN).
+  func masks(_ outputs: TransformerOutputs, region: GridRegion? = nil) -> [Float] {
     let dim = MaskDecoder.transformerDim
     let side = TinyViTConfig.gridSize
     // hyper_in: one 32-vector per selected mask token; masks = hyper_in @ upscaled.
@@ -169,8 +172,9 @@ struct MaskDecoder {
     if let imageSide = outputs.upscalingSide {
       let firstStage = lowRankUpscaling(
         imageSide: imageSide, first: outputs.updates[0], second: outputs.updates[1])
-      return outputUpscaling(lowRank: firstStage, height: side, width: side, vectors: vectors).data
+      return outputUpscaling(lowRank: firstStage, height: side, width: side, vectors: vectors, region: region)
+        .data
     }
-    return outputUpscaling(outputs.keys.reshaped([side, side, dim]), vectors: vectors).data
+    return outputUpscaling(outputs.keys.reshaped([side, side, dim]), vectors: vectors, region: region).data
   }
 }

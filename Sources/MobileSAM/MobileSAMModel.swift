@@ -100,6 +100,17 @@ public struct LowResPrediction: Sendable {
   public var lowResLogits: [[Float]]
 }
 
+/// Which of a mask's 256 x 256 low-res logits `MobileSAMModel.predictLowRes` computes.
+public enum LowResCoverage: Sendable, Equatable {
+  /// All of them.
+  case full
+  /// Those that the mask at original size reads (`MobileSAMModel.mask(_:index:embedding:)`): the
+  /// padding below or right of a photo that is not square is cropped away, and its logits are not
+  /// computed (NaN), nor the upscaling work behind them (two fifths of it for a 16:9 photo). The
+  /// masks are the same bits.
+  case masksOnly
+}
+
 /// MobileSAM (`vit_t`) or the original SAM (`vit_b`, `vit_l`, `vit_h`) loaded from a checkpoint:
 /// `embed` once per image, then `predict` any number of prompts against the embedding. Everything
 /// but the image encoder is the same module in both.
@@ -187,13 +198,24 @@ public final class MobileSAMModel: Sendable {
   public func predictLowRes(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) throws
     -> [LowResPrediction]
   {
+    try predictLowRes(embedding, prompts: prompts, multimask: multimask, coverage: .full)
+  }
+
+  /// The same, with `coverage` choosing which low-res logits are computed: `.masksOnly` for a
+  /// caller that only makes masks at original size from them (`mask(_:index:embedding:)`).
+  public func predictLowRes(
+    _ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool, coverage: LowResCoverage
+  ) throws -> [LowResPrediction] {
     for (index, prompt) in prompts.enumerated() {
       if let reason = prompt.validationError {
         throw MobileSAMError.invalidPrompt(index: index, reason: reason)
       }
     }
     // Side by side, one thread each (SAMTensor's `sideBySide`): the same bits as one prompt alone.
-    return sideBySideMap(prompts.count) { decode(embedding, prompts: [prompts[$0]], multimask: multimask)[0] }
+    let region = coverage == .masksOnly ? Transforms.lowResGridRegion(embedding) : nil
+    return sideBySideMap(prompts.count) {
+      decode(embedding, prompts: [prompts[$0]], multimask: multimask, region: region)[0]
+    }
   }
 
   /// Mask `index` of a prompt at the original image size (`Sam.postprocess_masks`, > 0) with its
@@ -210,7 +232,9 @@ public final class MobileSAMModel: Sendable {
   }
 
   /// Decodes prompts that share one shape as one batch, to low-resolution logits.
-  private func decode(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool) -> [LowResPrediction] {
+  private func decode(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool, region: GridRegion?)
+    -> [LowResPrediction]
+  {
     let dim = MaskDecoder.transformerDim
     let inputFrame = prompts.map { Transforms.toInputFrame($0, embedding: embedding) }
     let sparseParts = inputFrame.map { promptEncoder.sparseEmbeddings(points: $0.points, box: $0.box) }
@@ -230,7 +254,8 @@ public final class MobileSAMModel: Sendable {
     let maskIndices = multimask ? [1, 2, 3] : [0]
     let (logits, iou) = maskDecoder(
       imageEmbedding: embedding.features, imagePE: imagePE, sparse: sparse, dense: dense,
-      maskIndices: maskIndices, firstLayerImage: promptFree ? embedding.promptFreeFirstLayer : nil)
+      maskIndices: maskIndices, firstLayerImage: promptFree ? embedding.promptFreeFirstLayer : nil,
+      region: region)
 
     let masksPerPrompt = maskIndices.count
     let planeSize = 256 * 256

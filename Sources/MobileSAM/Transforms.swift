@@ -61,6 +61,18 @@ enum Transforms {
       threshold: maskThreshold, offset: stabilityOffset)
   }
 
+  /// The grid pixels whose low-res logits `masksAtOriginalSize` reads: the 1024 x 1024 resize's
+  /// kept corner (the resized image) comes from the top-left low-res logits, and each grid pixel
+  /// gives 4 x 4 of them. A 1920 x 1080 photo needs 37 of the 64 grid rows.
+  static func lowResGridRegion(_ embedding: ImageEmbedding) -> GridRegion {
+    let (lowRes, side, grid) = (TinyViTConfig.gridSize * 4, TinyViTConfig.imageSize, TinyViTConfig.gridSize)
+    func needed(_ kept: Int) -> Int {
+      let extent = bilinearSourceExtent(inputSize: lowRes, outputSize: side, kept: kept)
+      return min(grid, (extent + 3) / 4)
+    }
+    return GridRegion(rows: needed(embedding.inputHeight), columns: needed(embedding.inputWidth))
+  }
+
   /// `SamPredictor.model.mask_threshold`.
   static let maskThreshold: Float = 0
   /// `stability_score_offset` of the automatic mask generator, as the reference's stability

@@ -87,7 +87,7 @@ extension MobileSAMModel: Segmenter {
     _ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool, wanted: ([Float]) -> [Int],
     encode: @Sendable (MadeMask) -> Encoded
   ) throws -> [Encoded] {
-    let decoded = try predictLowRes(embedding, prompts: prompts, multimask: multimask)
+    let decoded = try predictLowRes(embedding, prompts: prompts, multimask: multimask, coverage: .masksOnly)
     let masks = decoded.indices.flatMap { p in wanted(decoded[p].scores).map { (prompt: p, index: $0) } }
     let maskBytes = max(1, embedding.originalWidth * embedding.originalHeight)
     return sideBySideMap(masks.count, atMost: sideBySideMaskBytes / maskBytes) { k in

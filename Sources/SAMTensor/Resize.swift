@@ -51,6 +51,16 @@ public func resizeBilinear(
   }
 }
 
+/// How many leading input values (0 ..< n) the first `kept` outputs of a bilinear resize of
+/// `inputSize` values to `outputSize` read (with `resizeBilinear`'s taps, weights of 0 included).
+public func bilinearSourceExtent(inputSize: Int, outputSize: Int, kept: Int) -> Int {
+  precondition(
+    inputSize > 0 && kept >= 0 && kept <= outputSize,
+    "bilinearSourceExtent: \(kept) of \(outputSize) outputs from \(inputSize) inputs")
+  let taps = LinearTaps(inputSize: inputSize, outputSize: outputSize)
+  return (0..<kept).reduce(0) { extent, i in max(extent, Int(taps.first[i]) + 1, Int(taps.second[i]) + 1) }
+}
+
 /// Output rows of a bilinear resize (global row index plane * height + y), blended from two
 /// horizontally resized source rows. Same arithmetic as blending four pixels.
 struct RowResizer {

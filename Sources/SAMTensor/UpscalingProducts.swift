@@ -66,36 +66,58 @@ public struct UpscalingProducts: Sendable {
   }
 
   /// x [H, W, Cin], vectors [M, C2] -> [M, 4H, 4W]: out[m, y, x] = vectors[m] . upscaled[y, x].
-  public func callAsFunction(_ x: Tensor, vectors: Tensor) -> Tensor {
+  /// With `region`, only the outputs of its grid pixels (the top-left rows x columns corner of the
+  /// grid, each pixel's 4 x 4 outputs) are computed, the same values, and every other output is NaN.
+  public func callAsFunction(_ x: Tensor, vectors: Tensor, region: GridRegion? = nil) -> Tensor {
     precondition(x.shape.count == 3 && x.shape[2] == conv1.inFeatures, "UpscalingProducts: input \(x.shape)")
     return x.withUnsafeBufferPointer { xp in
       products(
-        from: xp.baseAddress.map { .input($0) }, height: x.shape[0], width: x.shape[1], vectors: vectors)
+        from: xp.baseAddress.map { .input($0) }, height: x.shape[0], width: x.shape[1], vectors: vectors,
+        region: region)
     }
   }
 
   /// The same with convT1's output (bias included) given in low-rank form, one row per input pixel
   /// [H * W, 2 * 2 * C1] (each pixel's 2x2 output block as (dy, dx, c)): each row step forms its
   /// pixels' rows with one short GEMM (`LowRankFirstStage`) while they are in cache.
-  public func callAsFunction(lowRank: LowRankFirstStage, height: Int, width: Int, vectors: Tensor) -> Tensor {
+  public func callAsFunction(
+    lowRank: LowRankFirstStage, height: Int, width: Int, vectors: Tensor, region: GridRegion? = nil
+  ) -> Tensor {
     precondition(
       lowRank.pixels == height * width && lowRank.features == 4 * normWeight.count,
       "UpscalingProducts: low-rank first stage [\(lowRank.pixels), \(lowRank.features)] for a "
         + "\(height)x\(width) grid of \(normWeight.count) channels")
     return lowRank.withPointers { pointers in
-      products(from: .lowRank(pointers), height: height, width: width, vectors: vectors)
+      products(from: .lowRank(pointers), height: height, width: width, vectors: vectors, region: region)
     }
   }
 
-  /// The products for a height x width grid whose first stage comes from `first` (nil: an empty grid).
-  private func products(from first: FirstStage?, height: Int, width: Int, vectors: Tensor) -> Tensor {
+  /// The products for a height x width grid whose first stage comes from `first` (nil: an empty grid),
+  /// for the grid pixels of `region` (nil: all).
+  private func products(
+    from first: FirstStage?, height: Int, width: Int, vectors: Tensor, region: GridRegion?
+  ) -> Tensor {
     let (c1, c2) = (normWeight.count, conv2.outFeatures / 4)
     precondition(
       vectors.shape.count == 2 && vectors.shape[1] == c2, "UpscalingProducts: vectors \(vectors.shape)")
+    let region = region ?? GridRegion(rows: height, columns: width)
+    precondition(
+      region.rows >= 0 && region.rows <= height && region.columns >= 0 && region.columns <= width,
+      "UpscalingProducts: region \(region.rows)x\(region.columns) outside the \(height)x\(width) grid")
     let masks = vectors.shape[0]
     let plane = 16 * height * width
     return Tensor(shape: [masks, 4 * height, 4 * width]) { out in
-      guard plane > 0, let first else { return }
+      if region.rows < height || region.columns < width {
+        // The outputs not computed: NaN, so that any use of them shows.
+        for m in 0..<masks {
+          for y in 0..<(4 * height) {
+            let row = out + m * plane + y * 4 * width
+            let computed = y < 4 * region.rows ? 4 * region.columns : 0
+            (row + computed).initialize(repeating: .nan, count: 4 * width - computed)
+          }
+        }
+      }
+      guard plane > 0, region.rows > 0, region.columns > 0, let first else { return }
       vectors.withUnsafeBufferPointer { vp in
         conv1.panels.withUnsafeBufferPointer { w1 in
           conv2.panels.withUnsafeBufferPointer { w2 in
@@ -104,12 +126,13 @@ public struct UpscalingProducts: Sendable {
                 normWeight.withUnsafeBufferPointer { nw in
                   normBias.withUnsafeBufferPointer { nb in
                     let steps = UpscalingSteps(
-                      width: width, inChannels: conv1.inFeatures, c1: c1, c2: c2, masks: masks, plane: plane,
+                      width: width, columns: region.columns, inChannels: conv1.inFeatures, c1: c1, c2: c2,
+                      masks: masks, plane: plane,
                       first: first, conv1: w1.baseAddress!, conv1Bias: b1.baseAddress!,
                       normWeight: nw.baseAddress!,
                       normBias: nb.baseAddress!, eps: eps, conv2: w2.baseAddress!,
                       conv2Bias: b2.baseAddress!, vectors: vp.baseAddress!)
-                    let stepCount = (height + Self.rowsPerStep - 1) / Self.rowsPerStep
+                    let stepCount = (region.rows + Self.rowsPerStep - 1) / Self.rowsPerStep
                     parallelForChunks(stepCount) { range in
                       withUnsafeTemporaryAllocation(
                         of: Float.self, capacity: steps.scratchCount(rows: Self.rowsPerStep)
@@ -117,7 +140,7 @@ public struct UpscalingProducts: Sendable {
                         for step in range {
                           let firstRow = step * Self.rowsPerStep
                           steps.run(
-                            rows: firstRow..<min(height, firstRow + Self.rowsPerStep),
+                            rows: firstRow..<min(region.rows, firstRow + Self.rowsPerStep),
                             scratch: sp.baseAddress!,
                             out: out)
                         }
@@ -134,6 +157,18 @@ public struct UpscalingProducts: Sendable {
   }
 }
 
+/// The top-left corner of an upscaling's input grid whose outputs are computed: `rows` x `columns`
+/// grid pixels (each gives 4 x 4 outputs).
+public struct GridRegion: Sendable, Equatable {
+  public var rows: Int
+  public var columns: Int
+
+  public init(rows: Int, columns: Int) {
+    self.rows = rows
+    self.columns = columns
+  }
+}
+
 /// Where the upscaling's first stage comes from.
 private enum FirstStage {
   /// The input grid x [H, W, Cin], through convT1.
@@ -145,6 +180,8 @@ private enum FirstStage {
 /// The work of a few input rows, on pointers.
 private struct UpscalingSteps {
   var width: Int
+  /// Grid pixels computed in each row: 0 ..< columns (columns <= width).
+  var columns: Int
   var inChannels: Int
   var c1: Int
   var c2: Int
@@ -169,29 +206,38 @@ private struct UpscalingSteps {
     } else {
       lowRankScratch = 0
     }
-    return rows * width * 4 * (c1 + 4 * c2) + lowRankScratch
+    return rows * columns * 4 * (c1 + 4 * c2) + lowRankScratch
   }
 
   func run(rows: Range<Int>, scratch: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
-    let pixels = rows.count * width
+    let pixels = rows.count * columns
     let stage1 = scratch  // (pixels, dy, dx, C1)
     let stage2 = stage1 + pixels * 4 * c1  // (pixels, dy, dx, dy2, dx2, C2)
-    switch first {
-    case .lowRank(let lowRank):
-      let firstPixel = rows.lowerBound * width
-      lowRank.stage(
-        pixels: firstPixel..<(firstPixel + pixels), into: stage1, scratch: stage2 + pixels * 16 * c2)
-    case .input(let input):
-      var convT1 = sam_gemm_args()
-      convT1.out = stage1
-      convT1.ldo = 4 * c1
-      convT1.x = input + rows.lowerBound * width * inChannels
-      convT1.ldx = inChannels
-      convT1.packed = conv1
-      convT1.bias = conv1Bias
-      convT1.n = 4 * c1
-      convT1.k = inChannels
-      withUnsafePointer(to: convT1) { sam_gemm_packed_rows($0, 0, pixels) }
+    // The first stage of the grid pixels: all the rows at once when they are whole, else row by row.
+    let lowRankScratch = stage2 + pixels * 16 * c2
+    func firstStage(_ run: Range<Int>, into target: UnsafeMutablePointer<Float>) {
+      switch first {
+      case .lowRank(let lowRank):
+        lowRank.stage(pixels: run, into: target, scratch: lowRankScratch)
+      case .input(let input):
+        var convT1 = sam_gemm_args()
+        convT1.out = target
+        convT1.ldo = 4 * c1
+        convT1.x = input + run.lowerBound * inChannels
+        convT1.ldx = inChannels
+        convT1.packed = conv1
+        convT1.bias = conv1Bias
+        convT1.n = 4 * c1
+        convT1.k = inChannels
+        withUnsafePointer(to: convT1) { sam_gemm_packed_rows($0, 0, run.count) }
+      }
+    }
+    if columns == width {
+      firstStage(rows.lowerBound * width..<(rows.upperBound * width), into: stage1)
+    } else {
+      for (i, y) in rows.enumerated() {
+        firstStage(y * width..<(y * width + columns), into: stage1 + i * columns * 4 * c1)
+      }
     }
     sam_layer_norm_gelu(stage1, stage1, normWeight, normBias, 4 * pixels, c1, eps)
     var second = sam_gemm_args()
@@ -208,8 +254,9 @@ private struct UpscalingSteps {
     // Output rows 4y ..< 4y + 4, each 4W wide.
     for y in rows {
       sam_upscaling_products(
-        out + 4 * y * 4 * width, 4 * width, plane, stage2 + (y - rows.lowerBound) * width * 16 * c2, vectors,
-        width, c2, masks)
+        out + 4 * y * 4 * width, 4 * width, plane, stage2 + (y - rows.lowerBound) * columns * 16 * c2,
+        vectors,
+        columns, c2, masks)
     }
   }
 }

@@ -151,6 +151,62 @@ final class ParityTests: XCTestCase {
     }
   }
 
+  /// A job asks only for the low-res logits its masks read (`LowResCoverage.masksOnly`): the
+  /// same scores and the same masks bit for bit, the computed logits equal to the full ones and the
+  /// rest NaN, for a landscape photo, a portrait one (the same transposed) and a near-square one,
+  /// with boxes, points and a mask input (whose first stage the upscaling forms otherwise).
+  func testMasksOnlyCoverageGivesTheSameMasks() throws {
+    let reference = try reference()
+    let landscape = try reference.image("images/picture3.jpg")  // 2241 x 1500
+    var transposed = [UInt8](repeating: 0, count: landscape.pixels.count)
+    for y in 0..<landscape.height {
+      for x in 0..<landscape.width {
+        for c in 0..<3 {
+          transposed[(x * landscape.height + y) * 3 + c] = landscape.pixels[(y * landscape.width + x) * 3 + c]
+        }
+      }
+    }
+    let portrait = RGBImage(width: landscape.height, height: landscape.width, pixels: transposed)
+    let cases: [(String, ImageEmbedding, Bool)] = [
+      ("landscape", try reference.embedding("images/picture3.jpg"), true),
+      ("portrait", try reference.model.embed(portrait), true),
+      ("near-square", try reference.embedding("images/picture1.jpg"), false),
+    ]
+    for (name, embedding, cropped) in cases {
+      let (w, h) = (Float(embedding.originalWidth), Float(embedding.originalHeight))
+      var prompts = [
+        Prompt(box: PromptBox(x0: w * 0.2, y0: h * 0.3, x1: w * 0.7, y1: h * 0.9)),
+        Prompt(points: [PromptPoint(x: w * 0.5, y: h * 0.4, label: 1), PromptPoint(x: 3, y: 4, label: 0)]),
+      ]
+      let earlier = try reference.model.predictLowRes(embedding, prompts: [prompts[0]], multimask: false)
+      prompts.append(
+        Prompt(points: [PromptPoint(x: w * 0.4, y: h * 0.6, label: 1)], maskInput: earlier[0].lowResLogits[0])
+      )
+      for multimask in [false, true] {
+        let full = try reference.model.predictLowRes(embedding, prompts: prompts, multimask: multimask)
+        let part = try reference.model.predictLowRes(
+          embedding, prompts: prompts, multimask: multimask, coverage: .masksOnly)
+        for (p, (all, some)) in zip(full, part).enumerated() {
+          let what = "\(name), prompt \(p + 1), multimask \(multimask)"
+          XCTAssertEqual(some.scores, all.scores, "\(what): scores")
+          for i in all.scores.indices {
+            let pairs = zip(some.lowResLogits[i], all.lowResLogits[i])
+            let skipped = pairs.filter { $0.0.isNaN }.count
+            XCTAssertEqual(
+              pairs.filter { !$0.0.isNaN && $0.0.bitPattern != $0.1.bitPattern }.count, 0, "\(what): logits")
+            XCTAssertEqual(skipped > 0, cropped, "\(what): \(skipped) logits not computed")
+            let (a, b) = (
+              reference.model.mask(all, index: i, embedding: embedding),
+              reference.model.mask(some, index: i, embedding: embedding)
+            )
+            XCTAssertTrue(a.mask == b.mask, "\(what), mask \(i): masks differ")
+            XCTAssertEqual(a.stabilityScore, b.stabilityScore, "\(what), mask \(i): stability")
+          }
+        }
+      }
+    }
+  }
+
   func testInvalidPromptsAreRejectedBeforeDecoding() throws {
     let reference = try reference()
     let embedding = try reference.embedding(reference.cases.cases[0].image)

@@ -120,6 +120,13 @@ final class LowRankFirstStageTests: XCTestCase {
             got, want, relative: 1e-4, absolute: 1e-4,
             "low-rank upscaling \([h, w, c1, c2, m, r1, r2]), \(lanes) lanes, threads \(threads)")
           if threads == 1 && (lanes == 16 || width == .avx2) { results.append(got) }
+          for region in [GridRegion(rows: h - 1, columns: w), GridRegion(rows: h, columns: w - 1)] {
+            assertRegion(
+              upscaling(lowRank: stage, height: h, width: w, vectors: vectors, region: region), got,
+              rows: 4 * region.rows, columns: 4 * region.columns,
+              "low-rank upscaling \([h, w, c1, c2, m, r1, r2]) in \(region), \(lanes) lanes, threads \(threads)"
+            )
+          }
         }
       }
       if results.count == 2 { XCTAssertTrue(results[0] == results[1], "\([h, w, c1, c2]): ISAs differ") }

@@ -34,6 +34,29 @@ final class ResizeTests: XCTestCase {
       "resize 685x1024 -> 1500x2241")
   }
 
+  /// `bilinearSourceExtent` is exactly what the kept outputs read: NaN beyond it leaves them
+  /// finite, NaN in its last row or column reaches one of them (0 * NaN is NaN).
+  func testSourceExtentIsWhatTheKeptOutputsRead() {
+    var random = SeededRandom(seed: 53)
+    for (size, outputSize, kept) in [
+      (256, 1024, 576), (256, 1024, 685), (256, 1024, 1), (7, 13, 5), (9, 4, 3),
+    ] {
+      let extent = bilinearSourceExtent(inputSize: size, outputSize: outputSize, kept: kept)
+      XCTAssertTrue(extent >= 1 && extent <= size, "\(size) -> \(outputSize), \(kept) kept: extent \(extent)")
+      for (poisoned, expectNaN) in [(extent, false), (extent - 1, true)] where poisoned < size {
+        var x = random.tensor([1, size, size])
+        for i in 0..<size {
+          x.data[poisoned * size + i] = .nan  // row `poisoned`
+          x.data[i * size + poisoned] = .nan  // column `poisoned`
+        }
+        let out = resizeBilinear(x, height: outputSize, width: outputSize, keepingTop: kept, left: kept)
+        XCTAssertEqual(
+          out.data.contains { $0.isNaN }, expectNaN,
+          "\(size) -> \(outputSize), \(kept) kept, extent \(extent): NaN in row and column \(poisoned)")
+      }
+    }
+  }
+
   func testIdentitySizeCopiesValues() {
     var random = SeededRandom(seed: 52)
     let x = random.tensor([2, 5, 7])

@@ -71,6 +71,34 @@ final class UpscalingProductsTests: XCTestCase {
     }
   }
 
+  /// With a region, its outputs are the same bits as the full products' and every other output is
+  /// NaN: regions of whole rows, of part rows, both, the whole grid and none, at 1-3 threads, on
+  /// both ISAs.
+  func testRegionGivesTheSameBitsForItsPixelsAndNaNElsewhere() {
+    var random = SeededRandom(seed: 47)
+    let (h, w, cin, c1, c2, m) = (7, 6, 20, 64, 32, 2)
+    let fused = UpscalingProducts(
+      conv1Weight: random.tensor([cin, c1, 2, 2]), conv1Bias: random.tensor([c1]),
+      normWeight: random.tensor([c1], 0.5, 1.5), normBias: random.tensor([c1]), eps: 1e-6,
+      conv2Weight: random.tensor([c1, c2, 2, 2]), conv2Bias: random.tensor([c2]))
+    let x = random.tensor([h, w, cin])
+    let vectors = random.tensor([m, c2])
+    for width in [VectorKernels.Width.avx2, .avx512] {
+      let lanes = VectorKernels.use(width)
+      for threads in [1, 2, 3] {
+        ComputeThreads.set(threads)
+        let full = fused(x, vectors: vectors)
+        for (rows, columns) in [(3, 6), (7, 4), (4, 1), (1, 5), (7, 6), (0, 6), (5, 0)] {
+          let part = fused(x, vectors: vectors, region: GridRegion(rows: rows, columns: columns))
+          XCTAssertEqual(part.shape, full.shape)
+          assertRegion(
+            part, full, rows: 4 * rows, columns: 4 * columns,
+            "region \(rows)x\(columns) of \(h)x\(w), \(lanes) lanes, \(threads) threads")
+        }
+      }
+    }
+  }
+
   /// A plane depends only on its own vector: the same bits alone as beside others.
   func testPlanesIndependentOfOtherVectors() {
     var random = SeededRandom(seed: 42)
@@ -163,4 +191,24 @@ struct NaiveUpscaling {
   }
 
   static func gelu(_ x: Double) -> Double { x * 0.5 * erfc(-x / 2.0.squareRoot()) }
+}
+
+/// part [M, H, W] equals full in its top-left rows x columns corner, bit for bit, and is NaN
+/// everywhere else.
+func assertRegion(
+  _ part: Tensor, _ full: Tensor, rows: Int, columns: Int, _ message: String, file: StaticString = #filePath,
+  line: UInt = #line
+) {
+  let (height, width) = (full.shape[1], full.shape[2])
+  var (differing, notNaN) = (0, 0)
+  for (i, (got, want)) in zip(part.data, full.data).enumerated() {
+    let (y, x) = ((i / width) % height, i % width)
+    if y < rows && x < columns {
+      if got.bitPattern != want.bitPattern { differing += 1 }
+    } else if !got.isNaN {
+      notNaN += 1
+    }
+  }
+  XCTAssertEqual(differing, 0, "\(message): outputs of the region that differ", file: file, line: line)
+  XCTAssertEqual(notNaN, 0, "\(message): outputs outside the region that are not NaN", file: file, line: line)
 }
