@@ -23,9 +23,13 @@ extension MobileSAMModel {
   /// logits (zeros): the scores come from the transformer's IoU token alone, and the hypernetworks
   /// and the upscaling (about half of the decoder's work per point) are skipped. (The mask tokens'
   /// final attention is not: it shares one pass over the image side with the IoU token's.)
+  /// With `coverage` `.masksOnly`, only the logits `MaskUpscaling.planes` reads are computed (the
+  /// others are NaN).
   public func decodePoints(
-    _ embedding: ImageEmbedding, points: [(x: Double, y: Double)], scoreAbove: Float? = nil
+    _ embedding: ImageEmbedding, points: [(x: Double, y: Double)], scoreAbove: Float? = nil,
+    coverage: LowResCoverage = .full
   ) -> PointDecodings {
+    let region = coverage == .masksOnly ? Transforms.lowResGridRegion(embedding) : nil
     let planeSize = 256 * 256
     var logits = [Float](repeating: 0, count: points.count * 3 * planeSize)
     var scores = [Float](repeating: 0, count: points.count * 3)
@@ -44,7 +48,7 @@ extension MobileSAMModel {
           let iou = maskDecoder.scores(outputs)
           (sp.baseAddress! + index * 3).update(from: iou, count: 3)
           if let scoreAbove, !iou.contains(where: { $0 > scoreAbove }) { return }
-          let planes = maskDecoder.masks(outputs)
+          let planes = maskDecoder.masks(outputs, region: region)
           (lp.baseAddress! + index * 3 * planeSize).update(from: planes, count: 3 * planeSize)
         }
       }

@@ -171,7 +171,8 @@ public struct AutomaticMaskGenerator: Sendable {
       start = DispatchTime.now()
       // Points whose three masks all fail the predicted-IoU filter are not upscaled.
       let decoded = model.decodePoints(
-        embedding, points: batch, scoreAbove: parameters.predIouThresh > 0 ? iouThreshold : nil)
+        embedding, points: batch, scoreAbove: parameters.predIouThresh > 0 ? iouThreshold : nil,
+        coverage: .masksOnly)
       timings.decode += milliseconds(since: start)
       start = DispatchTime.now()
       let scored = (0..<(batch.count * 3)).filter {
@@ -267,7 +268,8 @@ public struct AutomaticMaskGenerator: Sendable {
           "the automatic mask generator lost the embedding of crop \(key.crop.xywh)")
       }
       var start = DispatchTime.now()
-      let decoded = model.decodePoints(embedding, points: [candidates[indices[0]].localPoint])
+      let decoded = model.decodePoints(
+        embedding, points: [candidates[indices[0]].localPoint], coverage: .masksOnly)
       timings.decode += milliseconds(since: start)
       start = DispatchTime.now()
       for i in indices {

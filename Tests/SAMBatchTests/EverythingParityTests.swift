@@ -159,6 +159,15 @@ final class EverythingParityTests: XCTestCase {
     }
     XCTAssertGreaterThan(skipped, 0)
     XCTAssertLessThan(skipped, points.count)
+    // Only the logits the masks read (as the generator asks): the same planes, the rest NaN.
+    let masksOnly = model.decodePoints(embedding, points: points, coverage: .masksOnly)
+    XCTAssertEqual(masksOnly.scores, all.scores)
+    let computed = zip(masksOnly.lowResLogits.data, all.lowResLogits.data).filter { !$0.0.isNaN }
+    XCTAssertTrue(computed.allSatisfy { $0.0.bitPattern == $0.1.bitPattern }, "computed logits differ")
+    XCTAssertLessThan(computed.count, all.lowResLogits.count, "a \(image.width)x\(image.height) image")
+    XCTAssertEqual(
+      MaskUpscaling.planes(masksOnly.lowResLogits, embedding: embedding, threshold: 0, offset: 1),
+      MaskUpscaling.planes(all.lowResLogits, embedding: embedding, threshold: 0, offset: 1))
   }
 
   func testBadParametersAreRefused() throws {
