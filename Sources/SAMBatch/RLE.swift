@@ -1,5 +1,6 @@
 import Foundation
 import MobileSAM
+import SAMTensor
 
 /// COCO run-length encoding of binary masks, bit for bit as pycocotools (common/maskApi.c) writes
 /// and reads it.
@@ -39,14 +40,13 @@ public enum MaskRLE {
 
   /// Counts string, area and bbox of one mask, from a single pass over its pixels.
   public static func summarize(_ mask: BinaryMask) -> EncodedMask {
-    let (r, box) = mask.pixels.withUnsafeBufferPointer { buffer in
-      guard let base = buffer.baseAddress, mask.width > 0, mask.height > 0 else {
-        return ([0], ForegroundBox(height: mask.height))
-      }
+    let (r, box) = mask.pixels.withUnsafeBufferPointer { buffer -> ([Int], [Int]?) in
+      guard let base = buffer.baseAddress, mask.width > 0, mask.height > 0 else { return ([0], nil) }
       return columnMajorRuns(base, width: mask.width, height: mask.height)
     }
     return EncodedMask(
-      width: mask.width, height: mask.height, counts: compress(r), area: area(runs: r), bbox: box.bbox)
+      width: mask.width, height: mask.height, counts: compress(r), area: area(runs: r),
+      bbox: (box ?? [0, 0, 0, 0]).map(Double.init))
   }
 
   // MARK: - Uncompressed runs
@@ -210,161 +210,6 @@ public struct EncodedMask: Sendable, Equatable {
 }
 
 // MARK: - Hot loops
-
-/// Run lengths in column-major order over a row-major mask, starting with a run of 0s, and the
-/// `toBbox` box of its runs of 1s.
-///
-/// Walking the mask column by column would read it with a stride of `width` bytes. Instead the
-/// mask is packed to one bit per pixel row by row (8 bytes at a time), the bit matrix is
-/// transposed in 8 x 8 blocks, and each column is then read 64 rows at a time: the runs end where
-/// a bit differs from the one before it in column-major order, found with XOR and counted off
-/// with trailing-zero counts, so the work grows with the number of runs, not of pixels. The box is kept from the
-/// (column, row) of each run's ends as they are found, without dividing positions by the height.
-private func columnMajorRuns(_ pixels: UnsafePointer<UInt8>, width: Int, height: Int) -> (
-  runs: [Int], box: ForegroundBox
-) {
-  let rowBytes = (width + 7) / 8
-  let blockRows = (height + 7) / 8
-  // Row-major bits, padded to whole 8-row blocks: byte (y, b) holds pixels 8b ..< 8b + 8 of row y.
-  var rowBits = [UInt8](repeating: 0, count: blockRows * 8 * rowBytes)
-  // Column-major bits: column x's rows in `columnStride` bytes, a whole number of 64-row words.
-  let columnWords = (height + 63) / 64
-  let columnStride = columnWords * 8
-  var columnBits = [UInt8](repeating: 0, count: width * columnStride)
-  rowBits.withUnsafeMutableBufferPointer { rp in
-    for y in 0..<height { packRow(pixels + y * width, width: width, into: rp.baseAddress! + y * rowBytes) }
-    columnBits.withUnsafeMutableBufferPointer { cp in
-      transposeBits(
-        rp.baseAddress!, rowBytes: rowBytes, blockRows: blockRows, width: width, into: cp.baseAddress!,
-        columnStride: columnStride)
-    }
-  }
-  var runs: [Int] = []
-  var box = ForegroundBox(height: height)
-  var current: UInt64 = 0  // the last pixel's bit in column-major order
-  var runStart = 0
-  columnBits.withUnsafeBufferPointer { cp in
-    let raw = UnsafeRawPointer(cp.baseAddress!)
-    for x in 0..<width {
-      for w in 0..<columnWords {
-        let valid = min(64, height - w * 64)
-        let validMask: UInt64 = valid == 64 ? ~0 : (1 << UInt64(valid)) - 1
-        let word = UInt64(
-          littleEndian: raw.loadUnaligned(fromByteOffset: x * columnStride + w * 8, as: UInt64.self))
-        // Bit i set where row w * 64 + i differs from the pixel before it.
-        var changes = (word ^ ((word << 1) | current)) & validMask
-        while changes != 0 {
-          let row = w * 64 + changes.trailingZeroBitCount
-          let index = x * height + row
-          runs.append(index - runStart)
-          runStart = index
-          // An odd count of runs so far: a run of 1s starts here; else one ended just before.
-          if runs.count % 2 == 1 { box.startRun(x: x, y: row) } else { box.endRun(beforeX: x, y: row) }
-          changes &= changes - 1
-        }
-        current = (word >> UInt64(valid - 1)) & 1
-      }
-    }
-  }
-  if runs.count % 2 == 1 { box.endRun(beforeX: width, y: 0) }
-  runs.append(width * height - runStart)
-  return (runs, box)
-}
-
-/// The `toBbox` box of a mask's runs of 1s (see `MaskRLE.bbox(runs:width:height:)`), kept as the
-/// runs are found in column-major order.
-struct ForegroundBox {
-  let height: Int
-  var xStart = Int.max
-  var yStart = Int.max
-  var xEnd = -1
-  var yEnd = -1
-  /// Column and row of the first pixel of the run of 1s being read.
-  var runX = 0
-  var runY = 0
-
-  init(height: Int) { self.height = height }
-
-  mutating func startRun(x: Int, y: Int) {
-    runX = x
-    runY = y
-  }
-
-  /// Ends the run of 1s being read just before pixel (x, y) in column-major order; (width, 0)
-  /// ends it at the last pixel.
-  mutating func endRun(beforeX x: Int, y: Int) {
-    let (lastX, lastY) = y > 0 ? (x, y - 1) : (x - 1, height - 1)
-    xStart = min(xStart, runX)
-    xEnd = max(xEnd, lastX)
-    if runX < lastX {
-      // The run wraps from one column into the next: every row is covered somewhere.
-      yStart = 0
-      yEnd = height - 1
-    } else {
-      yStart = min(yStart, runY)
-      yEnd = max(yEnd, lastY)
-    }
-  }
-
-  /// `[x, y, width, height]`, `[0, 0, 0, 0]` without any run of 1s.
-  var bbox: [Double] {
-    guard xEnd >= 0 else { return [0, 0, 0, 0] }
-    return [Double(xStart), Double(yStart), Double(xEnd - xStart + 1), Double(yEnd - yStart + 1)]
-  }
-}
-
-/// One row of bytes to bits (any non-zero byte is foreground): bit i of out[b] is pixel 8b + i.
-private func packRow(_ row: UnsafePointer<UInt8>, width: Int, into out: UnsafeMutablePointer<UInt8>) {
-  let raw = UnsafeRawPointer(row)
-  let low7: UInt64 = 0x7f7f_7f7f_7f7f_7f7f
-  let words = width / 8
-  for b in 0..<words {
-    let v = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: b * 8, as: UInt64.self))
-    // High bit of each byte set iff the byte is non-zero; then one bit per byte, gathered into
-    // the top byte by the multiply (byte i lands on bit 56 + i).
-    let nonZero = (((v & low7) &+ low7) | v) >> 7 & 0x0101_0101_0101_0101
-    out[b] = UInt8(truncatingIfNeeded: (nonZero &* 0x0102_0408_1020_4080) >> 56)
-  }
-  if words * 8 < width {
-    var bits: UInt8 = 0
-    for i in 0..<(width - words * 8) where row[words * 8 + i] != 0 { bits |= 1 << UInt8(i) }
-    out[words] = bits
-  }
-}
-
-/// The row-major bit matrix (rows padded to 8-row blocks with zeros) transposed into columns:
-/// bit r of byte k of column x is row 8k + r.
-private func transposeBits(
-  _ rowBits: UnsafePointer<UInt8>, rowBytes: Int, blockRows: Int, width: Int,
-  into columns: UnsafeMutablePointer<UInt8>, columnStride: Int
-) {
-  for k in 0..<blockRows {
-    for b in 0..<rowBytes {
-      // Byte r = row 8k + r's pixels 8b ..< 8b + 8.
-      var block: UInt64 = 0
-      for r in 0..<8 { block |= UInt64(rowBits[(8 * k + r) * rowBytes + b]) << UInt64(8 * r) }
-      guard block != 0 else { continue }  // the column bytes are zero already
-      let t = transposed8x8(block)  // byte c = column 8b + c's rows 8k ..< 8k + 8
-      for c in 0..<min(8, width - 8 * b) {
-        columns[(8 * b + c) * columnStride + k] = UInt8(truncatingIfNeeded: t >> UInt64(8 * c))
-      }
-    }
-  }
-}
-
-/// The 8 x 8 bit matrix with bit 8r + c as element (r, c), transposed (three rounds of swapping
-/// off-diagonal blocks of 1, 2 and 4 bits).
-@inline(__always)
-private func transposed8x8(_ value: UInt64) -> UInt64 {
-  var x = value
-  var t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA
-  x = x ^ t ^ (t << 7)
-  t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC
-  x = x ^ t ^ (t << 14)
-  t = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0
-  x = x ^ t ^ (t << 28)
-  return x
-}
 
 /// Sets the pixels of the runs of 1s (odd positions) of a column-major run list in a row-major
 /// buffer of zeros.

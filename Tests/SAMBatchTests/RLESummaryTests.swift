@@ -1,16 +1,34 @@
 import MobileSAM
 import SAMBatch
+import SAMTensor
 import XCTest
 
 /// `MaskRLE.summarize` (runs, box and counts string found in one pass over packed bits) against
 /// plain loops: a column-by-column walk for the runs, the run-based `bbox(runs:)` (checked against
 /// pycocotools in RLETests) and a byte-by-byte counts string.
 final class RLESummaryTests: XCTestCase {
+  override func tearDown() {
+    VectorKernels.use(.automatic)
+    super.tearDown()
+  }
+
+  /// On both kernel widths (the rows are packed by vector tests of 64 bytes).
   func testSummarizeMatchesPlainLoops() {
+    for width in [VectorKernels.Width.avx2, .avx512] {
+      VectorKernels.use(width)
+      summarizeMatchesPlainLoops()
+    }
+  }
+
+  private func summarizeMatchesPlainLoops() {
+    let lanes = VectorKernels.lanes
     var rng = SummaryRandom(seed: 11)
-    // Sizes around the 8-pixel blocks and 64-row words, one pixel, one row, one column.
-    var sizes = [(1, 1), (1, 9), (9, 1), (8, 8), (7, 9), (17, 63), (16, 64), (15, 65), (33, 130), (64, 200)]
-    for _ in 0..<60 { sizes.append((1 + Int(rng.next() % 70), 1 + Int(rng.next() % 140))) }
+    // Sizes around the 64 x 64 blocks, one pixel, one row, one column.
+    var sizes = [
+      (1, 1), (1, 9), (9, 1), (8, 8), (7, 9), (17, 63), (16, 64), (15, 65), (33, 130), (64, 200), (63, 1),
+      (65, 2), (128, 64), (129, 129), (1, 200), (200, 1), (131, 190),
+    ]
+    for _ in 0..<60 { sizes.append((1 + Int(rng.next() % 140), 1 + Int(rng.next() % 140))) }
     for (trial, (width, height)) in sizes.enumerated() {
       let pixels = randomMask(width: width, height: height, style: trial % 5, rng: &rng)
       let mask = BinaryMask(width: width, height: height, pixels: pixels)
@@ -21,7 +39,8 @@ final class RLESummaryTests: XCTestCase {
         width: width, height: height, counts: plainCounts(runs), area: area,
         bbox: MaskRLE.bbox(runs: runs, width: width, height: height))
       XCTAssertEqual(
-        MaskRLE.summarize(mask), expected, "trial \(trial): \(width)x\(height), style \(trial % 5)")
+        MaskRLE.summarize(mask), expected,
+        "trial \(trial): \(width)x\(height), style \(trial % 5), \(lanes) lanes")
     }
   }
 

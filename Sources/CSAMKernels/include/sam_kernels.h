@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "sam_crc32.h"  // included here so that incremental builds see the module grow
+#include "sam_mask_runs.h"
 
 #ifdef __cplusplus
 extern "C" {
