@@ -105,10 +105,25 @@ size_t sam_mask_run_count(const uint64_t *columns, size_t width, size_t height) 
   return changes + 1;
 }
 
+// The box grown by a run of 1s from (run_x, run_y) to (last_x, last_y) in column-major order.
+static inline __attribute__((always_inline)) void add_run_to_box(
+    sam_mask_box *box, int64_t run_x, int64_t run_y, int64_t last_x, int64_t last_y, int64_t height) {
+  if (run_x < box->x_start) box->x_start = run_x;
+  if (last_x > box->x_end) box->x_end = last_x;
+  if (run_x < last_x) {
+    // The run wraps from one column into the next: every row is covered somewhere.
+    box->y_start = 0;
+    box->y_end = height - 1;
+  } else {
+    if (run_y < box->y_start) box->y_start = run_y;
+    if (last_y > box->y_end) box->y_end = last_y;
+  }
+}
+
 void sam_mask_runs(const uint64_t *columns, size_t width, size_t height, int64_t *runs, sam_mask_box *box) {
   const size_t words = (height + 63) / 64;
   const int64_t h = (int64_t)height;
-  int64_t x_start = INT64_MAX, y_start = INT64_MAX, x_end = -1, y_end = -1;
+  sam_mask_box found = {INT64_MAX, INT64_MAX, -1, -1};
   int64_t run_x = 0, run_y = 0;  // the first pixel of the run of 1s being read
   size_t count = 0;
   int64_t run_start = 0;
@@ -130,38 +145,15 @@ void sam_mask_runs(const uint64_t *columns, size_t width, size_t height, int64_t
         } else {
           // One ended just before (x, row): at (x, row - 1), or at the foot of the column before.
           const int64_t last_x = row > 0 ? (int64_t)x : (int64_t)x - 1, last_y = row > 0 ? row - 1 : h - 1;
-          if (run_x < x_start) x_start = run_x;
-          if (last_x > x_end) x_end = last_x;
-          if (run_x < last_x) {
-            // The run wraps from one column into the next: every row is covered somewhere.
-            y_start = 0;
-            y_end = h - 1;
-          } else {
-            if (run_y < y_start) y_start = run_y;
-            if (last_y > y_end) y_end = last_y;
-          }
+          add_run_to_box(&found, run_x, run_y, last_x, last_y, h);
         }
         changes &= changes - 1;
       }
       previous = (word >> (valid - 1)) & 1;
     }
   }
-  if (count % 2 == 1) {
-    // The last run, of 1s, ends at the last pixel.
-    const int64_t last_x = (int64_t)width - 1;
-    if (run_x < x_start) x_start = run_x;
-    if (last_x > x_end) x_end = last_x;
-    if (run_x < last_x) {
-      y_start = 0;
-      y_end = h - 1;
-    } else {
-      if (run_y < y_start) y_start = run_y;
-      if (h - 1 > y_end) y_end = h - 1;
-    }
-  }
+  // A last run of 1s ends at the last pixel.
+  if (count % 2 == 1) add_run_to_box(&found, run_x, run_y, (int64_t)width - 1, h - 1, h);
   runs[count] = (int64_t)width * h - run_start;
-  box->x_start = x_start;
-  box->y_start = y_start;
-  box->x_end = x_end;
-  box->y_end = y_end;
+  *box = found;
 }

@@ -54,10 +54,7 @@ final class UpscalingProductsTests: XCTestCase {
   func testGivesTheSameBitsWithAVX2AndAVX512() throws {
     var random = SeededRandom(seed: 43)
     for (h, w, cin, c1, c2, m) in shapes {
-      let fused = UpscalingProducts(
-        conv1Weight: random.tensor([cin, c1, 2, 2]), conv1Bias: random.tensor([c1]),
-        normWeight: random.tensor([c1], 0.5, 1.5), normBias: random.tensor([c1]), eps: 1e-6,
-        conv2Weight: random.tensor([c1, c2, 2, 2]), conv2Bias: random.tensor([c2]))
+      let fused = randomUpscaling(&random, cin: cin, c1: c1, c2: c2)
       let x = random.tensor([h, w, cin])
       let vectors = random.tensor([m, c2])
       XCTAssertEqual(VectorKernels.use(.avx2), 8)
@@ -77,10 +74,7 @@ final class UpscalingProductsTests: XCTestCase {
   func testRegionGivesTheSameBitsForItsPixelsAndNaNElsewhere() {
     var random = SeededRandom(seed: 47)
     let (h, w, cin, c1, c2, m) = (7, 6, 20, 64, 32, 2)
-    let fused = UpscalingProducts(
-      conv1Weight: random.tensor([cin, c1, 2, 2]), conv1Bias: random.tensor([c1]),
-      normWeight: random.tensor([c1], 0.5, 1.5), normBias: random.tensor([c1]), eps: 1e-6,
-      conv2Weight: random.tensor([c1, c2, 2, 2]), conv2Bias: random.tensor([c2]))
+    let fused = randomUpscaling(&random, cin: cin, c1: c1, c2: c2)
     let x = random.tensor([h, w, cin])
     let vectors = random.tensor([m, c2])
     for width in [VectorKernels.Width.avx2, .avx512] {
@@ -191,6 +185,14 @@ struct NaiveUpscaling {
   }
 
   static func gelu(_ x: Double) -> Double { x * 0.5 * erfc(-x / 2.0.squareRoot()) }
+}
+
+/// Upscaling products with random weights (norm weights in [0.5, 1.5]).
+private func randomUpscaling(_ random: inout SeededRandom, cin: Int, c1: Int, c2: Int) -> UpscalingProducts {
+  UpscalingProducts(
+    conv1Weight: random.tensor([cin, c1, 2, 2]), conv1Bias: random.tensor([c1]),
+    normWeight: random.tensor([c1], 0.5, 1.5), normBias: random.tensor([c1]), eps: 1e-6,
+    conv2Weight: random.tensor([c1, c2, 2, 2]), conv2Bias: random.tensor([c2]))
 }
 
 /// part [M, H, W] equals full in its top-left rows x columns corner, bit for bit, and is NaN
