@@ -111,6 +111,13 @@ public func linear(
             // Thread shares in whole register tiles, and none for small products.
             let tileRows = sam_gemm_tile_rows()
             let tiles = (rows + tileRows - 1) / tileRows
+            // A few rows (a prompt's tokens) through a large weight: reading the weight is the
+            // work, so the threads share its panels instead (each reads its own).
+            let panels = (outFeatures + panelColumns - 1) / panelColumns
+            if tiles == 1 && panels > 1 && outFeatures * inFeatures >= weightSplitThreshold {
+              parallelForChunks(panels) { range in call.columns(panels: range, rows: rows) }
+              return
+            }
             guard rows * outFeatures * inFeatures >= parallelGEMMThreshold else {
               call.rows(0..<rows)
               return
@@ -125,11 +132,31 @@ public func linear(
   }
 }
 
+/// Output columns per panel of a packed weight (PANEL in gemm.c).
+let panelColumns = 32
+
+/// Weights of at least this many values (256 KB) are split by panels between the threads when the
+/// input is one register tile of rows.
+let weightSplitThreshold = 1 << 16
+
 /// The arguments of one packed GEMM, shared by the threads that compute its row blocks.
 struct PackedGEMMCall: @unchecked Sendable {
   var args: sam_gemm_args
 
   func rows(_ range: Range<Int>) {
     withUnsafePointer(to: args) { sam_gemm_packed_rows($0, range.lowerBound, range.upperBound) }
+  }
+
+  /// The output columns of the weight's panels `panels` (of `panelColumns` columns each), for rows
+  /// 0..<rows: the same operations for each value as `rows`.
+  func columns(panels: Range<Int>, rows: Int) {
+    let first = panels.lowerBound * panelColumns
+    var part = args
+    part.n = min(args.n, panels.upperBound * panelColumns) - first
+    part.packed = args.packed + first * args.k
+    part.out = args.out + first
+    if let bias = args.bias { part.bias = bias + first }
+    if let residual = args.residual { part.residual = residual + first }
+    withUnsafePointer(to: part) { sam_gemm_packed_rows($0, 0, rows) }
   }
 }

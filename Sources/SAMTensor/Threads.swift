@@ -1,4 +1,5 @@
 import CBLAS
+import CSAMKernels
 import Dispatch
 import Foundation
 
@@ -65,15 +66,39 @@ public func parallelForChunks(_ count: Int, _ body: (Range<Int>) -> Void) {
   // The body is not Sendable (it captures raw pointers); running disjoint chunks of it at once is
   // exactly this function's contract, which the callers uphold.
   withoutActuallyEscaping(body) { escapable in
-    let shared = UncheckedSendableBody(body: escapable)
-    DispatchQueue.concurrentPerform(iterations: threads) { chunk in
-      shared.body(chunkRange(chunk, of: threads, count: count))
+    var loop = PoolLoop(body: escapable, chunks: threads, count: count)
+    // CSAMKernels' pool (thread_pool.c): workers that spin briefly between loops. When it is busy
+    // (another thread's loop, or a loop inside one of its chunks), libdispatch's threads.
+    let ran = withUnsafeMutablePointer(to: &loop) { sam_pool_run(threads, runPoolChunk, $0) }
+    if ran != 0 {
+      let shared = UncheckedSendableBody(body: escapable)
+      DispatchQueue.concurrentPerform(iterations: threads) { chunk in
+        shared.body(chunkRange(chunk, of: threads, count: count))
+      }
     }
   }
 }
 
+/// How long the pool's threads spin for the next loop before they sleep (CSAMKernels'
+/// `sam_pool_set_spin_microseconds`; 100 by default, 0 sleeps at once).
+public func setThreadSpinMicroseconds(_ microseconds: Int) {
+  sam_pool_set_spin_microseconds(UInt32(clamping: max(0, microseconds)))
+}
+
 private struct UncheckedSendableBody: @unchecked Sendable {
   let body: (Range<Int>) -> Void
+}
+
+/// A loop of `parallelForChunks` as the pool's chunks see it.
+private struct PoolLoop {
+  let body: (Range<Int>) -> Void
+  let chunks: Int
+  let count: Int
+}
+
+private func runPoolChunk(_ context: UnsafeMutableRawPointer?, _ chunk: Int) {
+  let loop = context!.assumingMemoryBound(to: PoolLoop.self)
+  loop.pointee.body(chunkRange(chunk, of: loop.pointee.chunks, count: loop.pointee.count))
 }
 
 /// The `chunk`-th of `chunks` near-equal contiguous ranges of `0..<count`.

@@ -20,7 +20,32 @@ final class PackedGEMMTests: XCTestCase {
     (rows: 1000, inF: 40, outF: 96), (rows: 9, inF: 13, outF: 24), (rows: 301, inF: 7, outF: 1000),
     (rows: 1, inF: 160, outF: 480), (rows: 77, inF: 1280, outF: 50), (rows: 130, inF: 320, outF: 17),
     (rows: 205, inF: 256, outF: 16), (rows: 11, inF: 9, outF: 5),
+    // One register tile of rows through a weight of >= 65,536 values: split by panels.
+    (rows: 7, inF: 300, outF: 250), (rows: 3, inF: 2048, outF: 40),
   ]
+
+  /// A prompt's few token rows through a large weight run split by the weight's panels across the
+  /// threads: the same bits as on one thread, epilogues included, with a partial last panel.
+  func testFewRowsSplitByPanelsGiveTheSameBitsOnAnyThreadCount() {
+    var random = SeededRandom(seed: 122)
+    let shapes = [
+      (rows: 7, inF: 256, outF: 2048), (rows: 12, inF: 2048, outF: 250), (rows: 1, inF: 256, outF: 256),
+    ]
+    for shape in shapes {
+      let x = random.tensor([shape.rows, shape.inF], -2, 2)
+      let packed = PackedWeight(random.tensor([shape.outF, shape.inF]))
+      let bias = random.tensor([shape.outF])
+      let residual = random.tensor([shape.rows, shape.outF], -2, 2)
+      ComputeThreads.set(1)
+      let alone = linear(x, packed: packed, bias: bias, activation: .gelu, residual: residual)
+      for threads in [2, 3, 5] {
+        ComputeThreads.set(threads)
+        XCTAssertEqual(
+          linear(x, packed: packed, bias: bias, activation: .gelu, residual: residual).data, alone.data,
+          "\(shape) on \(threads) threads")
+      }
+    }
+  }
 
   func testPackedLinearMatchesNaiveLoopsWithEveryEpilogue() {
     var random = SeededRandom(seed: 120)

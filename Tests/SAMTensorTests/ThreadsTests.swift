@@ -172,6 +172,57 @@ final class ThreadsTests: XCTestCase {
     XCTAssertTrue(markKept, "sideBySide gave the worker its mark back")
   }
 
+  /// Many short loops in a row, as a decode runs them: a worker that misses a loop it has no chunk
+  /// in, or sees a new loop while another is set up, must neither skip nor repeat a chunk. Loops
+  /// of 2, 3 and 4 chunks alternate (a worker idle in one is needed in the next); with spinning and
+  /// without it (every wait sleeps).
+  func testPoolRunsEveryChunkOnceOverManyShortLoops() {
+    defer { setThreadSpinMicroseconds(100) }
+    for spin in [100, 0] {
+      setThreadSpinMicroseconds(spin)
+      for round in 0..<3000 {
+        let threads = 2 + round % 3
+        ComputeThreads.set(threads)
+        var visits = [Int](repeating: 0, count: 5)
+        visits.withUnsafeMutableBufferPointer { vp in
+          parallelForChunks(5) { range in
+            for i in range { vp[i] += 1 }
+          }
+        }
+        guard visits == [1, 1, 1, 1, 1] else {
+          return XCTFail("spin \(spin) us, loop \(round) (\(threads) threads): visits \(visits)")
+        }
+      }
+    }
+  }
+
+  /// A loop inside a chunk, and loops started by several threads at once, run another way
+  /// (libdispatch) while the pool is taken: every index still once.
+  func testNestedAndConcurrentLoopsEachVisitEveryIndexOnce() {
+    ComputeThreads.set(2)
+    var visits = [Int](repeating: 0, count: 6 * 10)
+    visits.withUnsafeMutableBufferPointer { vp in
+      parallelForChunks(6) { outer in
+        for i in outer {
+          parallelFor(10) { j in vp[i * 10 + j] += 1 }
+        }
+      }
+    }
+    XCTAssertEqual(visits, [Int](repeating: 1, count: 60))
+
+    let callers = 4
+    var counts = [Int](repeating: 0, count: callers * 1000)
+    counts.withUnsafeMutableBufferPointer { cp in
+      let shared = UncheckedPointer(base: cp.baseAddress!)
+      DispatchQueue.concurrentPerform(iterations: callers) { caller in
+        for _ in 0..<50 {
+          parallelFor(1000) { shared.base[caller * 1000 + $0] += 1 }
+        }
+      }
+    }
+    XCTAssertEqual(counts, [Int](repeating: 50, count: callers * 1000))
+  }
+
   func testSetClampsToOneThread() {
     ComputeThreads.set(0)
     XCTAssertEqual(ComputeThreads.count, 1)
@@ -219,4 +270,9 @@ private final class LoopRecord: @unchecked Sendable {
       inline = ComputeThreads.runLoopsInline
     }
   }
+}
+
+/// A buffer the concurrent callers of a test write at disjoint places.
+private struct UncheckedPointer: @unchecked Sendable {
+  let base: UnsafeMutablePointer<Int>
 }

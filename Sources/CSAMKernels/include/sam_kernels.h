@@ -10,6 +10,7 @@
 
 #include "sam_crc32.h"  // included here so that incremental builds see the module grow
 #include "sam_mask_runs.h"
+#include "sam_thread_pool.h"
 
 #ifdef __cplusplus
 extern "C" {
