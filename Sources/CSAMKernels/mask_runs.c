@@ -44,12 +44,12 @@ static inline __attribute__((always_inline)) void transpose64(uint64_t *block) {
 }
 
 static inline __attribute__((always_inline)) void column_bits_body(
-    uint64_t *columns, const uint8_t *pixels, size_t width, size_t height) {
+    uint64_t *columns, const uint8_t *pixels, size_t width, size_t height, size_t first, size_t last) {
   const size_t words = (height + 63) / 64;
   for (size_t w = 0; w < words; w++) {
     const size_t rows = height - 64 * w < 64 ? height - 64 * w : 64;
-    for (size_t x0 = 0; x0 < width; x0 += 64) {
-      const size_t count = width - x0 < 64 ? width - x0 : 64;
+    for (size_t x0 = first; x0 < last; x0 += 64) {
+      const size_t count = last - x0 < 64 ? last - x0 : 64;
       uint64_t block[64];
       for (size_t r = 0; r < 64; r++) {
         const uint8_t *row = pixels + (64 * w + r) * width + x0;
@@ -62,25 +62,32 @@ static inline __attribute__((always_inline)) void column_bits_body(
 }
 
 #if defined(__x86_64__)
-AVX512_TARGET static void column_bits_avx512(uint64_t *columns, const uint8_t *pixels, size_t width, size_t height) {
-  column_bits_body(columns, pixels, width, height);
+AVX512_TARGET static void column_bits_avx512(
+    uint64_t *columns, const uint8_t *pixels, size_t width, size_t height, size_t first, size_t last) {
+  column_bits_body(columns, pixels, width, height, first, last);
 }
 
-AVX2_TARGET static void column_bits_avx2(uint64_t *columns, const uint8_t *pixels, size_t width, size_t height) {
-  column_bits_body(columns, pixels, width, height);
+AVX2_TARGET static void column_bits_avx2(
+    uint64_t *columns, const uint8_t *pixels, size_t width, size_t height, size_t first, size_t last) {
+  column_bits_body(columns, pixels, width, height, first, last);
 }
 #endif
 
-void sam_mask_column_bits(uint64_t *columns, const uint8_t *pixels, size_t width, size_t height) {
+void sam_mask_column_bits_range(
+    uint64_t *columns, const uint8_t *pixels, size_t width, size_t height, size_t first, size_t last) {
 #if defined(__x86_64__)
   if (sam_kernels_lanes() == 16) {
-    column_bits_avx512(columns, pixels, width, height);
+    column_bits_avx512(columns, pixels, width, height, first, last);
   } else {
-    column_bits_avx2(columns, pixels, width, height);
+    column_bits_avx2(columns, pixels, width, height, first, last);
   }
 #else
-  column_bits_body(columns, pixels, width, height);
+  column_bits_body(columns, pixels, width, height, first, last);
 #endif
+}
+
+void sam_mask_column_bits(uint64_t *columns, const uint8_t *pixels, size_t width, size_t height) {
+  sam_mask_column_bits_range(columns, pixels, width, height, 0, width);
 }
 
 // Bit i set where row 64 w + i of a column differs from the pixel before it in column-major
@@ -90,11 +97,11 @@ static inline __attribute__((always_inline)) uint64_t changes_of(uint64_t word, 
   return (word ^ ((word << 1) | previous)) & valid_mask;
 }
 
-size_t sam_mask_run_count(const uint64_t *columns, size_t width, size_t height) {
+size_t sam_mask_run_count_range(
+    const uint64_t *columns, size_t height, size_t first, size_t last, uint64_t previous) {
   const size_t words = (height + 63) / 64;
   size_t changes = 0;
-  uint64_t previous = 0;
-  for (size_t x = 0; x < width; x++) {
+  for (size_t x = first; x < last; x++) {
     for (size_t w = 0; w < words; w++) {
       const size_t valid = height - 64 * w < 64 ? height - 64 * w : 64;
       const uint64_t word = columns[x * words + w];
@@ -103,6 +110,10 @@ size_t sam_mask_run_count(const uint64_t *columns, size_t width, size_t height) 
     }
   }
   return changes + 1;
+}
+
+size_t sam_mask_run_count(const uint64_t *columns, size_t width, size_t height) {
+  return sam_mask_run_count_range(columns, height, 0, width, 0);
 }
 
 // The box grown by a run of 1s from (run_x, run_y) to (last_x, last_y) in column-major order.
@@ -120,15 +131,20 @@ static inline __attribute__((always_inline)) void add_run_to_box(
   }
 }
 
-void sam_mask_runs(const uint64_t *columns, size_t width, size_t height, int64_t *runs, sam_mask_box *box) {
+void sam_mask_runs_range(
+    const uint64_t *columns, size_t height, size_t first, size_t last, uint64_t previous, int64_t *runs,
+    sam_mask_box *box) {
   const size_t words = (height + 63) / 64;
   const int64_t h = (int64_t)height;
   sam_mask_box found = {INT64_MAX, INT64_MAX, -1, -1};
-  int64_t run_x = 0, run_y = 0;  // the first pixel of the run of 1s being read
-  size_t count = 0;
-  int64_t run_start = 0;
-  uint64_t previous = 0;
-  for (size_t x = 0; x < width; x++) {
+  // The first pixel of the run of 1s being read: the range's first pixel when a run of 1s goes on
+  // from the column before.
+  int64_t run_x = (int64_t)first, run_y = 0;
+  // Runs so far, counted as if the list began with a run of 0s (odd: a run of 1s is being read).
+  size_t count = previous ? 1 : 0;
+  const size_t skipped = count;
+  int64_t run_start = (int64_t)first * h;
+  for (size_t x = first; x < last; x++) {
     for (size_t w = 0; w < words; w++) {
       const size_t valid = height - 64 * w < 64 ? height - 64 * w : 64;
       const uint64_t word = columns[x * words + w];
@@ -136,7 +152,10 @@ void sam_mask_runs(const uint64_t *columns, size_t width, size_t height, int64_t
       while (changes != 0) {
         const int64_t row = (int64_t)(64 * w) + __builtin_ctzll(changes);
         const int64_t index = (int64_t)x * h + row;
-        runs[count++] = index - run_start;
+        // A run of 1s going on from the column before that ends before the range's first pixel is
+        // empty here: its box is the previous range's.
+        const int empty = index == run_start;
+        runs[count++ - skipped] = index - run_start;
         run_start = index;
         if (count % 2 == 1) {
           // A run of 1s starts here.
@@ -145,15 +164,20 @@ void sam_mask_runs(const uint64_t *columns, size_t width, size_t height, int64_t
         } else {
           // One ended just before (x, row): at (x, row - 1), or at the foot of the column before.
           const int64_t last_x = row > 0 ? (int64_t)x : (int64_t)x - 1, last_y = row > 0 ? row - 1 : h - 1;
-          add_run_to_box(&found, run_x, run_y, last_x, last_y, h);
+          if (!empty) add_run_to_box(&found, run_x, run_y, last_x, last_y, h);
         }
         changes &= changes - 1;
       }
       previous = (word >> (valid - 1)) & 1;
     }
   }
-  // A last run of 1s ends at the last pixel.
-  if (count % 2 == 1) add_run_to_box(&found, run_x, run_y, (int64_t)width - 1, h - 1, h);
-  runs[count] = (int64_t)width * h - run_start;
+  // A last run of 1s ends at the range's last pixel (if it has any).
+  const int64_t end = (int64_t)last * h;
+  if (count % 2 == 1 && end > run_start) add_run_to_box(&found, run_x, run_y, (int64_t)last - 1, h - 1, h);
+  runs[count - skipped] = end - run_start;
   *box = found;
+}
+
+void sam_mask_runs(const uint64_t *columns, size_t width, size_t height, int64_t *runs, sam_mask_box *box) {
+  sam_mask_runs_range(columns, height, 0, width, 0, runs, box);
 }

@@ -44,6 +44,46 @@ final class RLESummaryTests: XCTestCase {
     }
   }
 
+  /// A mask split into ranges of 64-column blocks (as threads share a large one) gives the runs
+  /// and box of the column walk: runs of 1s that cross from one range into the next (wrapping
+  /// from a column's foot to the next one's head: every row in the box), ranges that begin just
+  /// after such a run ends, and masks of 1s only.
+  func testRangesOfColumnsJoinIntoTheSameRunsAndBox() {
+    var rng = SummaryRandom(seed: 12)
+    var masks: [(width: Int, height: Int, pixels: [UInt8])] = []
+    for (trial, (width, height)) in [(130, 300), (700, 50), (1000, 3), (257, 129), (192, 64), (129, 1)]
+      .enumerated()
+    {
+      for style in 0..<5 {
+        masks.append((width, height, randomMask(width: width, height: height, style: style, rng: &rng)))
+      }
+      masks.append((width, height, [UInt8](repeating: 1, count: width * height)))
+      // Only the foot of column 63 and the head of column 64, then only the foot of column 127.
+      var crossing = [UInt8](repeating: 0, count: width * height)
+      var ending = crossing
+      if width > 128 {
+        crossing[(height - 1) * width + 63] = 1
+        crossing[64] = 1
+        ending[(height - 1) * width + 127] = 1
+        ending[(height / 2) * width + 200 % width] = 1
+      }
+      masks += [(width, height, crossing), (width, height, ending)]
+      XCTAssertEqual(masks.count, (trial + 1) * 8)
+    }
+    for (index, mask) in masks.enumerated() {
+      let runs = columnWalkRuns(mask.pixels, width: mask.width, height: mask.height)
+      let box = MaskRLE.bbox(runs: runs, width: mask.width, height: mask.height)
+      for parts in [1, 2, 3, 5, 16] {
+        let found = mask.pixels.withUnsafeBufferPointer {
+          columnMajorRuns($0.baseAddress!, width: mask.width, height: mask.height, parts: parts)
+        }
+        let label = "mask \(index) (\(mask.width)x\(mask.height)), \(parts) parts"
+        XCTAssertEqual(found.runs, runs, label)
+        XCTAssertEqual((found.box ?? [0, 0, 0, 0]).map(Double.init), box, label)
+      }
+    }
+  }
+
   func testCompressMatchesPlainLoopsOnLargeValues() {
     // Values far past a 32-bit mask, and differences of either sign.
     for runs in [

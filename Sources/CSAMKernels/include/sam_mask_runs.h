@@ -25,4 +25,25 @@ size_t sam_mask_run_count(const uint64_t *columns, size_t width, size_t height);
 /// The runs themselves, into runs[0 ..< sam_mask_run_count(...)], and the box of the runs of 1s.
 void sam_mask_runs(const uint64_t *columns, size_t width, size_t height, int64_t *runs, sam_mask_box *box);
 
+// -- The same for a range of columns, so that threads can share a mask -------------------------
+
+/// sam_mask_column_bits for columns [first, last) only (first a multiple of 64, or 0).
+void sam_mask_column_bits_range(
+    uint64_t *columns, const uint8_t *pixels, size_t width, size_t height, size_t first, size_t last);
+
+/// The runs of columns [first, last) alone, `previous` the bit of the pixel before the range's
+/// first (0 for the first range): one more than the changes inside the range.
+size_t sam_mask_run_count_range(
+    const uint64_t *columns, size_t height, size_t first, size_t last, uint64_t previous);
+
+/// Those runs: runs[0] is the part inside the range of the run that `previous` is in (0 when the
+/// range's first pixel differs from it), the last one ends at the range's end, and the box is
+/// that of the runs of 1s or their parts inside the range. Joined (a range's first run added to
+/// the previous range's last), the ranges' runs are sam_mask_runs', and the union of their boxes
+/// is its box: a run of 1s that crosses from one range into the next wraps from a column's foot to
+/// the next one's head, so it covers every row, as its two parts do together.
+void sam_mask_runs_range(
+    const uint64_t *columns, size_t height, size_t first, size_t last, uint64_t previous, int64_t *runs,
+    sam_mask_box *box);
+
 #endif
