@@ -97,5 +97,5 @@ bench: release
 	@if [ ! -x "$(PYTHON)" ]; then \
 	  echo "No $(PYTHON): create the reference venv (Scripts/README.md) or set PYTHON=/path/to/python."; \
 	  exit 1; fi
-	$(PYTHON) Scripts/bench_reference.py --sambatch $(RELEASE) --resize 1920x1080 --threads 2 \
+	$(PYTHON) Scripts/bench_reference.py --sambatch $(RELEASE) --resize 1920x1080 --threads 2 --rounds 5 \
 	  --table --json .build/bench.json

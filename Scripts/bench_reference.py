@@ -30,6 +30,12 @@ the reference and once after (its figures are the mean of the two medians, so a 
 slows down during the run does not favour either side), and the ratios are added. --table then
 prints one Markdown table (ours, the peers', the ratios, the targets of issue 9) instead of the
 JSON, which --json PATH still writes. `make bench` runs it that way.
+
+--rounds N (with --sambatch) instead alternates `sambatch bench` with ONNX Runtime's encoder and
+decoder N times, after PyTorch: on a shared machine both sides' times move by 10-40% from minute
+to minute (ORT's decoder between 25 and 42 ms within an hour), so a ratio is taken within each
+round, from times measured a few seconds apart, and the table shows the median over the rounds
+(with their range). The figures are then medians over the rounds too.
 """
 
 from __future__ import annotations
@@ -80,6 +86,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--table", action="store_true",
                         help="print a Markdown table instead of the JSON (needs --sambatch)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the JSON here")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --sambatch: alternate `sambatch bench` and ONNX Runtime's encoder "
+                             "and decoder this many times; figures and ratios are the medians over "
+                             "the rounds (each ratio within its own round)")
     parser.add_argument("--sambatch", default=None,
                         help="path of a sambatch binary: also run `sambatch bench` with the same "
                              "image, box, threads and runs, and print the ratios")
@@ -235,7 +245,12 @@ def markdown_table(r: dict) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
 
     def ratio(key: str) -> str:
-        return "-" if key not in r else f"{r[key]:.2f}x"
+        if key not in r:
+            return "-"
+        if "rounds" not in r:
+            return f"{r[key]:.2f}x"
+        values = [one[key] for one in r["rounds"] if key in one]
+        return f"{r[key]:.2f}x ({min(values):.2f}-{max(values):.2f})"
 
     threads = r["threads"]
     best = min(r["ort_decoder_box_ms_by_threads"], key=r["ort_decoder_box_ms_by_threads"].get)
@@ -260,7 +275,10 @@ def markdown_table(r: dict) -> str:
         f"| OpenBLAS sgemm GFLOP/s in the same process ({r.get('sambatch_blas_core') or '?'}, "
         f"4096x1280x320) | {cell('sambatch_sgemm_gflops', 1)} | - | - | - | - |",
         "",
-        "sambatch figures are the mean of two runs of `sambatch bench`, before and after the peers.",
+        "sambatch figures are the mean of two runs of `sambatch bench`, before and after the peers."
+        if "rounds" not in r else
+        f"{len(r['rounds'])} rounds of `sambatch bench` then ONNX Runtime: figures are medians over the "
+        "rounds, ratios the median of each round's own ratio (range in brackets); PyTorch once.",
     ]
     return "\n".join(lines)
 
@@ -294,7 +312,8 @@ def measure(args: argparse.Namespace, image_path: str) -> None:
     else:
         box = np.array([width * 0.25, height * 0.25, width * 0.75, height * 0.75])
 
-    before = run_sambatch(args, image_path, box) if args.sambatch else {}
+    rounds = max(1, args.rounds) if args.sambatch else 1
+    before = run_sambatch(args, image_path, box) if args.sambatch and rounds == 1 else {}
     result: dict = {
         "image": args.image + (f" resized to {args.resize}" if args.resize else ""),
         "width": width,
@@ -335,8 +354,6 @@ def measure(args: argparse.Namespace, image_path: str) -> None:
         decoder = session(decoder_path, args.threads)
 
         encoder_inputs = {"image": preprocessed.numpy()}
-        result["ort_encoder_ms"] = median_ms(lambda: encoder.run(None, encoder_inputs),
-                                             args.runs, args.warmup)
         ort_features = encoder.run(None, encoder_inputs)[0]
         result["ort_encoder_max_abs_diff_vs_torch"] = float(np.abs(ort_features - features).max())
 
@@ -351,18 +368,47 @@ def measure(args: argparse.Namespace, image_path: str) -> None:
             "orig_im_size": np.array([height, width], dtype=np.float32),
         }
 
-        def decode() -> None:
-            masks = decoder.run(None, decoder_inputs)[0]
-            _ = masks > 0.0
-
-        result["ort_decoder_box_ms"] = median_ms(decode, args.decoder_runs, args.warmup)
-        by_threads = {args.threads: result["ort_decoder_box_ms"]}
+        decoders = {args.threads: decoder}
         for threads in range(1, args.threads):
-            other = session(decoder_path, threads)
-            by_threads[threads] = median_ms(lambda: other.run(None, decoder_inputs)[0] > 0.0,
-                                            args.decoder_runs, args.warmup)
-        result["ort_decoder_box_ms_by_threads"] = {str(k): v for k, v in sorted(by_threads.items())}
-        result["ort_decoder_best_ms"] = min(by_threads.values())
+            decoders[threads] = session(decoder_path, threads)
+
+        def measure_ort() -> dict:
+            times = {"ort_encoder_ms": median_ms(lambda: encoder.run(None, encoder_inputs),
+                                                 args.runs, args.warmup)}
+            by_threads = {
+                threads: median_ms(lambda: decoders[threads].run(None, decoder_inputs)[0] > 0.0,
+                                   args.decoder_runs, args.warmup)
+                for threads in sorted(decoders)}
+            times["ort_decoder_box_ms"] = by_threads[args.threads]
+            times["ort_decoder_box_ms_by_threads"] = {str(k): v for k, v in by_threads.items()}
+            times["ort_decoder_best_ms"] = min(by_threads.values())
+            return times
+
+        if rounds == 1:
+            result.update(measure_ort())
+        else:
+            # Ours, then theirs, a few seconds apart, `rounds` times.
+            detail = []
+            for _ in range(rounds):
+                ours = run_sambatch(args, image_path, box)
+                theirs = measure_ort()
+                one = {"sambatch_" + key: ours[key] for key in OUR_FIGURES if key in ours}
+                one.update(theirs)
+                add_ratios(one)
+                one["sambatch_blas_core"] = ours.get("blas_core")
+                detail.append(one)
+            result["rounds"] = detail
+            for key, value in detail[0].items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    result[key] = round(statistics.median(one[key] for one in detail), 3)
+            result["ort_decoder_box_ms_by_threads"] = {
+                threads: round(statistics.median(one["ort_decoder_box_ms_by_threads"][threads]
+                                                 for one in detail), 2)
+                for threads in detail[0]["ort_decoder_box_ms_by_threads"]}
+            result["sambatch_blas_core"] = detail[-1]["sambatch_blas_core"]
+            for ours_key, torch_key in [("sambatch_embed_ms", "torch_set_image_ms"),
+                                        ("sambatch_box_rle_ms", "torch_predict_box_ms")]:
+                result[f"ratio_{ours_key}_to_{torch_key}"] = round(result[ours_key] / result[torch_key], 3)
         ort_low_res = decoder.run(None, decoder_inputs)[2]
         with torch.no_grad():
             torch_low_res = decoder_module(
@@ -370,8 +416,8 @@ def measure(args: argparse.Namespace, image_path: str) -> None:
         result["ort_decoder_low_res_max_abs_diff_vs_torch"] = float(
             np.abs(ort_low_res - torch_low_res).max())
 
-    after = run_sambatch(args, image_path, box) if args.sambatch else {}
-    if args.sambatch:
+    after = run_sambatch(args, image_path, box) if args.sambatch and rounds == 1 else {}
+    if args.sambatch and rounds == 1:
         ours = {key: round((before[key] + after[key]) / 2, 2) for key in OUR_FIGURES
                 if key in before and key in after}
         result.update({"sambatch_" + key: value for key, value in ours.items()})
