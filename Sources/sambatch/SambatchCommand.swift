@@ -16,6 +16,17 @@ struct Sambatch: ParsableCommand {
     // Every kernel returns a fresh tensor; keeping large freed blocks for reuse saves ~20% of an
     // encode in page faults (see TensorMemory).
     TensorMemory.reuseLargeAllocations()
+    // How long the compute threads spin for the next parallel loop before they sleep (README,
+    // "Thread plan"): 0 on a machine so shared that a spinning thread would take a core others need.
+    if let spin = ProcessInfo.processInfo.environment["SAMBATCH_THREAD_SPIN_US"] {
+      guard let microseconds = Int(spin), (0...100_000).contains(microseconds) else {
+        note(
+          "\(commandPath(CommandLine.arguments.dropFirst())): error: SAMBATCH_THREAD_SPIN_US must be a whole "
+            + "number of microseconds from 0 to 100000, not '\(spin)'")
+        Foundation.exit(ExitCode.validationFailure.rawValue)
+      }
+      setThreadSpinMicroseconds(microseconds)
+    }
     do {
       var command = try parseAsRoot()
       try command.run()

@@ -141,6 +141,21 @@ final class PredictCLITests: XCTestCase {
       "not a usable SAM checkpoint (vit_t, vit_b, vit_l or vit_h): \(notModel)")
   }
 
+  /// SAMBATCH_THREAD_SPIN_US: a whole number of microseconds up to 100,000, checked first.
+  func testThreadSpinEnvironmentIsChecked() throws {
+    for bad in ["fast", "-5", "100001", "1.5", ""] {
+      try assertRefused(
+        ["--model", absentModel, "--image", image, "--box", "1,2,3,4"], "SAMBATCH_THREAD_SPIN_US",
+        "from 0 to 100000, not '\(bad)'", environment: ["SAMBATCH_THREAD_SPIN_US": bad])
+    }
+    // Accepted: the next check (the model file) refuses instead.
+    for good in ["0", "250"] {
+      try assertRefused(
+        ["--model", absentModel, "--image", image, "--box", "1,2,3,4"], status: 1,
+        "model \(absentModel): no such file", environment: ["SAMBATCH_THREAD_SPIN_US": good])
+    }
+  }
+
   func testMissingImageAndLogitsFolder() throws {
     let model = try write("placeholder", "model.pt")  // exists; never loaded, the image check comes first
     try assertRefused(
