@@ -66,10 +66,16 @@ struct MaskDecoder {
   ///   (`dense` is then not used).
   /// - region: the grid pixels whose logits are computed (`UpscalingProducts`), the others NaN;
   ///   nil: all.
+  /// - firstLayerQueries: with `firstLayerImage`, each prompt's first-layer token side computed
+  ///   beforehand (`firstLayerTokenSides`).
   func callAsFunction(
     imageEmbedding: Tensor, imagePE: Tensor, sparse: Tensor, dense: Tensor?, maskIndices: [Int],
-    firstLayerImage: TwoWayAttentionBlock.ImageSide? = nil, region: GridRegion? = nil
+    firstLayerImage: TwoWayAttentionBlock.ImageSide? = nil, region: GridRegion? = nil,
+    firstLayerQueries: [Tensor]? = nil
   ) -> (logits: Tensor, iou: Tensor) {
+    precondition(
+      firstLayerQueries == nil || firstLayerImage != nil && firstLayerQueries?.count == sparse.shape[0],
+      "MaskDecoder: first-layer queries without the first layer's image side, or not one per prompt")
     let dim = MaskDecoder.transformerDim
     let batch = sparse.shape[0]
     let promptTokens = sparse.shape[1]
@@ -97,7 +103,8 @@ struct MaskDecoder {
         shape: [promptTokens, dim],
         data: Array(sparse.data[(b * promptTokens * dim)..<((b + 1) * promptTokens * dim)]))
       let outputs = transformerOutputs(
-        firstLayer: firstLayer, imagePE: imagePE, sparse: prompt, maskIndices: maskIndices)
+        firstLayer: firstLayer, imagePE: imagePE, sparse: prompt, maskIndices: maskIndices,
+        firstLayerQueries: firstLayerQueries?[b])
       logits += masks(outputs, region: region)
       iou += scores(outputs)
     }
@@ -109,24 +116,48 @@ struct MaskDecoder {
 
   /// The two-way transformer for one prompt: sparse [Nt, 256] -> what `scores` and `masks` need
   /// for the masks `maskIndices`.
+  /// - firstLayerQueries: this prompt's rows of `firstLayerTokenSides`, when computed with others'.
   func transformerOutputs(
-    firstLayer: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, sparse: Tensor, maskIndices: [Int]
+    firstLayer: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, sparse: Tensor, maskIndices: [Int],
+    firstLayerQueries: Tensor? = nil
   ) -> TransformerOutputs {
     let dim = MaskDecoder.transformerDim
-    // tokens = cat(iou_token, mask_tokens, sparse): (5 + Nt, 256)
-    let tokens = Tensor(
-      shape: [1 + MaskDecoder.numMaskTokens + sparse.shape[0], dim],
-      data: iouToken.data + maskTokens.data + sparse.data)
+    let tokens = self.tokens(sparse)
     // The final attention for the IoU token and the chosen mask tokens, in one pass.
     let rows = [0] + maskIndices.map { 1 + $0 }
     let (queries, keys, finalScores, updates) = transformer(
-      firstLayerImage: firstLayer, imagePE: imagePE, points: tokens, finalRows: rows)
+      firstLayerImage: firstLayer, imagePE: imagePE, points: tokens, finalRows: rows,
+      firstLayerQueries: firstLayerQueries)
     let attended = transformer.finalAttention(
       rows: rows, queries: queries, keys: keys, scores: finalScores)  // (1 + masks, 256)
     return TransformerOutputs(
       iouToken: Tensor(shape: [1, dim], data: Array(attended.data[0..<dim])),
       maskTokens: Tensor(shape: [maskIndices.count, dim], data: Array(attended.data[dim...])),
       maskIndices: maskIndices, keys: keys, upscalingSide: firstLayer.upscalingSide, updates: updates)
+  }
+
+  /// tokens = cat(iou_token, mask_tokens, sparse): sparse [Nt, 256] -> (5 + Nt, 256).
+  private func tokens(_ sparse: Tensor) -> Tensor {
+    Tensor(
+      shape: [1 + MaskDecoder.numMaskTokens + sparse.shape[0], MaskDecoder.transformerDim],
+      data: iouToken.data + maskTokens.data + sparse.data)
+  }
+
+  /// The first layer's token side of many prompts against one image side, all at once
+  /// (`TwoWayAttentionBlock.tokenSide(prompts:)`: the same bits as each alone): sparse prompts
+  /// [Nt, 256] each, of one token count -> each prompt's first-layer queries [5 + Nt, 256], for
+  /// `transformerOutputs(firstLayerQueries:)`.
+  func firstLayerTokenSides(_ sparse: [Tensor], firstLayer: TwoWayAttentionBlock.ImageSide) -> [Tensor] {
+    guard let first = sparse.first else { return [] }
+    let tokens = sparse.map(self.tokens)
+    let shape = [sparse.count] + tokens[0].shape
+    precondition(sparse.allSatisfy { $0.shape == first.shape }, "firstLayerTokenSides: token counts differ")
+    let all = Tensor(shape: shape, data: tokens.flatMap(\.data))
+    let queries = transformer.layers[0].tokenSide(prompts: all, image: firstLayer, queryPE: all)
+    let plane = tokens[0].count
+    return (0..<sparse.count).map {
+      Tensor(shape: tokens[0].shape, data: Array(queries.data[($0 * plane)..<(($0 + 1) * plane)]))
+    }
   }
 
   /// The first layer's image side for keys = image embedding + the no-mask embedding, kept per image

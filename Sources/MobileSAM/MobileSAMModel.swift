@@ -211,11 +211,37 @@ public final class MobileSAMModel: Sendable {
         throw MobileSAMError.invalidPrompt(index: index, reason: reason)
       }
     }
-    // Side by side, one thread each (SAMTensor's `sideBySide`): the same bits as one prompt alone.
+    // The first layers' token sides of the prompts without a mask input together, then each
+    // prompt's rest side by side, one thread each (SAMTensor's `sideBySide`): the same bits as one
+    // prompt alone.
     let region = coverage == .masksOnly ? Transforms.lowResGridRegion(embedding) : nil
+    let firstLayerQueries = firstLayerTokenSides(embedding, prompts: prompts)
     return sideBySideMap(prompts.count) {
-      decode(embedding, prompts: [prompts[$0]], multimask: multimask, region: region)[0]
+      decode(
+        embedding, prompts: [prompts[$0]], multimask: multimask, region: region,
+        firstLayerQueries: firstLayerQueries[$0])[0]
     }
+  }
+
+  /// For each prompt without a mask input, when there are several, its first layer's token side
+  /// computed with the others' of the same token count (`MaskDecoder.firstLayerTokenSides`): each
+  /// prompt's MLP and attention weights and the image side's keys and values are then read once
+  /// per call, not once per prompt. nil for the others.
+  private func firstLayerTokenSides(_ embedding: ImageEmbedding, prompts: [Prompt]) -> [Tensor?] {
+    var result = [Tensor?](repeating: nil, count: prompts.count)
+    let promptFree = prompts.indices.filter { prompts[$0].maskInput == nil }
+    guard promptFree.count > 1 else { return result }
+    let sparse = promptFree.map { index in
+      let frame = Transforms.toInputFrame(prompts[index], embedding: embedding)
+      return promptEncoder.sparseEmbeddings(points: frame.points, box: frame.box)
+    }
+    let groups = Dictionary(grouping: promptFree.indices) { sparse[$0].shape[0] }
+    for members in groups.values.sorted(by: { $0[0] < $1[0] }) {
+      let queries = maskDecoder.firstLayerTokenSides(
+        members.map { sparse[$0] }, firstLayer: embedding.promptFreeFirstLayer)
+      for (member, query) in zip(members, queries) { result[promptFree[member]] = query }
+    }
+    return result
   }
 
   /// Mask `index` of a prompt at the original image size (`Sam.postprocess_masks`, > 0) with its
@@ -232,9 +258,10 @@ public final class MobileSAMModel: Sendable {
   }
 
   /// Decodes prompts that share one shape as one batch, to low-resolution logits.
-  private func decode(_ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool, region: GridRegion?)
-    -> [LowResPrediction]
-  {
+  private func decode(
+    _ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool, region: GridRegion?,
+    firstLayerQueries: Tensor? = nil
+  ) -> [LowResPrediction] {
     let dim = MaskDecoder.transformerDim
     let inputFrame = prompts.map { Transforms.toInputFrame($0, embedding: embedding) }
     let sparseParts = inputFrame.map { promptEncoder.sparseEmbeddings(points: $0.points, box: $0.box) }
@@ -255,7 +282,7 @@ public final class MobileSAMModel: Sendable {
     let (logits, iou) = maskDecoder(
       imageEmbedding: embedding.features, imagePE: imagePE, sparse: sparse, dense: dense,
       maskIndices: maskIndices, firstLayerImage: promptFree ? embedding.promptFreeFirstLayer : nil,
-      region: region)
+      region: region, firstLayerQueries: firstLayerQueries.map { [$0] })
 
     let masksPerPrompt = maskIndices.count
     let planeSize = 256 * 256

@@ -36,15 +36,20 @@ extension MobileSAMModel {
     var imagePE = promptEncoder.densePositionalEncoding
     imagePE.shape = embedding.features.shape
     let dim = MaskDecoder.transformerDim
+    let sparse = points.map {
+      Tensor(
+        shape: [2, dim],
+        data: promptEncoder.singlePointEmbedding(normalized: normalizedInputCoordinates($0, embedding)))
+    }
+    // The first layers' token sides of all the points together, the rest side by side, one thread
+    // each: the same bits as each point alone (`predictLowRes`).
+    let firstLayerQueries = maskDecoder.firstLayerTokenSides(sparse, firstLayer: embedding.promptFreeFirstLayer)
     logits.withUnsafeMutableBufferPointer { lp in
       scores.withUnsafeMutableBufferPointer { sp in
-        // Side by side, one thread each: the same bits as each point alone (`predictLowRes`).
         sideBySide(points.count) { index in
-          let sparse = promptEncoder.singlePointEmbedding(
-            normalized: normalizedInputCoordinates(points[index], embedding))
           let outputs = maskDecoder.transformerOutputs(
-            firstLayer: embedding.promptFreeFirstLayer, imagePE: imagePE,
-            sparse: Tensor(shape: [2, dim], data: sparse), maskIndices: [1, 2, 3])
+            firstLayer: embedding.promptFreeFirstLayer, imagePE: imagePE, sparse: sparse[index],
+            maskIndices: [1, 2, 3], firstLayerQueries: firstLayerQueries[index])
           let iou = maskDecoder.scores(outputs)
           (sp.baseAddress! + index * 3).update(from: iou, count: 3)
           if let scoreAbove, !iou.contains(where: { $0 > scoreAbove }) { return }

@@ -21,10 +21,16 @@ struct DecoderAttention {
   {
     self.numHeads = numHeads
     internalDim = embeddingDim / downsampleRate
-    qProj = try Linear(weights, "\(prefix).q_proj", inFeatures: embeddingDim, outFeatures: internalDim)
-    kProj = try Linear(weights, "\(prefix).k_proj", inFeatures: embeddingDim, outFeatures: internalDim)
-    vProj = try Linear(weights, "\(prefix).v_proj", inFeatures: embeddingDim, outFeatures: internalDim)
-    outProj = try Linear(weights, "\(prefix).out_proj", inFeatures: internalDim, outFeatures: embeddingDim)
+    // Packed (our GEMM): each output row is the same bits however many rows a call has, so a
+    // prompt's tokens give the same values alone or with other prompts' (`tokenSide(prompts:)`).
+    qProj = try Linear(
+      weights, "\(prefix).q_proj", inFeatures: embeddingDim, outFeatures: internalDim, pack: true)
+    kProj = try Linear(
+      weights, "\(prefix).k_proj", inFeatures: embeddingDim, outFeatures: internalDim, pack: true)
+    vProj = try Linear(
+      weights, "\(prefix).v_proj", inFeatures: embeddingDim, outFeatures: internalDim, pack: true)
+    outProj = try Linear(
+      weights, "\(prefix).out_proj", inFeatures: internalDim, outFeatures: embeddingDim, pack: true)
   }
 
   /// q [B, Nq, C], k [B, Nk, C], v [B, Nk, C] -> [B, Nq, C]
@@ -163,23 +169,43 @@ struct TwoWayAttentionBlock {
   func callAsFunction(queries: Tensor, image: ImageSide, queryPE: Tensor, keyPE: Tensor) -> (
     Tensor, Tensor, Tensor, ImageToTokenUpdate
   ) {
+    let one = [1] + queries.shape
+    let queries = tokenSide(prompts: queries.reshaped(one), image: image, queryPE: queryPE.reshaped(one))
+    return imageSide(queries: queries.reshaped(queryPE.shape), image: image, queryPE: queryPE, keyPE: keyPE)
+  }
+
+  /// Self-attention, tokens -> image and MLP of many prompts against one `ImageSide`, all their
+  /// token rows in each product: queries and queryPE [P, Nt, C] -> [P, Nt, C]. Every step works
+  /// row by row or prompt by prompt (the packed GEMMs, the attention's query rows, the norms), so
+  /// each prompt's rows are the same bits as alone, and the weights and the image side's keys and
+  /// values are read once for all of them instead of once per prompt.
+  func tokenSide(prompts queries: Tensor, image: ImageSide, queryPE: Tensor) -> Tensor {
     var queries = attendToTokens(queries, queryPE: queryPE)
+    let rows = [1, queries.shape[0] * queries.shape[1], queries.shape[2]]
     addInPlace(
       &queries,
       crossAttnTokenToImage.attend(
-        queries: crossAttnTokenToImage.projectQueries(add(queries, queryPE).reshaped([1] + queries.shape)),
+        queries: crossAttnTokenToImage.projectQueries(add(queries, queryPE).reshaped(rows)),
         keys: image.tokenToImageKeys, values: image.tokenToImageValues
       ).reshaped(queries.shape))
-    queries = feedForward(queries)
+    return feedForward(queries)
+  }
+
+  /// The rest of the layer after `tokenSide(prompts:)`, for one prompt: queries [Nt, C] -> as
+  /// `callAsFunction(queries:image:queryPE:keyPE:)`.
+  func imageSide(queries: Tensor, image: ImageSide, queryPE: Tensor, keyPE: Tensor) -> (
+    Tensor, Tensor, Tensor, ImageToTokenUpdate
+  ) {
     let (newKeys, newKeysWithPE, update) = crossAttnImageToToken.attendImageToTokens(
       projectedImage: image.imageToTokenQueries, keys: add(queries, queryPE), values: queries,
       residual: image.keys, norm: norm4, positional: keyPE)
     return (queries, newKeys, newKeysWithPE, update)
   }
 
-  /// Self-attention of the tokens [Nt, C] (without PE in the first layer), then norm1.
+  /// Self-attention of the tokens [Nt, C] or of each prompt's [P, Nt, C] (without PE in the first
+  /// layer), then norm1.
   private func attendToTokens(_ queries: Tensor, queryPE: Tensor) -> Tensor {
-    let batched = queries.reshaped([1] + queries.shape)
+    let batched = queries.shape.count == 3 ? queries : queries.reshaped([1] + queries.shape)
     if skipFirstLayerPE { return norm1(selfAttn(q: batched, k: batched, v: batched).reshaped(queries.shape)) }
     let q = add(batched, queryPE.reshaped(batched.shape))
     return norm1(add(queries, selfAttn(q: q, k: q, v: batched).reshaped(queries.shape)))
@@ -252,11 +278,18 @@ struct TwoWayTransformer {
   /// keys [4096, C], the final attention's scores for the query rows `finalRows`, each layer's
   /// image-side update), before the rest of the final attention (`finalAttention`). The last
   /// layer's keys + PE are scored inside its norm's kernel and never stored.
+  /// - firstLayerQueries: the first layer's token side (`TwoWayAttentionBlock.tokenSide(prompts:)`),
+  ///   when computed beforehand with other prompts'.
   func callAsFunction(
-    firstLayerImage: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, points: Tensor, finalRows: [Int]
+    firstLayerImage: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, points: Tensor, finalRows: [Int],
+    firstLayerQueries: Tensor? = nil
   ) -> (queries: Tensor, keys: Tensor, finalScores: Tensor, updates: [ImageToTokenUpdate]) {
-    var (queries, keys, keysWithPE, update) = layers[0](
-      queries: points, image: firstLayerImage, queryPE: points, keyPE: imagePE)
+    var (queries, keys, keysWithPE, update) =
+      if let firstLayerQueries {
+        layers[0].imageSide(queries: firstLayerQueries, image: firstLayerImage, queryPE: points, keyPE: imagePE)
+      } else {
+        layers[0](queries: points, image: firstLayerImage, queryPE: points, keyPE: imagePE)
+      }
     var updates = [update]
     for layer in layers.dropFirst().dropLast() {
       (queries, keys, keysWithPE, update) = layer(
