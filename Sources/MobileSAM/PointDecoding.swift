@@ -43,7 +43,8 @@ extension MobileSAMModel {
     }
     // The first layers' token sides of all the points together, the rest side by side, one thread
     // each: the same bits as each point alone (`predictLowRes`).
-    let firstLayerQueries = maskDecoder.firstLayerTokenSides(sparse, firstLayer: embedding.promptFreeFirstLayer)
+    let firstLayerQueries = maskDecoder.firstLayerTokenSides(
+      sparse, firstLayer: embedding.promptFreeFirstLayer)
     logits.withUnsafeMutableBufferPointer { lp in
       scores.withUnsafeMutableBufferPointer { sp in
         sideBySide(points.count) { index in

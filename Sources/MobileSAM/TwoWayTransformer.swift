@@ -286,7 +286,8 @@ struct TwoWayTransformer {
   ) -> (queries: Tensor, keys: Tensor, finalScores: Tensor, updates: [ImageToTokenUpdate]) {
     var (queries, keys, keysWithPE, update) =
       if let firstLayerQueries {
-        layers[0].imageSide(queries: firstLayerQueries, image: firstLayerImage, queryPE: points, keyPE: imagePE)
+        layers[0].imageSide(
+          queries: firstLayerQueries, image: firstLayerImage, queryPE: points, keyPE: imagePE)
       } else {
         layers[0](queries: points, image: firstLayerImage, queryPE: points, keyPE: imagePE)
       }
