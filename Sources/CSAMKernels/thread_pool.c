@@ -94,15 +94,19 @@ static void *worker_main(void *argument) {
   const size_t index = (size_t)(uintptr_t)argument;  // runs chunk index + 1
   inside_pool = 1;
   uint64_t seen = started_in[index];
+  // A worker the last loop had no chunk for (more workers than the thread count now in use)
+  // sleeps at once instead of spinning.
+  int needed = 1;
   for (;;) {
-    if (!spin_until_changed(&loop_state, seen)) {
+    if (!needed || !spin_until_changed(&loop_state, seen)) {
       pthread_mutex_lock(&lock);
       while (atomic_load_explicit(&loop_state, memory_order_acquire) == seen) pthread_cond_wait(&wake_workers, &lock);
       pthread_mutex_unlock(&lock);
     }
     seen = atomic_load_explicit(&loop_state, memory_order_acquire);
     // Workers past the loop's chunk count have nothing to do in it.
-    if (index + 1 >= seen % CHUNK_FIELD) continue;
+    needed = index + 1 < seen % CHUNK_FIELD;
+    if (!needed) continue;
     current_chunk(current_context, index + 1);
     if (atomic_fetch_sub_explicit(&remaining, 1, memory_order_acq_rel) == 1) {
       pthread_mutex_lock(&lock);
