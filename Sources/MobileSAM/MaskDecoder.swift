@@ -66,15 +66,15 @@ struct MaskDecoder {
   ///   (`dense` is then not used).
   /// - region: the grid pixels whose logits are computed (`UpscalingProducts`), the others NaN;
   ///   nil: all.
-  /// - firstLayerQueries: with `firstLayerImage`, each prompt's first-layer token side computed
-  ///   beforehand (`firstLayerTokenSides`).
+  /// - tokenSides: with `firstLayerImage`, each prompt's `PromptTokenSides` computed
+  ///   beforehand (`promptTokenSides`).
   func callAsFunction(
     imageEmbedding: Tensor, imagePE: Tensor, sparse: Tensor, dense: Tensor?, maskIndices: [Int],
     firstLayerImage: TwoWayAttentionBlock.ImageSide? = nil, region: GridRegion? = nil,
-    firstLayerQueries: [Tensor]? = nil
+    tokenSides: [PromptTokenSides]? = nil
   ) -> (logits: Tensor, iou: Tensor) {
     precondition(
-      firstLayerQueries == nil || firstLayerImage != nil && firstLayerQueries?.count == sparse.shape[0],
+      tokenSides == nil || firstLayerImage != nil && tokenSides?.count == sparse.shape[0],
       "MaskDecoder: first-layer queries without the first layer's image side, or not one per prompt")
     let dim = MaskDecoder.transformerDim
     let batch = sparse.shape[0]
@@ -104,7 +104,7 @@ struct MaskDecoder {
         data: Array(sparse.data[(b * promptTokens * dim)..<((b + 1) * promptTokens * dim)]))
       let outputs = transformerOutputs(
         firstLayer: firstLayer, imagePE: imagePE, sparse: prompt, maskIndices: maskIndices,
-        firstLayerQueries: firstLayerQueries?[b])
+        tokenSides: tokenSides?[b])
       logits += masks(outputs, region: region)
       iou += scores(outputs)
     }
@@ -116,10 +116,10 @@ struct MaskDecoder {
 
   /// The two-way transformer for one prompt: sparse [Nt, 256] -> what `scores` and `masks` need
   /// for the masks `maskIndices`.
-  /// - firstLayerQueries: this prompt's rows of `firstLayerTokenSides`, when computed with others'.
+  /// - tokenSides: this prompt's rows of `promptTokenSides`, when computed with others'.
   func transformerOutputs(
     firstLayer: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, sparse: Tensor, maskIndices: [Int],
-    firstLayerQueries: Tensor? = nil
+    tokenSides: PromptTokenSides? = nil
   ) -> TransformerOutputs {
     let dim = MaskDecoder.transformerDim
     let tokens = self.tokens(sparse)
@@ -127,7 +127,7 @@ struct MaskDecoder {
     let rows = [0] + maskIndices.map { 1 + $0 }
     let (queries, keys, finalScores, updates) = transformer(
       firstLayerImage: firstLayer, imagePE: imagePE, points: tokens, finalRows: rows,
-      firstLayerQueries: firstLayerQueries)
+      tokenSides: tokenSides)
     let attended = transformer.finalAttention(
       rows: rows, queries: queries, keys: keys, scores: finalScores)  // (1 + masks, 256)
     return TransformerOutputs(
@@ -143,20 +143,27 @@ struct MaskDecoder {
       data: iouToken.data + maskTokens.data + sparse.data)
   }
 
-  /// The first layer's token side of many prompts against one image side, all at once
-  /// (`TwoWayAttentionBlock.tokenSide(prompts:)`: the same bits as each alone): sparse prompts
-  /// [Nt, 256] each, of one token count -> each prompt's first-layer queries [5 + Nt, 256], for
-  /// `transformerOutputs(firstLayerQueries:)`.
-  func firstLayerTokenSides(_ sparse: [Tensor], firstLayer: TwoWayAttentionBlock.ImageSide) -> [Tensor] {
+  /// The first layer's token side and the second layer's self-attention of many prompts against
+  /// one image side, all at once (`TwoWayAttentionBlock.tokenSide(prompts:)` and
+  /// `attendToTokens`: the same bits as each alone): sparse prompts [Nt, 256] each, of one token
+  /// count -> each prompt's `PromptTokenSides` ([5 + Nt, 256] each), for
+  /// `transformerOutputs(tokenSides:)`.
+  func promptTokenSides(_ sparse: [Tensor], firstLayer: TwoWayAttentionBlock.ImageSide)
+    -> [PromptTokenSides]
+  {
     guard let first = sparse.first else { return [] }
+    precondition(sparse.allSatisfy { $0.shape == first.shape }, "promptTokenSides: token counts differ")
     let tokens = sparse.map(self.tokens)
-    let shape = [sparse.count] + tokens[0].shape
-    precondition(sparse.allSatisfy { $0.shape == first.shape }, "firstLayerTokenSides: token counts differ")
-    let all = Tensor(shape: shape, data: tokens.flatMap(\.data))
-    let queries = transformer.layers[0].tokenSide(prompts: all, image: firstLayer, queryPE: all)
+    let all = Tensor(shape: [sparse.count] + tokens[0].shape, data: tokens.flatMap(\.data))
+    let layers = transformer.layers
+    let queries = layers[0].tokenSide(prompts: all, image: firstLayer, queryPE: all)
+    let selfAttended = layers[1].attendToTokens(queries, queryPE: all)
     let plane = tokens[0].count
+    func rows(_ x: Tensor, _ prompt: Int) -> Tensor {
+      Tensor(shape: tokens[0].shape, data: Array(x.data[(prompt * plane)..<((prompt + 1) * plane)]))
+    }
     return (0..<sparse.count).map {
-      Tensor(shape: tokens[0].shape, data: Array(queries.data[($0 * plane)..<(($0 + 1) * plane)]))
+      PromptTokenSides(firstLayer: rows(queries, $0), secondLayerSelfAttention: rows(selfAttended, $0))
     }
   }
 

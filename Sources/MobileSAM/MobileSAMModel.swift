@@ -211,24 +211,25 @@ public final class MobileSAMModel: Sendable {
         throw MobileSAMError.invalidPrompt(index: index, reason: reason)
       }
     }
-    // The first layers' token sides of the prompts without a mask input together, then each
+    // The first layers' token sides (and the second layers' self-attention) of the prompts
+    // without a mask input together, then each
     // prompt's rest side by side, one thread each (SAMTensor's `sideBySide`): the same bits as one
     // prompt alone.
     let region = coverage == .masksOnly ? Transforms.lowResGridRegion(embedding) : nil
-    let firstLayerQueries = firstLayerTokenSides(embedding, prompts: prompts)
+    let tokenSides = promptTokenSides(embedding, prompts: prompts)
     return sideBySideMap(prompts.count) {
       decode(
         embedding, prompts: [prompts[$0]], multimask: multimask, region: region,
-        firstLayerQueries: firstLayerQueries[$0])[0]
+        tokenSides: tokenSides[$0])[0]
     }
   }
 
   /// For each prompt without a mask input, when there are several, its first layer's token side
-  /// computed with the others' of the same token count (`MaskDecoder.firstLayerTokenSides`): each
-  /// prompt's MLP and attention weights and the image side's keys and values are then read once
-  /// per call, not once per prompt. nil for the others.
-  private func firstLayerTokenSides(_ embedding: ImageEmbedding, prompts: [Prompt]) -> [Tensor?] {
-    var result = [Tensor?](repeating: nil, count: prompts.count)
+  /// and second layer's self-attention computed with the others' of the same token count
+  /// (`MaskDecoder.promptTokenSides`): the MLP's and the attentions' weights and the image side's
+  /// keys and values are then read once per call, not once per prompt. nil for the others.
+  private func promptTokenSides(_ embedding: ImageEmbedding, prompts: [Prompt]) -> [PromptTokenSides?] {
+    var result = [PromptTokenSides?](repeating: nil, count: prompts.count)
     let promptFree = prompts.indices.filter { prompts[$0].maskInput == nil }
     guard promptFree.count > 1 else { return result }
     let sparse = promptFree.map { index in
@@ -237,9 +238,9 @@ public final class MobileSAMModel: Sendable {
     }
     let groups = Dictionary(grouping: promptFree.indices) { sparse[$0].shape[0] }
     for members in groups.values.sorted(by: { $0[0] < $1[0] }) {
-      let queries = maskDecoder.firstLayerTokenSides(
+      let sides = maskDecoder.promptTokenSides(
         members.map { sparse[$0] }, firstLayer: embedding.promptFreeFirstLayer)
-      for (member, query) in zip(members, queries) { result[promptFree[member]] = query }
+      for (member, side) in zip(members, sides) { result[promptFree[member]] = side }
     }
     return result
   }
@@ -260,7 +261,7 @@ public final class MobileSAMModel: Sendable {
   /// Decodes prompts that share one shape as one batch, to low-resolution logits.
   private func decode(
     _ embedding: ImageEmbedding, prompts: [Prompt], multimask: Bool, region: GridRegion?,
-    firstLayerQueries: Tensor? = nil
+    tokenSides: PromptTokenSides? = nil
   ) -> [LowResPrediction] {
     let dim = MaskDecoder.transformerDim
     let inputFrame = prompts.map { Transforms.toInputFrame($0, embedding: embedding) }
@@ -282,7 +283,7 @@ public final class MobileSAMModel: Sendable {
     let (logits, iou) = maskDecoder(
       imageEmbedding: embedding.features, imagePE: imagePE, sparse: sparse, dense: dense,
       maskIndices: maskIndices, firstLayerImage: promptFree ? embedding.promptFreeFirstLayer : nil,
-      region: region, firstLayerQueries: firstLayerQueries.map { [$0] })
+      region: region, tokenSides: tokenSides.map { [$0] })
 
     let masksPerPrompt = maskIndices.count
     let planeSize = 256 * 256

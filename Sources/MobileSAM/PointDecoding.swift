@@ -43,14 +43,14 @@ extension MobileSAMModel {
     }
     // The first layers' token sides of all the points together, the rest side by side, one thread
     // each: the same bits as each point alone (`predictLowRes`).
-    let firstLayerQueries = maskDecoder.firstLayerTokenSides(
+    let tokenSides = maskDecoder.promptTokenSides(
       sparse, firstLayer: embedding.promptFreeFirstLayer)
     logits.withUnsafeMutableBufferPointer { lp in
       scores.withUnsafeMutableBufferPointer { sp in
         sideBySide(points.count) { index in
           let outputs = maskDecoder.transformerOutputs(
             firstLayer: embedding.promptFreeFirstLayer, imagePE: imagePE, sparse: sparse[index],
-            maskIndices: [1, 2, 3], firstLayerQueries: firstLayerQueries[index])
+            maskIndices: [1, 2, 3], tokenSides: tokenSides[index])
           let iou = maskDecoder.scores(outputs)
           (sp.baseAddress! + index * 3).update(from: iou, count: 3)
           if let scoreAbove, !iou.contains(where: { $0 > scoreAbove }) { return }

@@ -133,7 +133,8 @@ struct TwoWayAttentionBlock {
   func callAsFunction(queries: Tensor, keys: Tensor, keysWithPE: Tensor, queryPE: Tensor, keyPE: Tensor)
     -> (Tensor, Tensor, Tensor, ImageToTokenUpdate)
   {
-    let queries = tokenSide(queries, keys: keys, keysWithPE: keysWithPE, queryPE: queryPE)
+    let queries = tokenSide(
+      attendToTokens(queries, queryPE: queryPE), keys: keys, keysWithPE: keysWithPE, queryPE: queryPE)
     let (newKeys, newKeysWithPE, update) = crossAttnImageToToken.attendImageToTokens(
       image: keysWithPE, keys: add(queries, queryPE), values: queries, residual: keys, norm: norm4,
       positional: keyPE)
@@ -144,20 +145,27 @@ struct TwoWayAttentionBlock {
   /// that attention's query heads from this layer's queries (`DecoderAttention.tokenQueryHeads`),
   /// and they score the new keys + PE inside the norm's kernel, which never stores those rows ->
   /// (queries, keys, the final attention's scores [4096, heads * rows], the update).
+  /// `selfAttended`: this layer's self-attention of `queries` (`attendToTokens`), when computed
+  /// beforehand with other prompts'.
   func callAsFunction(
     queries: Tensor, keys: Tensor, keysWithPE: Tensor, queryPE: Tensor, keyPE: Tensor,
-    scoringNext next: (Tensor) -> PackedWeight
+    scoringNext next: (Tensor) -> PackedWeight, selfAttended: Tensor? = nil
   ) -> (Tensor, Tensor, Tensor, ImageToTokenUpdate) {
-    let queries = tokenSide(queries, keys: keys, keysWithPE: keysWithPE, queryPE: queryPE)
+    let queries = tokenSide(
+      selfAttended ?? attendToTokens(queries, queryPE: queryPE), keys: keys, keysWithPE: keysWithPE,
+      queryPE: queryPE)
     let (newKeys, scores, update) = crossAttnImageToToken.attendImageToTokens(
       image: keysWithPE, keys: add(queries, queryPE), values: queries, residual: keys, norm: norm4,
       positional: keyPE, scoringNext: next(queries))
     return (queries, newKeys, scores, update)
   }
 
-  /// Self-attention, tokens -> image, MLP: the layer's new queries [Nt, C].
-  private func tokenSide(_ queries: Tensor, keys: Tensor, keysWithPE: Tensor, queryPE: Tensor) -> Tensor {
-    var queries = attendToTokens(queries, queryPE: queryPE)
+  /// Tokens -> image and MLP after the self-attention (`attendToTokens`): the layer's new queries
+  /// [Nt, C].
+  private func tokenSide(_ selfAttended: Tensor, keys: Tensor, keysWithPE: Tensor, queryPE: Tensor)
+    -> Tensor
+  {
+    var queries = selfAttended
     addInPlace(
       &queries,
       crossAttnTokenToImage.attendTokensToImage(
@@ -203,8 +211,8 @@ struct TwoWayAttentionBlock {
   }
 
   /// Self-attention of the tokens [Nt, C] or of each prompt's [P, Nt, C] (without PE in the first
-  /// layer), then norm1.
-  private func attendToTokens(_ queries: Tensor, queryPE: Tensor) -> Tensor {
+  /// layer), then norm1. Prompt by prompt and row by row: each prompt's the same bits as alone.
+  func attendToTokens(_ queries: Tensor, queryPE: Tensor) -> Tensor {
     let batched = queries.shape.count == 3 ? queries : queries.reshaped([1] + queries.shape)
     if skipFirstLayerPE { return norm1(selfAttn(q: batched, k: batched, v: batched).reshaped(queries.shape)) }
     let q = add(batched, queryPE.reshaped(batched.shape))
@@ -245,6 +253,14 @@ struct TwoWayAttentionBlock {
   }
 }
 
+/// What a prompt's decode can take computed beforehand, with other prompts' (each row the same
+/// bits as alone): the first layer's token side and the second layer's self-attention of it,
+/// [Nt, C] each.
+struct PromptTokenSides {
+  let firstLayer: Tensor
+  let secondLayerSelfAttention: Tensor
+}
+
 /// `TwoWayTransformer` (depth 2, 8 heads, MLP 2048, as `build_sam_vit_t` builds it).
 struct TwoWayTransformer {
   let layers: [TwoWayAttentionBlock]
@@ -278,16 +294,17 @@ struct TwoWayTransformer {
   /// keys [4096, C], the final attention's scores for the query rows `finalRows`, each layer's
   /// image-side update), before the rest of the final attention (`finalAttention`). The last
   /// layer's keys + PE are scored inside its norm's kernel and never stored.
-  /// - firstLayerQueries: the first layer's token side (`TwoWayAttentionBlock.tokenSide(prompts:)`),
-  ///   when computed beforehand with other prompts'.
+  /// - tokenSides: the first layer's token side and the second layer's self-attention, when
+  ///   computed beforehand with other prompts' (`MaskDecoder.promptTokenSides`).
   func callAsFunction(
     firstLayerImage: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, points: Tensor, finalRows: [Int],
-    firstLayerQueries: Tensor? = nil
+    tokenSides: PromptTokenSides? = nil
   ) -> (queries: Tensor, keys: Tensor, finalScores: Tensor, updates: [ImageToTokenUpdate]) {
+    precondition(tokenSides == nil || layers.count == 2, "TwoWayTransformer: token sides for 2 layers")
     var (queries, keys, keysWithPE, update) =
-      if let firstLayerQueries {
+      if let tokenSides {
         layers[0].imageSide(
-          queries: firstLayerQueries, image: firstLayerImage, queryPE: points, keyPE: imagePE)
+          queries: tokenSides.firstLayer, image: firstLayerImage, queryPE: points, keyPE: imagePE)
       } else {
         layers[0](queries: points, image: firstLayerImage, queryPE: points, keyPE: imagePE)
       }
@@ -302,7 +319,7 @@ struct TwoWayTransformer {
       queries: queries, keys: keys, keysWithPE: keysWithPE, queryPE: points, keyPE: imagePE,
       scoringNext: {
         finalAttnTokenToImage.tokenQueryHeads(add(gather(finalRows, of: $0), gather(finalRows, of: points)))
-      })
+      }, selfAttended: tokenSides?.secondLayerSelfAttention)
     return (queries, keys, finalScores, updates + [update])
   }
 
