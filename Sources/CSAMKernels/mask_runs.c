@@ -86,10 +86,6 @@ void sam_mask_column_bits_range(
 #endif
 }
 
-void sam_mask_column_bits(uint64_t *columns, const uint8_t *pixels, size_t width, size_t height) {
-  sam_mask_column_bits_range(columns, pixels, width, height, 0, width);
-}
-
 // Bit i set where row 64 w + i of a column differs from the pixel before it in column-major
 // order (`previous`: that pixel's bit), for the `valid` rows of the word.
 static inline __attribute__((always_inline)) uint64_t changes_of(uint64_t word, uint64_t previous, size_t valid) {
@@ -110,10 +106,6 @@ size_t sam_mask_run_count_range(
     }
   }
   return changes + 1;
-}
-
-size_t sam_mask_run_count(const uint64_t *columns, size_t width, size_t height) {
-  return sam_mask_run_count_range(columns, height, 0, width, 0);
 }
 
 // The box grown by a run of 1s from (run_x, run_y) to (last_x, last_y) in column-major order.
@@ -176,8 +168,4 @@ void sam_mask_runs_range(
   if (count % 2 == 1 && end > run_start) add_run_to_box(&found, run_x, run_y, (int64_t)last - 1, h - 1, h);
   runs[count - skipped] = end - run_start;
   *box = found;
-}
-
-void sam_mask_runs(const uint64_t *columns, size_t width, size_t height, int64_t *runs, sam_mask_box *box) {
-  sam_mask_runs_range(columns, height, 0, width, 0, runs, box);
 }

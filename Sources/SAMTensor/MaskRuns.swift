@@ -13,8 +13,9 @@ let parallelMaskPixels = 1 << 18
 ///
 /// A large mask is split into ranges of whole 64-column blocks, one per thread: each range's bits,
 /// runs and box are its own, and the ranges are joined where a run goes on from one into the next
-/// (`sam_mask_runs_range`), the box the union of theirs. The same runs and box as one range. `parts`: how many ranges (at most
-/// one per block); nil: one per thread for masks of `parallelMaskPixels` or more, else one.
+/// (`sam_mask_runs_range`), the box the union of theirs. The same runs and box as one range.
+/// `parts`: how many ranges (at most one per block); nil: one per thread for masks of
+/// `parallelMaskPixels` or more, else one.
 public func columnMajorRuns(_ pixels: UnsafePointer<UInt8>, width: Int, height: Int, parts: Int? = nil) -> (
   runs: [Int], box: [Int]?
 ) {
