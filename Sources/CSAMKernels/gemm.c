@@ -288,16 +288,18 @@ static inline __attribute__((always_inline)) void gemm_norm_fused_body(
     const int vectors, const size_t n, const int wide) {
   float scratch[12 * NORM_SCRATCH_COLUMNS] __attribute__((aligned(64)));
   const size_t step = 16 * (size_t)vectors;
-  // With a probe the shifted rows replace the product in the scratch, and the probe reads them there.
+  // With a probe the shifted rows replace the product in the scratch, and the probe reads them
+  // there; so do they without a probe when they are not wanted (norm->shifted NULL).
   const int probe = norm->probe != NULL;
-  float *shifted = probe ? scratch : norm->shifted;
-  const size_t lds = probe ? n : norm->lds;
-  const int also_stored = probe && norm->shifted != NULL;
+  const int in_scratch = probe || norm->shifted == NULL;
+  float *shifted = in_scratch ? scratch : norm->shifted;
+  const size_t lds = in_scratch ? n : norm->lds;
+  const int also_stored = in_scratch && norm->shifted != NULL;
   size_t row = first;
   for (; row + (size_t)tile_rows <= last; row += (size_t)tile_rows) {
     for (size_t column = 0; column < n; column += step) tile(a, row, column, tile_rows, vectors, scratch, n, wide);
     normalize_rows(
-        a, norm, row, (size_t)tile_rows, scratch, n, n, probe ? shifted : shifted + row * lds, lds, also_stored);
+        a, norm, row, (size_t)tile_rows, scratch, n, n, in_scratch ? shifted : shifted + row * lds, lds, also_stored);
     if (probe) probe_rows(norm, row, tile_rows, scratch, n, n, vectors, wide);
   }
   const int remaining = (int)(last - row);
@@ -306,7 +308,7 @@ static inline __attribute__((always_inline)) void gemm_norm_fused_body(
       tail_tile(a, row, column, remaining, vectors, scratch, n, wide);
     }
     normalize_rows(
-        a, norm, row, (size_t)remaining, scratch, n, n, probe ? shifted : shifted + row * lds, lds, also_stored);
+        a, norm, row, (size_t)remaining, scratch, n, n, in_scratch ? shifted : shifted + row * lds, lds, also_stored);
     if (probe) probe_rows(norm, row, remaining, scratch, n, n, vectors, wide);
   }
 }

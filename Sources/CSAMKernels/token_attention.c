@@ -202,23 +202,47 @@ static inline __attribute__((always_inline)) void transpose16x16(vfloat v[16]) {
   }
 }
 
+// Head h's scores of `n` (1 to 4) tokens from t0 against the 16 rows' values x[j], one chain each.
+static inline __attribute__((always_inline)) void head_scores_tokens(
+    vfloat *buffer, const vfloat *x, const float *keys, size_t t0, const int n, size_t width, size_t heads,
+    size_t h, const size_t depth) {
+  vfloat acc[4];
+  const float *k[4];
+#pragma clang loop unroll(full)
+  for (int i = 0; i < n; i++) {
+    acc[i] = SPLAT(0.0f);
+    k[i] = keys + (t0 + (size_t)i) * width + h * depth;
+  }
+  for (size_t j = 0; j < depth; j++) {
+#pragma clang loop unroll(full)
+    for (int i = 0; i < n; i++) acc[i] = fma16(SPLAT(k[i][j]), x[j], acc[i]);
+  }
+#pragma clang loop unroll(full)
+  for (int i = 0; i < n; i++) buffer[(t0 + (size_t)i) * heads + h] = acc[i];
+}
+
 // One block of 16 rows from r0 (`count` real; `whole` when all 16 are): each head's values are
 // loaded once and scored against every token into a column buffer (column t * heads + h: the 16
 // rows' scores), then the buffer is transposed 16 columns at a time and stored by rows.
 static inline __attribute__((always_inline)) void head_scores_block(
-    float *out, size_t ldo, const float *xt, size_t ldxt, size_t r0, size_t count, const float *keys,
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t block, size_t r0, size_t count, const float *keys,
     size_t tokens, size_t heads, const size_t depth, vfloat *buffer, const int whole) {
   const size_t width = heads * depth, columns = tokens * heads;
   for (size_t h = 0; h < heads; h++) {
     vfloat x[16];
     for (size_t j = 0; j < depth; j++) {
-      x[j] = whole ? load16(xt + (h * depth + j) * ldxt + r0) : load16_part(xt + (h * depth + j) * ldxt + r0, count);
+      const float *from = xt + (r0 / 16) * block + (h * depth + j) * ldxt + r0 % 16;
+      x[j] = whole ? load16(from) : load16_part(from, count);
     }
-    for (size_t t = 0; t < tokens; t++) {
-      const float *k = keys + t * width + h * depth;
-      vfloat acc = SPLAT(0.0f);
-      for (size_t j = 0; j < depth; j++) acc = fma16(SPLAT(k[j]), x[j], acc);
-      buffer[t * heads + h] = acc;
+    // Four tokens at a time: four independent multiply-add chains instead of one waiting on
+    // each FMA's latency (each chain is still over j in order from zero: the same bits).
+    size_t t = 0;
+    for (; t + 4 <= tokens; t += 4) head_scores_tokens(buffer, x, keys, t, 4, width, heads, h, depth);
+    switch (tokens - t) {
+      case 3: head_scores_tokens(buffer, x, keys, t, 3, width, heads, h, depth); break;
+      case 2: head_scores_tokens(buffer, x, keys, t, 2, width, heads, h, depth); break;
+      case 1: head_scores_tokens(buffer, x, keys, t, 1, width, heads, h, depth); break;
+      default: break;
     }
   }
   for (size_t c0 = 0; c0 < columns; c0 += 16) {
@@ -236,7 +260,7 @@ static inline __attribute__((always_inline)) void head_scores_block(
 #define HEAD_SCORE_COLUMNS 256
 
 static inline __attribute__((always_inline)) void head_scores_body(
-    float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t block, size_t first, size_t last, const float *keys,
     size_t tokens, size_t heads, const size_t depth) {
   vfloat buffer[HEAD_SCORE_COLUMNS];
   // Tokens per slice: whole tokens whose columns fit the buffer, a multiple of 16 columns apart.
@@ -249,9 +273,9 @@ static inline __attribute__((always_inline)) void head_scores_body(
       float *o = out + t0 * heads;
       const float *k = keys + t0 * heads * depth;
       if (count == 16) {
-        head_scores_block(o, ldo, xt, ldxt, r0, count, k, n, heads, depth, buffer, 1);
+        head_scores_block(o, ldo, xt, ldxt, block, r0, count, k, n, heads, depth, buffer, 1);
       } else {
-        head_scores_block(o, ldo, xt, ldxt, r0, count, k, n, heads, depth, buffer, 0);
+        head_scores_block(o, ldo, xt, ldxt, block, r0, count, k, n, heads, depth, buffer, 0);
       }
     }
   }
@@ -259,34 +283,34 @@ static inline __attribute__((always_inline)) void head_scores_body(
 
 // The decoder's 16 values per head as a constant, so that the chains unroll.
 static inline __attribute__((always_inline)) void head_scores_any(
-    float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t block, size_t first, size_t last, const float *keys,
     size_t tokens, size_t heads, size_t depth) {
   if (depth == 16) {
-    head_scores_body(out, ldo, xt, ldxt, first, last, keys, tokens, heads, 16);
+    head_scores_body(out, ldo, xt, ldxt, block, first, last, keys, tokens, heads, 16);
   } else {
-    head_scores_body(out, ldo, xt, ldxt, first, last, keys, tokens, heads, depth);
+    head_scores_body(out, ldo, xt, ldxt, block, first, last, keys, tokens, heads, depth);
   }
 }
 
 AVX512_TARGET static void head_scores_avx512(
-    float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t block, size_t first, size_t last, const float *keys,
     size_t tokens, size_t heads, size_t depth) {
-  head_scores_any(out, ldo, xt, ldxt, first, last, keys, tokens, heads, depth);
+  head_scores_any(out, ldo, xt, ldxt, block, first, last, keys, tokens, heads, depth);
 }
 AVX2_TARGET static void head_scores_avx2(
-    float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t block, size_t first, size_t last, const float *keys,
     size_t tokens, size_t heads, size_t depth) {
-  head_scores_any(out, ldo, xt, ldxt, first, last, keys, tokens, heads, depth);
+  head_scores_any(out, ldo, xt, ldxt, block, first, last, keys, tokens, heads, depth);
 }
 
 void sam_head_scores(
-    float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t block, size_t first, size_t last, const float *keys,
     size_t tokens, size_t heads, size_t depth) {
   if (first >= last || depth == 0 || depth > 16 || heads == 0 || heads > HEAD_SCORE_COLUMNS) return;
   if (sam_kernels_lanes() == 16) {
-    head_scores_avx512(out, ldo, xt, ldxt, first, last, keys, tokens, heads, depth);
+    head_scores_avx512(out, ldo, xt, ldxt, block, first, last, keys, tokens, heads, depth);
   } else {
-    head_scores_avx2(out, ldo, xt, ldxt, first, last, keys, tokens, heads, depth);
+    head_scores_avx2(out, ldo, xt, ldxt, block, first, last, keys, tokens, heads, depth);
   }
 }
 

@@ -69,6 +69,16 @@ extension DecoderAttention {
       positional: positional, probe: next)
   }
 
+  /// The same from scores computed beforehand ([4096, Nt * heads], column t * heads + h: the
+  /// image's queries against the tokens' keys, `LowRankSecondLayer.imageToTokenScores`).
+  func attendImageToTokens(
+    scores: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm, positional: Tensor,
+    scoringNext next: PackedWeight
+  ) -> (Tensor, Tensor, ImageToTokenUpdate) {
+    imageAttendsToTokens(
+      scores: scores, values: values, residual: residual, norm: norm, positional: positional, probe: next)
+  }
+
   /// (4096, Nt * heads): column (t, h) = the image q-projected, head h, against k_h[t] / sqrt(d).
   /// On our packed GEMM, which reads the image's rows in place (OpenBLAS copied all 4096 of them).
   private func imageToTokenScores(image: Tensor, keys: Tensor) -> Tensor {
@@ -94,6 +104,28 @@ extension DecoderAttention {
       scores: scores, values: values, residual: residual, norm: norm, positional: positional, probe: nil)
   }
 
+  /// The same without the normalized + positional rows (the next layer does not read them):
+  /// -> (normalized, the update).
+  func attendImageToTokens(
+    projectedImage: TransposedRows, keys: Tensor, values: Tensor, residual: Tensor, norm: LayerNorm
+  ) -> (Tensor, ImageToTokenUpdate) {
+    let scale = 1 / Float(internalDim / numHeads).squareRoot()
+    var weights = headScores(projectedImage, keys: SAMTensor.scale(kProj(keys), by: scale), heads: numHeads)
+    softmaxOverStridedGroups(&weights, lanes: numHeads)
+    let projectedValues = self.projectedValues(values)
+    let (normalized, mean, inverse) = layerNormOfProductAndResidual(
+      weights, projectedValues, residual: residual, bias: outProj.bias, normWeight: norm.weight,
+      normBias: norm.bias, eps: norm.eps)
+    return (
+      normalized, ImageToTokenUpdate(weights: weights, values: projectedValues, mean: mean, inverse: inverse)
+    )
+  }
+
+  /// (Nt * heads, 256): row (t, h) = v_h[t] Wout_h^T
+  private func projectedValues(_ values: Tensor) -> Tensor {
+    linear(tokenMajorHeadBlocks(vProj(values), heads: numHeads), weight: outProj.weight, bias: nil)
+  }
+
   /// scores [4096, Nt * heads] (a row holds one image token's scores, the heads of a token
   /// adjacent) -> norm(residual + out_proj(attention output)) and that + positional, [4096, C] each
   /// (without a probe; with one, that + positional through it instead), and what was added before
@@ -104,9 +136,7 @@ extension DecoderAttention {
   ) -> (Tensor, Tensor, ImageToTokenUpdate) {
     var weights = scores
     softmaxOverStridedGroups(&weights, lanes: numHeads)
-    // (Nt * heads, 256): row (t, h) = v_h[t] Wout_h^T
-    let projectedValues = linear(
-      tokenMajorHeadBlocks(vProj(values), heads: numHeads), weight: outProj.weight, bias: nil)
+    let projectedValues = self.projectedValues(values)
     if let probe {
       let (normalized, probed, mean, inverse) = layerNormOfProductAndResidual(
         weights, projectedValues, residual: residual, bias: outProj.bias, normWeight: norm.weight,

@@ -19,10 +19,14 @@ struct MaskDecoder {
   /// transformer's two image-side updates (LowRankUpscalingInput.swift), for prompts without a
   /// mask input.
   let lowRankUpscaling: LowRankUpscalingInput
+  /// The transformer's second layer from the first layer's low-rank update of the image side
+  /// (LowRankSecondLayer.swift), for prompts without a mask input.
+  let lowRankSecondLayer: LowRankSecondLayer
   let hypernetworkMLPs: [DecoderMLP]  // output_hypernetworks_mlps.0 ... 3
   let iouPredictionHead: DecoderMLP
 
-  init(_ weights: CheckpointWeights, _ prefix: String) throws {
+  /// imagePE [4096, 256]: the prompt encoder's dense positional encoding.
+  init(_ weights: CheckpointWeights, _ prefix: String, imagePE: Tensor) throws {
     let dim = MaskDecoder.transformerDim
     iouToken = try weights.take("\(prefix).iou_token.weight", shape: [1, dim])
     maskTokens = try weights.take("\(prefix).mask_tokens.weight", shape: [MaskDecoder.numMaskTokens, dim])
@@ -38,6 +42,9 @@ struct MaskDecoder {
       conv1Bias: Tensor(shape: [dim], data: UpscalingProducts.blockBias(conv1Bias)),
       norm1: first.norm4, norm2: second.norm4, outBias1: first.crossAttnImageToToken.outProj.bias,
       outBias2: second.crossAttnImageToToken.outProj.bias)
+    lowRankSecondLayer = LowRankSecondLayer(
+      second, firstNorm: first.norm4, firstOutBias: first.crossAttnImageToToken.outProj.bias, imagePE: imagePE
+    )
     outputUpscaling = UpscalingProducts(
       conv1Weight: conv1Weight, conv1Bias: conv1Bias,
       normWeight: upscaleNorm.weight, normBias: upscaleNorm.bias, eps: upscaleNorm.eps,
@@ -127,7 +134,7 @@ struct MaskDecoder {
     let rows = [0] + maskIndices.map { 1 + $0 }
     let (queries, keys, finalScores, updates) = transformer(
       firstLayerImage: firstLayer, imagePE: imagePE, points: tokens, finalRows: rows,
-      tokenSides: tokenSides)
+      tokenSides: tokenSides, lowRank: lowRankSecondLayer)
     let attended = transformer.finalAttention(
       rows: rows, queries: queries, keys: keys, scores: finalScores)  // (1 + masks, 256)
     return TransformerOutputs(
@@ -171,7 +178,8 @@ struct MaskDecoder {
   /// (`ImageEmbedding`), with the upscaling's per-image product.
   func promptFreeImageSide(keys: Tensor, imagePE: Tensor) -> TwoWayAttentionBlock.ImageSide {
     TwoWayAttentionBlock.ImageSide(
-      transformer.layers[0], keys: keys, keyPE: imagePE, upscalingSide: lowRankUpscaling.imageSide(keys))
+      transformer.layers[0], keys: keys, keyPE: imagePE, upscalingSide: lowRankUpscaling.imageSide(keys),
+      secondLayerSide: lowRankSecondLayer.imageSide(keys))
   }
 
   /// One prompt's transformer outputs: the IoU token and the chosen mask tokens after the final

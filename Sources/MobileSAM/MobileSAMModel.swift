@@ -144,7 +144,10 @@ public final class MobileSAMModel: Sendable {
     do {
       imageEncoder = try ImageEncoder(weights, "image_encoder")
       promptEncoder = try PromptEncoder(weights, "prompt_encoder")
-      maskDecoder = try MaskDecoder(weights, "mask_decoder")
+      let imagePE = promptEncoder.densePositionalEncoding
+      maskDecoder = try MaskDecoder(
+        weights, "mask_decoder",
+        imagePE: imagePE.reshaped([imagePE.count / PromptEncoder.embedDim, PromptEncoder.embedDim]))
       try weights.finish()
     } catch let error as MobileSAMError {
       throw error

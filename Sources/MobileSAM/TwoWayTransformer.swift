@@ -160,6 +160,29 @@ struct TwoWayAttentionBlock {
     return (queries, newKeys, scores, update)
   }
 
+  /// The same for a second layer after a first whose image side it takes in low-rank form
+  /// (LowRankSecondLayer.swift: its tokens-to-image attention and its image-to-token scores without
+  /// the first layer's keys + PE, which it does not read): keys [4096, C] are the first layer's
+  /// normalized keys.
+  func callAsFunction(
+    queries: Tensor, keys: Tensor, lowRank: LowRankSecondLayer, image: LowRankSecondLayer.ImageSide,
+    prompt: LowRankSecondLayer.Prompt, queryPE: Tensor, keyPE: Tensor,
+    scoringNext next: (Tensor) -> PackedWeight, selfAttended: Tensor? = nil
+  ) -> (Tensor, Tensor, Tensor, ImageToTokenUpdate) {
+    var queries = selfAttended ?? attendToTokens(queries, queryPE: queryPE)
+    addInPlace(
+      &queries,
+      lowRank.tokensToImage(
+        queries: add(queries, queryPE), attention: crossAttnTokenToImage, image: image, prompt: prompt))
+    queries = feedForward(queries)
+    let scores = lowRank.imageToTokenScores(
+      keys: add(queries, queryPE), attention: crossAttnImageToToken, image: image, prompt: prompt)
+    let (newKeys, finalScores, update) = crossAttnImageToToken.attendImageToTokens(
+      scores: scores, values: queries, residual: keys, norm: norm4, positional: keyPE,
+      scoringNext: next(queries))
+    return (queries, newKeys, finalScores, update)
+  }
+
   /// Tokens -> image and MLP after the self-attention (`attendToTokens`): the layer's new queries
   /// [Nt, C].
   private func tokenSide(_ selfAttended: Tensor, keys: Tensor, keysWithPE: Tensor, queryPE: Tensor)
@@ -210,6 +233,14 @@ struct TwoWayAttentionBlock {
     return (queries, newKeys, newKeysWithPE, update)
   }
 
+  /// The same when the next layer takes the image side in low-rank form (LowRankSecondLayer.swift)
+  /// and does not read keys + PE: -> (keys, the update).
+  func imageSideKeys(queries: Tensor, image: ImageSide, queryPE: Tensor) -> (Tensor, ImageToTokenUpdate) {
+    crossAttnImageToToken.attendImageToTokens(
+      projectedImage: image.imageToTokenQueries, keys: add(queries, queryPE), values: queries,
+      residual: image.keys, norm: norm4)
+  }
+
   /// Self-attention of the tokens [Nt, C] or of each prompt's [P, Nt, C] (without PE in the first
   /// layer), then norm1. Prompt by prompt and row by row: each prompt's the same bits as alone.
   func attendToTokens(_ queries: Tensor, queryPE: Tensor) -> Tensor {
@@ -220,7 +251,7 @@ struct TwoWayAttentionBlock {
   }
 
   /// norm2, the MLP with its residual, norm3.
-  private func feedForward(_ queries: Tensor) -> Tensor {
+  func feedForward(_ queries: Tensor) -> Tensor {
     var queries = norm2(queries)
     addInPlace(&queries, mlp(queries))
     return norm3(queries)
@@ -237,12 +268,18 @@ struct TwoWayAttentionBlock {
     /// The upscaling's per-image product of these keys (`LowRankUpscalingInput.imageSide`), when
     /// the side is kept for many prompts.
     let upscalingSide: Tensor?
+    /// The second layer's per-image products of these keys (`LowRankSecondLayer.imageSide`), idem.
+    let secondLayerSide: LowRankSecondLayer.ImageSide?
 
     /// keys, keyPE [4096, C]
-    init(_ block: TwoWayAttentionBlock, keys: Tensor, keyPE: Tensor, upscalingSide: Tensor? = nil) {
+    init(
+      _ block: TwoWayAttentionBlock, keys: Tensor, keyPE: Tensor, upscalingSide: Tensor? = nil,
+      secondLayerSide: LowRankSecondLayer.ImageSide? = nil
+    ) {
       let k = add(keys, keyPE).reshaped([1] + keys.shape)
       self.keys = keys
       self.upscalingSide = upscalingSide
+      self.secondLayerSide = secondLayerSide
       tokenToImageKeys = TransposedKeys(block.crossAttnTokenToImage.projectKeys(k))
       tokenToImageValues = block.crossAttnTokenToImage.projectValues(keys.reshaped([1] + keys.shape))
       imageToTokenQueries = TransposedRows(
@@ -298,9 +335,29 @@ struct TwoWayTransformer {
   ///   computed beforehand with other prompts' (`MaskDecoder.promptTokenSides`).
   func callAsFunction(
     firstLayerImage: TwoWayAttentionBlock.ImageSide, imagePE: Tensor, points: Tensor, finalRows: [Int],
-    tokenSides: PromptTokenSides? = nil
+    tokenSides: PromptTokenSides? = nil, lowRank: LowRankSecondLayer? = nil
   ) -> (queries: Tensor, keys: Tensor, finalScores: Tensor, updates: [ImageToTokenUpdate]) {
     precondition(tokenSides == nil || layers.count == 2, "TwoWayTransformer: token sides for 2 layers")
+    let scoringNext = { (queries: Tensor) in
+      finalAttnTokenToImage.tokenQueryHeads(
+        add(gather(finalRows, of: queries), gather(finalRows, of: points)))
+    }
+    if let lowRank, let image = firstLayerImage.secondLayerSide, layers.count == 2 {
+      // The first layer's keys + PE are not formed: the second layer does not read them.
+      let first =
+        tokenSides?.firstLayer
+        ?? layers[0].tokenSide(
+          prompts: points.reshaped([1] + points.shape), image: firstLayerImage,
+          queryPE: points.reshaped([1] + points.shape)
+        ).reshaped(points.shape)
+      let (firstKeys, firstUpdate) = layers[0].imageSideKeys(
+        queries: first, image: firstLayerImage, queryPE: points)
+      let (queries, keys, finalScores, update) = layers[1](
+        queries: first, keys: firstKeys, lowRank: lowRank, image: image, prompt: lowRank.prompt(firstUpdate),
+        queryPE: points, keyPE: imagePE, scoringNext: scoringNext,
+        selfAttended: tokenSides?.secondLayerSelfAttention)
+      return (queries, keys, finalScores, [firstUpdate, update])
+    }
     var (queries, keys, keysWithPE, update) =
       if let tokenSides {
         layers[0].imageSide(
@@ -317,9 +374,7 @@ struct TwoWayTransformer {
     let finalScores: Tensor
     (queries, keys, finalScores, update) = layers[layers.count - 1](
       queries: queries, keys: keys, keysWithPE: keysWithPE, queryPE: points, keyPE: imagePE,
-      scoringNext: {
-        finalAttnTokenToImage.tokenQueryHeads(add(gather(finalRows, of: $0), gather(finalRows, of: points)))
-      }, selfAttended: tokenSides?.secondLayerSelfAttention)
+      scoringNext: scoringNext, selfAttended: tokenSides?.secondLayerSelfAttention)
     return (queries, keys, finalScores, updates + [update])
   }
 

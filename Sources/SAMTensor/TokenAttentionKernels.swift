@@ -23,9 +23,14 @@ public func tokenMajorHeadBlocks(_ x: Tensor, heads: Int) -> Tensor {
   return Tensor(shape: [tokens * heads, width], data: out)
 }
 
-/// Many rows' values stored transposed, [width, rows]: row p's values down column p, so that 16
-/// rows' values of one feature are one vector (`headScores`). For the mask decoder's image rows
-/// projected to the heads of an image-to-token attention, kept per image.
+/// Many rows' values stored transposed, 16 rows at a time: for each block of 16 rows, each
+/// feature's 16 values together (one vector of `headScores`), the block's features one after
+/// another (zero past the last row). For the mask decoder's image rows projected to the heads of
+/// an attention, kept per image.
+///
+/// A block's features are contiguous so that `headScores` reads memory in order: the plain
+/// transpose [width, rows] put a block's 128 features 16 KB apart, 128 streams that the hardware
+/// prefetcher does not follow, and the kernel waited on L3 for most of its loads (measured on AVX2).
 public struct TransposedRows: Sendable {
   public let rows: Int
   public let width: Int
@@ -34,8 +39,19 @@ public struct TransposedRows: Sendable {
   /// x [rows, width]
   public init(_ x: Tensor) {
     precondition(x.shape.count == 2, "TransposedRows: x \(x.shape) must be [rows, width]")
-    (rows, width) = (x.shape[0], x.shape[1])
-    values = permute(x, [1, 0]).data
+    let (rows, width) = (x.shape[0], x.shape[1])
+    (self.rows, self.width) = (rows, width)
+    let blocks = (rows + 15) / 16
+    values = [Float](unsafeUninitializedCapacity: blocks * width * 16) { out, initialized in
+      out.initialize(repeating: 0)
+      x.withUnsafeBufferPointer { xp in
+        for r in 0..<rows {
+          let block = (r / 16) * width * 16 + r % 16
+          for c in 0..<width { out[block + c * 16] = xp[r * width + c] }
+        }
+      }
+      initialized = blocks * width * 16
+    }
   }
 }
 
@@ -60,7 +76,8 @@ public func headScores(_ x: TransposedRows, keys: Tensor, heads: Int) -> Tensor 
         guard rows > 0, columns > 0, depth > 0 else { return }
         parallelForChunksIfLarge((rows + 15) / 16, work: rows * columns * depth) { range in
           sam_head_scores(
-            out, columns, xp.baseAddress, rows, range.lowerBound * 16, min(rows, range.upperBound * 16),
+            out, columns, xp.baseAddress, 16, x.width * 16, range.lowerBound * 16,
+            min(rows, range.upperBound * 16),
             kp.baseAddress, tokens, heads, depth)
         }
       }
@@ -146,6 +163,19 @@ public func layerNormOfProductAndResidual(
   return (result.normalized, result.offset ?? Tensor(zeros: [0]), result.mean, result.inverse)
 }
 
+/// The same without the offset rows, for a caller that reads only the normalized rows: they are
+/// not written to memory when the kernel normalizes each tile as it completes (as with a probe).
+/// -> (normalized [M, N], mean, inverse).
+public func layerNormOfProductAndResidual(
+  _ a: Tensor, _ b: Tensor, residual: Tensor, bias: Tensor, normWeight: Tensor, normBias: Tensor, eps: Float
+) -> (normalized: Tensor, mean: [Float], inverse: [Float]) {
+  // The kernel adds offset rows whatever it keeps; the residual stands in for them.
+  let result = layerNormOfProduct(
+    a, b, residual: residual, bias: bias, normWeight: normWeight, normBias: normBias, eps: eps,
+    offset: residual, probe: nil, keepOffset: false)
+  return (result.normalized, result.mean, result.inverse)
+}
+
 /// The same, and the offset rows times `probe` (`linear(normalized + offset, packed: probe,
 /// bias: nil)`, the same bits) computed while the rows are in L1 instead of the offset rows:
 /// -> (normalized [M, N], probed [M, probe.outFeatures], mean, inverse). The offset rows are not
@@ -170,7 +200,7 @@ public func layerNormOfProductAndResidual(
 
 private func layerNormOfProduct(
   _ a: Tensor, _ b: Tensor, residual: Tensor, bias: Tensor, normWeight: Tensor, normBias: Tensor, eps: Float,
-  offset: Tensor, probe: PackedWeight?
+  offset: Tensor, probe: PackedWeight?, keepOffset: Bool = true
 ) -> (normalized: Tensor, offset: Tensor?, probed: Tensor?, mean: [Float], inverse: [Float]) {
   precondition(
     a.shape.count == 2 && b.shape.count == 2 && a.shape[1] == b.shape[0], "\(a.shape) x \(b.shape)")
@@ -183,8 +213,9 @@ private func layerNormOfProduct(
     return (Tensor(zeros: [m, n]), Tensor(zeros: [m, n]), Tensor(zeros: [m, probeColumns]), [], [])
   }
   let packed = PackedWeight(transposed: b)
-  // Offset rows are stored unless a probe takes them from the kernel's scratch.
-  let storeOffset = probe == nil || sam_gemm_layer_norm_fuses(n, k) == 0
+  // Offset rows are stored unless a probe takes them from the kernel's scratch or they are not
+  // kept; the kernel needs them stored when it does not fuse.
+  let storeOffset = (keepOffset && probe == nil) || sam_gemm_layer_norm_fuses(n, k) == 0
   var (offsetRows, probed) = ([Float](), [Float]())
   var (means, inverses) = ([Float](repeating: 0, count: m), [Float](repeating: 0, count: m))
   let emptyPanels = [Float]()
@@ -236,7 +267,8 @@ private func layerNormOfProduct(
     normalizedCount = m * n
   }
   return (
-    Tensor(shape: [m, n], data: normalized), probe == nil ? Tensor(shape: [m, n], data: offsetRows) : nil,
+    Tensor(shape: [m, n], data: normalized),
+    probe == nil && keepOffset ? Tensor(shape: [m, n], data: offsetRows) : nil,
     probe.map { _ in Tensor(shape: [m, probeColumns], data: probed) }, means, inverses
   )
 }

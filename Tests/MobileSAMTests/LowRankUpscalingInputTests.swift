@@ -79,9 +79,10 @@ final class LowRankUpscalingInputTests: XCTestCase {
   }
 
   /// The model's own use: prompts decoded as `predict` decodes them (the image's kept side, the
-  /// low-rank first stage fused into the upscaling's row steps) and with keys formed for the prompt
-  /// (every product computed) give the same logits within 1e-4 of their scale, and the same scores
-  /// bit for bit (the transformer runs the same way in both). Measured: max |diff| 3.8e-6 at scale ~2.
+  /// low-rank first stage fused into the upscaling's row steps, the second layer from the first's
+  /// low-rank update) and with keys formed for the prompt (every product computed) give the same
+  /// logits within 1e-4 of their scale and the same scores within 1e-5. Measured: logits max
+  /// |diff| 6.6e-6 at scale 2.6-4.8, scores 6e-7.
   func testModelsLowRankPathEqualsTheDensePath() throws {
     let reference = try ReferenceModel.shared.get()
     let embedding = try reference.embedding("images/picture3.jpg")
@@ -101,7 +102,10 @@ final class LowRankUpscalingInputTests: XCTestCase {
       for multimask in [false, true] {
         let lowRank = try model.predictLowRes(embedding, prompts: [prompt], multimask: multimask)[0]
         let dense = densePath(model, embedding, prompt, multimask: multimask)
-        XCTAssertEqual(lowRank.scores, dense.iou.data, "\(name) multimask \(multimask): scores")
+        XCTAssertEqual(lowRank.scores.count, dense.iou.count)
+        for (got, want) in zip(lowRank.scores, dense.iou.data) {
+          XCTAssertEqual(got, want, accuracy: 1e-5, "\(name) multimask \(multimask): scores")
+        }
         let got = lowRank.lowResLogits.flatMap { $0 }
         let scale = dense.logits.data.map(abs).max() ?? 0
         let worst = zip(got, dense.logits.data).map { abs($0 - $1) }.max() ?? .infinity

@@ -101,4 +101,90 @@ final class ColumnAttentionTests: XCTestCase {
       }
     }
   }
+
+  /// a^T b against a double loop, and the head-by-head products against the same loop over each
+  /// head's own columns; the same bits for any number of threads.
+  func testTransposedProductsAgainstLoops() {
+    var random = SeededRandom(seed: 143)
+    for (k, m, n, heads) in [(4096, 7, 128, 8), (700, 5, 32, 2), (1, 3, 16, 1), (513, 9, 64, 4)] {
+      let a = random.tensor([k, heads * m], -1, 1)
+      let b = random.tensor([k, n], -2, 2)
+      var whole = Expected(shape: [heads * m, n])
+      var perHead = Expected(shape: [m, n])
+      let depth = n / heads
+      for i in 0..<(heads * m) {
+        for c in 0..<n {
+          for p in 0..<k {
+            let term = Double(a.data[p * heads * m + i]) * Double(b.data[p * n + c])
+            whole.values[i * n + c] += term
+            whole.magnitudes[i * n + c] += abs(term)
+            // Column i = h * m + t of a belongs to head h, which owns b's columns h * depth ..<.
+            if c / depth == i / m {
+              perHead.values[(i % m) * n + c] += term
+              perHead.magnitudes[(i % m) * n + c] += abs(term)
+            }
+          }
+        }
+      }
+      var first: (Tensor, Tensor)?
+      for threads in [1, 2, 3] {
+        ComputeThreads.set(threads)
+        let product = transposedProduct(a, b)
+        let heads = transposedHeadProducts(a, values: b, heads: heads)
+        assertClose(
+          product, whole, relative: 1e-6, absolute: 1e-7, "transposedProduct k \(k) threads \(threads)")
+        assertClose(
+          heads, perHead, relative: 1e-6, absolute: 1e-7, "transposedHeadProducts k \(k) threads \(threads)")
+        if let (p0, h0) = first {
+          XCTAssertEqual(
+            p0.data.map(\.bitPattern), product.data.map(\.bitPattern), "k \(k) threads \(threads)")
+          XCTAssertEqual(h0.data.map(\.bitPattern), heads.data.map(\.bitPattern), "k \(k) threads \(threads)")
+        } else {
+          first = (product, heads)
+        }
+      }
+    }
+  }
+
+  /// The exponentiated columns and their sums, as attendColumns' softmax uses them.
+  func testExponentiateColumnsAgainstDouble() {
+    var random = SeededRandom(seed: 144)
+    let (k, m) = (1300, 21)
+    let scores = random.tensor([k, m], -8, 8)
+    var e = scores
+    let sums = exponentiateColumns(&e)
+    for i in 0..<m {
+      let column = (0..<k).map { Double(scores.data[$0 * m + i]) }
+      let maximum = column.max()!
+      var total = 0.0
+      for p in 0..<k {
+        let want = exp(column[p] - maximum)
+        total += want
+        XCTAssertEqual(Double(e.data[p * m + i]), want, accuracy: 4e-7 * max(want, 1e-30) + 1e-37)
+      }
+      XCTAssertEqual(Double(sums[i]), total, accuracy: 1e-5 * total)
+    }
+  }
+
+  /// The token-major to head-major reordering with row scales, and the row-scaled sum.
+  func testHeadMajorColumnsAndRowScaledSum() {
+    var random = SeededRandom(seed: 145)
+    let (rows, tokens, heads) = (37, 7, 8)
+    let x = random.tensor([rows, tokens * heads], -3, 3)
+    let (b, c) = (
+      random.tensor([rows, tokens * heads], -3, 3), random.tensor([rows, tokens * heads], -3, 3)
+    )
+    let scales = (0..<rows).map { Float($0) * 0.25 - 2 }
+    let reordered = headMajorColumns(x, heads: heads, rowScales: scales)
+    let summed = rowScaledSum(x, b, rowScales: scales, plus: c)
+    for r in 0..<rows {
+      for t in 0..<tokens {
+        for h in 0..<heads {
+          let i = r * tokens * heads + t * heads + h
+          XCTAssertEqual(reordered.data[r * tokens * heads + h * tokens + t], x.data[i] * scales[r])
+          XCTAssertEqual(summed.data[i], scales[r] * (x.data[i] + b.data[i]) + c.data[i])
+        }
+      }
+    }
+  }
 }

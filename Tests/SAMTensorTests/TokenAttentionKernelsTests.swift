@@ -230,6 +230,13 @@ final class TokenAttentionKernelsTests: XCTestCase {
           XCTAssertEqual(differing(probedNormalized.data, normalized.data), 0, "normalized: \(label)")
           XCTAssertEqual(differing(probedMeans, means), 0, "means: \(label)")
           XCTAssertEqual(differing(probedInverses, inverses), 0, "inverses: \(label)")
+          // Without the offset rows (not stored when the kernel fuses, e.g. 4096x56x256): the
+          // same normalized rows and statistics.
+          let (bare, bareMeans, bareInverses) = layerNormOfProductAndResidual(
+            a, b, residual: residual, bias: bias, normWeight: weight, normBias: normBias, eps: 1e-5)
+          XCTAssertEqual(differing(bare.data, normalized.data), 0, "normalized without offset: \(label)")
+          XCTAssertEqual(differing(bareMeans, means), 0, "means without offset: \(label)")
+          XCTAssertEqual(differing(bareInverses, inverses), 0, "inverses without offset: \(label)")
         }
       }
     }

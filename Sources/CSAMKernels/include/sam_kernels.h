@@ -110,8 +110,8 @@ size_t sam_gemm_tile_rows(void);
 /// Optionally the shifted rows also go through a second packed weight, `probe` (n inputs, probe_n
 /// outputs, packed as `sam_gemm_pack_weight` packs): probe_out[i * ldp + j] is what
 /// `sam_gemm_packed_rows` gives for x = the shifted rows (no bias, residual or GELU), the same
-/// bits, computed while the rows are in cache. shifted may then be NULL (the shifted rows are not
-/// stored) if `sam_gemm_layer_norm_fuses(n, k)`.
+/// bits, computed while the rows are in cache. shifted may be NULL (the shifted rows are not
+/// stored), with or without a probe, if `sam_gemm_layer_norm_fuses(n, k)`.
 typedef struct {
   const float *weight;
   const float *bias;
@@ -205,12 +205,13 @@ void sam_transposed_product(
     size_t first_column, size_t last_column);
 
 /// Scores of rows [first, last) against `tokens` tokens, head by head, from the rows' values
-/// stored transposed: xt[c * ldxt + r] is row r's value c, for c < heads * depth. keys [tokens,
+/// stored transposed in blocks of 16 rows: xt[(r / 16) * block + c * ldxt + r % 16] is row r's
+/// value c, for c < heads * depth (block = 16 and ldxt >= rows: the plain transpose). keys [tokens,
 /// heads * depth]. out[r * ldo + t * heads + h] = sum over j < depth of xt[(h * depth + j) * ldxt + r]
 /// * keys[t * heads * depth + h * depth + j], one multiply-add chain over j in order from zero.
 /// Needs depth <= 16 and heads <= 256.
 void sam_head_scores(
-    float *out, size_t ldo, const float *xt, size_t ldxt, size_t first, size_t last, const float *keys,
+    float *out, size_t ldo, const float *xt, size_t ldxt, size_t block, size_t first, size_t last, const float *keys,
     size_t tokens, size_t heads, size_t depth);
 
 /// Softmax over t of x[r * 8 * length + t * 8 + s] for each row r < rows and lane s < 8, in
