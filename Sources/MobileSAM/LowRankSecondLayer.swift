@@ -72,8 +72,8 @@ struct LowRankSecondLayer: Sendable {
     let all = linear(keys, packed: weights, bias: nil)  // [4096, 3 x 128]
     let width = internalDim
     return ImageSide(
-      keys: TransposedRows(columns(all, 0, width)), values: columns(all, width, width),
-      queries: TransposedRows(columns(all, 2 * width, width)))
+      keys: TransposedRows(columns(all, 0..<width)), values: columns(all, width..<(2 * width)),
+      queries: TransposedRows(columns(all, (2 * width)..<(3 * width))))
   }
 
   /// What a prompt's steps share: Z [4096, r + 2, zero-padded to a multiple of 16] and the basis
@@ -91,28 +91,18 @@ struct LowRankSecondLayer: Sendable {
     let (rows, rank) = (update.weights.shape[0], update.weights.shape[1])
     let channels = update.values.shape[1]
     let width = (rank + 2 + 15) / 16 * 16
-    let z = [Float](unsafeUninitializedCapacity: rows * width) { zp, initialized in
-      update.weights.withUnsafeBufferPointer { wp in
-        update.mean.withUnsafeBufferPointer { mp in
-          let (z, w, mean) = (zp.baseAddress!, wp.baseAddress!, mp.baseAddress!)
-          for r in 0..<rows {
-            let row = z + r * width
-            row.update(from: w + r * rank, count: rank)
-            row[rank] = 1
-            row[rank + 1] = -mean[r]
-            (row + rank + 2).initialize(repeating: 0, count: width - rank - 2)
-          }
-        }
-      }
-      initialized = rows * width
-    }
+    let z = joinColumns(
+      [
+        update.weights, Tensor(shape: [rows, 1], data: [Float](repeating: 1, count: rows)),
+        Tensor(shape: [rows, 1], data: update.mean.map { -$0 }),
+      ], width: width)
     var basis = update.values.data + firstOutBias + [Float](repeating: 1, count: channels)
     basis += [Float](repeating: 0, count: (width - rank - 2) * channels)
     let projected = linear(Tensor(shape: [width, channels], data: basis), packed: weights, bias: nil)
     return Prompt(
-      coefficients: Tensor(shape: [rows, width], data: z), inverse: update.inverse,
-      keys: columns(projected, 0, internalDim), values: columns(projected, internalDim, internalDim),
-      queries: columns(projected, 2 * internalDim, internalDim))
+      coefficients: z, inverse: update.inverse,
+      keys: columns(projected, 0..<internalDim), values: columns(projected, internalDim..<(2 * internalDim)),
+      queries: columns(projected, (2 * internalDim)..<(3 * internalDim)))
   }
 
   /// The second layer's tokens-to-image attention (`attention`) of one prompt: queries [Nt, C]
@@ -164,17 +154,5 @@ struct LowRankSecondLayer: Sendable {
     return rowScaledSum(
       headScores(image, keys: tokens, heads: heads), throughBasis, rowScales: prompt.inverse,
       plus: headScores(positional, keys: tokens, heads: heads))
-  }
-
-  /// Columns [first, first + count) of x [N, M] -> [N, count].
-  private func columns(_ x: Tensor, _ first: Int, _ count: Int) -> Tensor {
-    let (rows, width) = (x.shape[0], x.shape[1])
-    var out = [Float](repeating: 0, count: rows * count)
-    x.withUnsafeBufferPointer { xp in
-      for r in 0..<rows {
-        for c in 0..<count { out[r * count + c] = xp[r * width + first + c] }
-      }
-    }
-    return Tensor(shape: [rows, count], data: out)
   }
 }

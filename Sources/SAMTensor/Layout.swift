@@ -203,3 +203,42 @@ public func cropTopLeft(_ x: Tensor, height: Int, width: Int) -> Tensor {
     }
   }
 }
+
+/// Columns `range` of x [N, M] -> [N, range.count].
+public func columns(_ x: Tensor, _ range: Range<Int>) -> Tensor {
+  precondition(
+    x.shape.count == 2 && range.lowerBound >= 0 && range.upperBound <= x.shape[1],
+    "columns: \(range) of \(x.shape)")
+  let (rows, width, count) = (x.shape[0], x.shape[1], range.count)
+  return Tensor(shape: [rows, count]) { out in
+    x.withUnsafeBufferPointer { xp in
+      for r in 0..<rows {
+        (out + r * count).update(from: xp.baseAddress! + r * width + range.lowerBound, count: count)
+      }
+    }
+  }
+}
+
+/// Matrices of N rows side by side, [N, M1], [N, M2], ... -> [N, width], zero past their columns
+/// (width >= M1 + M2 + ...).
+public func joinColumns(_ parts: [Tensor], width: Int) -> Tensor {
+  guard let rows = parts.first?.shape.first else { return Tensor(zeros: [0, width]) }
+  precondition(
+    parts.allSatisfy { $0.shape.count == 2 && $0.shape[0] == rows }
+      && parts.map { $0.shape[1] }.reduce(0, +) <= width,
+    "joinColumns: \(parts.map(\.shape)) into \(width) columns")
+  var out = Tensor(zeros: [rows, width])
+  out.data.withUnsafeMutableBufferPointer { op in
+    var first = 0
+    for part in parts {
+      let count = part.shape[1]
+      part.withUnsafeBufferPointer { pp in
+        for r in 0..<rows {
+          (op.baseAddress! + r * width + first).update(from: pp.baseAddress! + r * count, count: count)
+        }
+      }
+      first += count
+    }
+  }
+  return out
+}

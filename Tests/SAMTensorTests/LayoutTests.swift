@@ -63,4 +63,21 @@ final class LayoutTests: XCTestCase {
     }
     return result
   }
+
+  /// Column slices and matrices joined side by side, against index loops.
+  func testColumnsAndJoinColumns() {
+    var random = SeededRandom(seed: 146)
+    let (a, b) = (random.tensor([5, 7]), random.tensor([5, 2]))
+    let slice = columns(a, 2..<6)
+    let joined = joinColumns([a, b], width: 12)
+    XCTAssertEqual(slice.shape, [5, 4])
+    XCTAssertEqual(joined.shape, [5, 12])
+    for r in 0..<5 {
+      for c in 0..<4 { XCTAssertEqual(slice.data[r * 4 + c], a.data[r * 7 + 2 + c]) }
+      for c in 0..<12 {
+        let want: Float = c < 7 ? a.data[r * 7 + c] : c < 9 ? b.data[r * 2 + c - 7] : 0
+        XCTAssertEqual(joined.data[r * 12 + c], want, "row \(r) column \(c)")
+      }
+    }
+  }
 }
