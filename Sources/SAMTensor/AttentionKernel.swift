@@ -32,9 +32,11 @@ func transposeKeys(
 /// holds at least 4 * paddedKeyCount(keys) values.
 func attentionRows(
   _ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, v: UnsafePointer<Float>,
-  bias: UnsafePointer<Float>?, scratch: AttentionScratch, shape s: AttentionShape, rows: Range<Int>
+  bias: UnsafePointer<Float>?, scratch: AttentionScratch, shape s: AttentionShape, rows: Range<Int>,
+  keyStride: Int? = nil
 ) {
-  let padded = paddedKeyCount(s.keys)
+  // The transposed keys' rows (and the score rows) `keyStride` apart: paddedKeyCount(keys) or more.
+  let padded = keyStride ?? paddedKeyCount(s.keys)
   var i0 = rows.lowerBound
   while i0 < rows.upperBound {
     let count = min(4, rows.upperBound - i0)
@@ -98,28 +100,36 @@ private func storeVector(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
 }
 
 /// Keys [G, N, d] transposed once, for keys that many calls attend to (the mask decoder's
-/// per-image keys): each group's [d, paddedKeyCount(N)], zero past N, as `attentionRows` reads
-/// them. `attention(q:keys:v:scale:)` then skips the transpose that `attention` does per call.
+/// per-image keys): each group's [d, stride], zero past N, as `attentionRows` reads them.
+/// `attention(q:keys:v:scale:)` then skips the transpose that `attention` does per call.
+///
+/// The stride is paddedKeyCount(N), plus 16 when that is a multiple of 256: the decoder's 4096
+/// keys put the d rows a block of scores reads exactly 16 KB apart, all in one L1 cache set.
 public struct TransposedKeys: Sendable {
   public let groups: Int
   public let keys: Int
   public let depth: Int
+  let stride: Int
   let values: [Float]
 
   public init(_ k: Tensor) {
     precondition(k.shape.count == 3, "TransposedKeys: k \(k.shape) must be [G, N, d]")
     let (groups, keys, depth) = (k.shape[0], k.shape[1], k.shape[2])
     let padded = paddedKeyCount(keys)
-    (self.groups, self.keys, self.depth) = (groups, keys, depth)
-    values = [Float](unsafeUninitializedCapacity: groups * depth * padded) { buffer, count in
+    let stride = padded % 256 == 0 ? padded + 16 : padded
+    (self.groups, self.keys, self.depth, self.stride) = (groups, keys, depth, stride)
+    values = [Float](unsafeUninitializedCapacity: groups * depth * stride) { buffer, count in
+      buffer.initialize(repeating: 0)
       k.withUnsafeBufferPointer { kp in
         for g in 0..<groups {
-          transposeKeys(
-            kp.baseAddress! + g * keys * depth, into: buffer.baseAddress! + g * depth * padded, keys: keys,
-            depth: depth)
+          let from = kp.baseAddress! + g * keys * depth
+          let to = buffer.baseAddress! + g * depth * stride
+          for p in 0..<depth {
+            for j in 0..<keys { to[p * stride + j] = from[j * depth + p] }
+          }
         }
       }
-      count = groups * depth * padded
+      count = groups * depth * stride
     }
   }
 }
@@ -136,7 +146,7 @@ public func attention(q: Tensor, keys: TransposedKeys, v: Tensor, scale: Float) 
   let (groups, queries, depth, valueDepth) = (q.shape[0], q.shape[1], q.shape[2], v.shape[2])
   let shape = AttentionShape(
     queries: queries, keys: keys.keys, depth: depth, valueDepth: valueDepth, scale: scale)
-  let padded = paddedKeyCount(keys.keys)
+  let padded = keys.stride
   let paddedQueries = (queries + 3) / 4 * 4
   var padding = shape
   padding.queries = paddedQueries
@@ -159,7 +169,7 @@ public func attention(q: Tensor, keys: TransposedKeys, v: Tensor, scale: Float) 
                   scratch: AttentionScratch(
                     transposedKeys: UnsafeMutablePointer(mutating: kp.baseAddress! + g * depth * padded),
                     scores: scores),
-                  shape: padding, rows: 0..<paddedQueries)
+                  shape: padding, rows: 0..<paddedQueries, keyStride: padded)
                 (out + g * queries * valueDepth).update(from: paddedOut, count: queries * valueDepth)
               }
             }
